@@ -1,0 +1,27 @@
+# The two commands a newcomer runs (see README.md): `make run` and `make test`.
+# Both set everything up first (a virtual environment in .venv) and work offline
+# except for the package registries.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint fmt bench
+
+setup:
+	bash scripts/setup.sh
+
+run: setup
+	$(BIN)/concordia-like demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python scripts/bench_llm.py --quick

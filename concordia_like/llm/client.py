@@ -1,0 +1,101 @@
+"""The language model as every other part of the library sees it.
+
+One object per run: it owns the backend, the batcher, the cache and the usage ledger,
+so that every call anywhere in a simulation is batched, cached and counted the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from concordia_like.llm.backend import Backend
+from concordia_like.llm.batcher import Batcher
+from concordia_like.llm.cache import ResponseCache
+from concordia_like.llm.errors import StructuredOutputError
+from concordia_like.llm.structured import parse_output
+from concordia_like.llm.types import Completion, LLMRequest, RawCompletion
+from concordia_like.llm.usage import UsageLedger
+
+
+class LanguageModel:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        cache: ResponseCache | None = None,
+        ledger: UsageLedger | None = None,
+        gather_ticks: int = 3,
+    ) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.usage = ledger or UsageLedger()
+        self.batcher = Batcher(backend, gather_ticks=gather_ticks)
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend.name}:{self.backend.model}"
+
+    async def complete(self, request: LLMRequest) -> Completion:
+        """Answer one request; concurrent callers are batched together.
+
+        Raises StructuredOutputError (with the raw text) when the output fails its
+        schema or choices; the call is still counted, as failed."""
+        start = time.perf_counter()
+        raw, cached = await self._raw(request)
+        latency = time.perf_counter() - start
+        try:
+            parsed = parse_output(request, raw)
+        except StructuredOutputError:
+            self._count(request, raw, latency, cached=cached, failed=True)
+            raise
+        self._count(request, raw, latency, cached=cached, failed=False)
+        return Completion(
+            text=raw.text,
+            parsed=parsed,
+            prompt_tokens=raw.prompt_tokens,
+            completion_tokens=raw.completion_tokens,
+            latency_s=latency,
+            finish_reason=raw.finish_reason,
+            cached=cached,
+            backend=self.backend.name,
+            model=self.backend.model,
+        )
+
+    async def complete_many(
+        self, requests: list[LLMRequest], *, return_exceptions: bool = False
+    ) -> list[Any]:
+        """Answer many requests at once (they meet in the same batches)."""
+        return await asyncio.gather(
+            *(self.complete(r) for r in requests), return_exceptions=return_exceptions
+        )
+
+    async def _raw(self, request: LLMRequest) -> tuple[RawCompletion, bool]:
+        if self.cache is None or self.cache.mode == "off":
+            return await self.batcher.submit(request), False
+        key = request.key(self.backend.name, self.backend.model)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit, True
+        raw = await self.batcher.submit(request)
+        self.cache.put(key, self.backend.name, self.backend.model, raw)
+        return raw, False
+
+    def _count(
+        self, request: LLMRequest, raw: RawCompletion, latency: float, *, cached: bool,
+        failed: bool,
+    ) -> None:
+        self.usage.record(
+            request.purpose,
+            request.agent,
+            raw.prompt_tokens,
+            raw.completion_tokens,
+            latency,
+            cached=cached,
+            failed=failed,
+        )
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+        if self.cache is not None:
+            self.cache.close()
