@@ -1,0 +1,4 @@
+"""Imports every table module so that `Base.metadata` knows them all.
+
+Each concept keeps its tables in its own module (memory_tables, run_tables, ...); add
+the new module's import here."""
