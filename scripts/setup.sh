@@ -12,7 +12,12 @@ stamp=".venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut 
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip wheel
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  # llama-cpp-python compiles llama.cpp from source here (about 6 minutes, once).
+  # llama-cpp-python compiles llama.cpp from source (about 6 minutes, once). A native
+  # build enables the CPU's AMX kernels, whose matrix multiply crashes on batches of
+  # more than one token on AMX machines; the portable build (AVX2) does not, and runs
+  # anywhere. --no-cache-dir: a wheel cached from a native build must not be reused.
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv/bin/python -m pip install -q --no-cache-dir \
+    "llama-cpp-python[server]==0.3.36"
   .venv/bin/python -m pip install -q -e ".[dev]"
   rm -f .venv/.installed-*
   touch "$stamp"

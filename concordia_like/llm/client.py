@@ -82,7 +82,12 @@ class LanguageModel:
         return raw, False
 
     def _count(
-        self, request: LLMRequest, raw: RawCompletion, latency: float, *, cached: bool,
+        self,
+        request: LLMRequest,
+        raw: RawCompletion,
+        latency: float,
+        *,
+        cached: bool,
         failed: bool,
     ) -> None:
         self.usage.record(

@@ -61,7 +61,9 @@ BACKENDS: dict[str, BackendInfo] = {
             _openai,
         ),
         BackendInfo("langchain", "any LangChain chat model (optional extra)", _langchain),
-        BackendInfo("scripted", "deterministic rule-driven model for tests and dry runs", _scripted),
+        BackendInfo(
+            "scripted", "deterministic rule-driven model for tests and dry runs", _scripted
+        ),
     )
 }
 
@@ -71,9 +73,7 @@ DEFAULT_BACKEND = "embedded"
 def make_backend(name: str = DEFAULT_BACKEND, **opts: Any) -> Backend:
     info = BACKENDS.get(name)
     if info is None:
-        raise UnknownBackendError(
-            f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}"
-        )
+        raise UnknownBackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     return info.factory(**{k: v for k, v in opts.items() if v is not None})
 
 

@@ -21,7 +21,12 @@ class UsageStats:
     prompt_token_samples: list[int] = field(default_factory=list, repr=False)
 
     def add(
-        self, prompt_tokens: int, completion_tokens: int, latency_s: float, *, cached: bool,
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        latency_s: float,
+        *,
+        cached: bool,
         failed: bool,
     ) -> None:
         self.calls += 1

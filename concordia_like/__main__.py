@@ -1,0 +1,3 @@
+from concordia_like.cli.main import app
+
+app()

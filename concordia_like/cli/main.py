@@ -1,0 +1,22 @@
+"""The `concordia-like` command: one module per command, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from concordia_like.cli.demo import demo
+from concordia_like.cli.models import models
+
+app = typer.Typer(
+    name="concordia-like",
+    help="Generative-agent social worlds with a grounding Game Master.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(models)
+app.command()(demo)
+
+
+if __name__ == "__main__":
+    app()

