@@ -227,3 +227,31 @@ async def test_usage_is_counted_by_purpose_and_agent():
 def test_unknown_backend_names_the_choices():
     with pytest.raises(UnknownBackendError, match="embedded, openai, langchain, scripted"):
         make_backend("gpt5")
+
+
+async def test_fault_injection_hits_the_set_fraction_with_every_kind():
+    from concordia_like.llm.faults import HOSTILE_TEXT, FaultInjectingBackend
+
+    class Note(BaseModel):
+        text: str = Field(max_length=200)
+        count: int
+
+    faulty = FaultInjectingBackend(ScriptedBackend(), rate=0.3, seed=3)
+    lm = LanguageModel(faulty)
+    results = await lm.complete_many(
+        [req(f"note {i}", schema=Note) for i in range(400)], return_exceptions=True
+    )
+    injected = sum(faulty.injected.values())
+    assert 90 <= injected <= 150  # 30% of 400, give or take chance
+    assert set(faulty.injected) == {"malformed", "truncated", "off_schema", "hostile"}
+    failures = [r for r in results if isinstance(r, StructuredOutputError)]
+    hostile = [r for r in results if not isinstance(r, Exception) and r.parsed.text == HOSTILE_TEXT]
+    # malformed, truncated and off-schema outputs never parse; hostile ones do
+    assert len(failures) == injected - len(hostile)
+    assert len(hostile) == faulty.injected["hostile"]
+    # the same seed injects the same faults
+    again = FaultInjectingBackend(ScriptedBackend(), rate=0.3, seed=3)
+    await LanguageModel(again).complete_many(
+        [req(f"note {i}", schema=Note) for i in range(400)], return_exceptions=True
+    )
+    assert again.injected == faulty.injected
