@@ -2,3 +2,5 @@
 
 Each concept keeps its tables in its own module (memory_tables, run_tables, ...); add
 the new module's import here."""
+
+from concordia_like.store import run_tables  # noqa: F401
