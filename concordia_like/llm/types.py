@@ -84,13 +84,13 @@ class LLMRequest(BaseModel):
 
     @cached_property
     def adapter(self) -> TypeAdapter[Any] | None:
-        return TypeAdapter(self.schema_) if self.schema_ is not None else None
+        return _adapter(self.schema_)[0] if self.schema_ is not None else None
 
     @cached_property
     def json_schema(self) -> dict[str, Any] | None:
         """The JSON schema a backend constrains decoding with; choices become a string enum."""
-        if self.adapter is not None:
-            return self.adapter.json_schema()
+        if self.schema_ is not None:
+            return _adapter(self.schema_)[1]
         if self.choices is not None:
             return {"type": "string", "enum": list(self.choices)}
         return None
@@ -107,6 +107,22 @@ class LLMRequest(BaseModel):
         }
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter[Any], dict[str, Any]]] = {}
+
+
+def _adapter(schema: Any) -> tuple[TypeAdapter[Any], dict[str, Any]]:
+    """One TypeAdapter and JSON schema per schema object: building them costs about a
+    millisecond, and a simulation sends the same few schemas thousands of times."""
+    hit = _ADAPTERS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        if len(_ADAPTERS) > 8192:
+            _ADAPTERS.clear()
+        adapter = TypeAdapter(schema)
+        hit = (schema, adapter, adapter.json_schema())
+        _ADAPTERS[id(schema)] = hit  # the entry keeps `schema` alive, so its id stays its own
+    return hit[1], hit[2]
 
 
 @dataclass
