@@ -1,0 +1,469 @@
+"""Any OpenAI-compatible chat server over HTTP: `vllm serve`, llama.cpp's server,
+llama-cpp-python's server, Ollama, hosted APIs.
+
+A batch is sent as that many concurrent requests (bounded by a semaphore): the server's
+continuous batching is what decodes them together, so the batcher may hand over a new
+batch while one is still in flight.
+
+Structured output. The portable form is OpenAI's
+`response_format={"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`,
+which vLLM, llama.cpp's C++ server, Ollama and OpenAI itself constrain decoding with.
+llama-cpp-python's server (`python -m llama_cpp.server`) rejects that form (its request
+model only knows `"text"` and `"json_object"`; it answers HTTP 500 naming
+`response_format`) and instead constrains with
+`response_format={"type": "json_object", "schema": ...}`, which it turns into a GBNF
+grammar. In the default mode "auto" the backend sends the portable form first and, if the
+server rejects it, switches to the `json_object` + `schema` form for the rest of the
+session. Choices are sent as the schema of a string enum. Whatever the server does, the
+client layer validates every structured output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from concordia_like.llm.backend import Backend
+from concordia_like.llm.errors import BackendUnavailableError, LLMError
+from concordia_like.llm.types import LLMRequest, RawCompletion
+
+log = logging.getLogger(__name__)
+
+StructuredMode = Literal["auto", "json_schema", "json_object", "none"]
+STRUCTURED_MODES: tuple[str, ...] = ("auto", "json_schema", "json_object", "none")
+
+BASE_URL_ENVS = ("CONCORDIA_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+MODEL_ENVS = ("CONCORDIA_OPENAI_MODEL", "OPENAI_MODEL")
+API_KEY_ENVS = ("OPENAI_API_KEY",)
+
+_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def _env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The server's API root (ending in /v1 or whatever the server uses), without a
+    trailing slash. A bare `http://host:port` gets `/v1`, as every local server expects."""
+    url = base_url or _env(BASE_URL_ENVS)
+    if not url:
+        raise BackendUnavailableError(
+            "the openai backend needs the URL of an OpenAI-compatible server: pass "
+            "--base-url (base_url=...) or set CONCORDIA_OPENAI_BASE_URL or OPENAI_BASE_URL, "
+            "e.g. http://127.0.0.1:8000/v1"
+        )
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BackendUnavailableError(
+            f"the openai backend's base URL {url!r} is not an http(s) URL; "
+            "expected something like http://127.0.0.1:8000/v1"
+        )
+    if parts.path in ("", "/"):
+        url += "/v1"
+    return url
+
+
+def _auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _first_model(payload: Any, url: str) -> str:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(data, list):
+        for entry in data:
+            if isinstance(entry, dict) and entry.get("id"):
+                return str(entry["id"])
+    raise BackendUnavailableError(
+        f"the server at {url} lists no models; pass --model (model=...) or set "
+        "CONCORDIA_OPENAI_MODEL"
+    )
+
+
+def list_first_model(base_url: str, api_key: str | None = None, timeout_s: float = 10.0) -> str:
+    """The first model id the server lists at GET {base_url}/models (blocking)."""
+    url = f"{base_url}/models"
+    try:
+        response = httpx.get(url, headers=_auth_headers(api_key), timeout=timeout_s)
+        response.raise_for_status()
+        payload = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise BackendUnavailableError(
+            f"could not list the models at {url} to pick one ({_describe(exc)}); is the "
+            "server running? Or name the model with --model (model=...) or "
+            "CONCORDIA_OPENAI_MODEL"
+        ) from exc
+    return _first_model(payload, url)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}: {exc.response.text[:200]}"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+
+
+def schema_name(schema: dict[str, Any] | None, fallback: str = "output") -> str:
+    """A name for `json_schema.name`: letters, digits, `_` and `-`, at most 64."""
+    title = schema.get("title") if isinstance(schema, dict) else None
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(title or fallback)).strip("_")
+    return (name or fallback)[:64]
+
+
+def response_format_for(
+    request: LLMRequest, mode: str, *, strict: bool = True
+) -> dict[str, Any] | None:
+    """The `response_format` that constrains `request` under `mode`
+    ("json_schema": OpenAI's portable form; "json_object": llama-cpp-python's form)."""
+    schema = request.json_schema
+    if schema is None or mode == "none":
+        return None
+    if mode == "json_object":
+        return {"type": "json_object", "schema": schema}
+    fallback = "choice" if request.choices is not None else "output"
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": schema_name(schema, fallback), "schema": schema, "strict": strict},
+    }
+
+
+def looks_like_response_format_rejection(status: int | None, body: str) -> bool:
+    """Whether an error answer says the server does not take this `response_format`.
+
+    OpenAI-style servers answer 400/422; llama-cpp-python's server wraps its request
+    validation error in a 500 whose message names the field."""
+    if status not in (400, 422, 500):
+        return False
+    low = body.lower()
+    return "response_format" in low or "json_schema" in low
+
+
+def probe_structured_mode(
+    base_url: str, model: str, api_key: str | None = None, timeout_s: float = 30.0
+) -> str:
+    """Ask the server once (blocking, one token) whether it takes OpenAI's json_schema
+    response_format: "json_schema" if it does, "json_object" if it rejects it (as
+    llama-cpp-python's server does), "auto" if the probe itself failed."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Say a."}],
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "probe", "schema": {"type": "string", "enum": ["a"]}},
+        },
+    }
+    try:
+        response = httpx.post(
+            f"{base_url}/chat/completions",
+            json=body,
+            headers=_auth_headers(api_key),
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError:
+        return "auto"
+    if response.status_code < 300:
+        return "json_schema"
+    if looks_like_response_format_rejection(response.status_code, response.text):
+        return "json_object"
+    return "auto"
+
+
+class _RequestRejected(LLMError):
+    """A non-retryable answer (4xx) to one request."""
+
+    def __init__(self, message: str, status: int, body: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+def map_finish_reason(reason: Any) -> Literal["stop", "length"]:
+    return "length" if reason == "length" else "stop"
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count (about 4 characters a token) for servers that report no usage."""
+    return max(1, (len(text) + 3) // 4)
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    max_batch = 64
+    concurrent_batches = True
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        *,
+        concurrency: int = 32,
+        timeout_s: float = 120.0,
+        connect_timeout_s: float = 10.0,
+        max_retries: int = 4,
+        retry_base_delay_s: float = 0.5,
+        retry_max_delay_s: float = 30.0,
+        structured_output: StructuredMode = "auto",
+        strict: bool = True,
+        extra_body: dict[str, Any] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if structured_output not in STRUCTURED_MODES:
+            raise ValueError(
+                f"structured_output must be one of {', '.join(STRUCTURED_MODES)}, "
+                f"not {structured_output!r}"
+            )
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if max_retries < 0:
+            raise ValueError("max_retries must not be negative")
+        self.base_url = resolve_base_url(base_url)
+        self.api_key = api_key or _env(API_KEY_ENVS)
+        self._model = model or _env(MODEL_ENVS)
+        self.concurrency = concurrency
+        self.max_batch = max(self.max_batch, concurrency)
+        self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
+        self.max_retries = max_retries
+        self.retry_base_delay_s = retry_base_delay_s
+        self.retry_max_delay_s = retry_max_delay_s
+        self.structured_output: str = structured_output
+        self.strict = strict
+        self.extra_body = dict(extra_body or {})
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._model_lock: asyncio.Lock | None = None
+        #: HTTP attempts made (first tries and retries), for tests and diagnostics
+        self.attempts = 0
+
+    # -- model ------------------------------------------------------------------------
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def model(self) -> str:
+        """The model name; when none was given, the first the server lists (asked once,
+        blocking, the first time it is needed)."""
+        if self._model is None:
+            self._model = list_first_model(
+                self.base_url, self.api_key, timeout_s=self.timeout.connect or 10.0
+            )
+        return self._model
+
+    async def _resolve_model(self) -> str:
+        if self._model is not None:
+            return self._model
+        if self._model_lock is None:
+            self._model_lock = asyncio.Lock()
+        async with self._model_lock:
+            if self._model is None:
+                url = f"{self.base_url}/models"
+                try:
+                    response = await self._http().get(url)
+                    response.raise_for_status()
+                    payload = response.json()
+                except (httpx.HTTPError, ValueError) as exc:
+                    raise BackendUnavailableError(
+                        f"could not list the models at {url} to pick one ({_describe(exc)}); "
+                        "is the server running? Or name the model with --model (model=...) "
+                        "or CONCORDIA_OPENAI_MODEL"
+                    ) from exc
+                self._model = _first_model(payload, url)
+        return self._model
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                headers={"Content-Type": "application/json", **_auth_headers(self.api_key)},
+                timeout=self.timeout,
+                limits=httpx.Limits(
+                    max_connections=self.concurrency,
+                    max_keepalive_connections=self.concurrency,
+                ),
+                transport=self._transport,
+            )
+        return self._client
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        delay = self.retry_base_delay_s * (2**attempt)
+        delay = min(delay, self.retry_max_delay_s) * (1.0 + random.uniform(0.0, 0.1))
+        if retry_after:
+            with contextlib.suppress(ValueError):
+                delay = max(delay, min(float(retry_after), self.retry_max_delay_s))
+        return delay
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST one chat completion, retrying 429, 5xx, connect errors and timeouts."""
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        last = "no attempt made"
+        attempts = self.max_retries + 1
+        for attempt in range(attempts):
+            retry_after: str | None = None
+            async with self._semaphore:
+                self.attempts += 1
+                try:
+                    response = await self._http().post(self.chat_url, json=body)
+                except httpx.TimeoutException as exc:
+                    last = f"timed out ({type(exc).__name__})"
+                except httpx.TransportError as exc:
+                    last = _describe(exc)
+                else:
+                    status = response.status_code
+                    if status < 300:
+                        try:
+                            return response.json()
+                        except ValueError:
+                            last = f"HTTP {status}, body not JSON: {response.text[:200]!r}"
+                    else:
+                        text = response.text
+                        if looks_like_response_format_rejection(status, text) and body.get(
+                            "response_format"
+                        ):
+                            raise _RequestRejected(
+                                f"{self.chat_url} rejected the response_format "
+                                f"(HTTP {status}): {text[:300]}",
+                                status,
+                                text,
+                            )
+                        if status in (401, 403):
+                            raise BackendUnavailableError(
+                                f"{self.chat_url} refused the request (HTTP {status}: "
+                                f"{text[:200]}); check the API key (--api-key or OPENAI_API_KEY)"
+                            )
+                        if status == 404:
+                            raise BackendUnavailableError(
+                                f"{self.chat_url} answered HTTP 404 ({text[:200]}); check the "
+                                "base URL (it usually ends in /v1) and the model name "
+                                f"{body.get('model')!r}"
+                            )
+                        if status not in _RETRY_STATUS:
+                            raise _RequestRejected(
+                                f"{self.chat_url} rejected the request (HTTP {status}): "
+                                f"{text[:300]}",
+                                status,
+                                text,
+                            )
+                        last = f"HTTP {status}: {text[:200]}"
+                        retry_after = response.headers.get("retry-after")
+            if attempt + 1 < attempts:
+                delay = self._delay(attempt, retry_after)
+                log.debug("openai backend: %s; retrying in %.2fs", last, delay)
+                await asyncio.sleep(delay)
+        raise BackendUnavailableError(
+            f"the OpenAI-compatible server at {self.chat_url} kept failing: {attempts} "
+            f"attempt(s), {self.max_retries} retries spent; last error: {last}"
+        )
+
+    # -- requests ---------------------------------------------------------------------
+
+    def build_body(self, request: LLMRequest, model: str, mode: str) -> dict[str, Any]:
+        s = request.sampling
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+            "seed": s.seed,
+            "stream": False,
+        }
+        if s.stop:
+            body["stop"] = list(s.stop)
+        response_format = response_format_for(request, mode, strict=self.strict)
+        if response_format is not None:
+            body["response_format"] = response_format
+        body.update(self.extra_body)
+        return body
+
+    async def _one(self, request: LLMRequest, model: str) -> RawCompletion:
+        mode = self.structured_output
+        if mode == "auto":
+            mode = "json_schema"
+        try:
+            payload = await self._post(self.build_body(request, model, mode))
+        except _RequestRejected as exc:
+            if not (
+                self.structured_output in ("auto", "json_object")
+                and mode == "json_schema"
+                and request.json_schema is not None
+                and looks_like_response_format_rejection(exc.status, exc.body)
+            ):
+                raise LLMError(str(exc)) from None
+            if self.structured_output == "auto":
+                log.info(
+                    "%s does not take response_format json_schema; using json_object "
+                    "with a schema (llama-cpp-python's form) from now on",
+                    self.base_url,
+                )
+                self.structured_output = "json_object"
+            try:
+                payload = await self._post(self.build_body(request, model, "json_object"))
+            except _RequestRejected as exc2:
+                raise LLMError(str(exc2)) from None
+        return self._parse(payload, request)
+
+    def _parse(self, payload: dict[str, Any], request: LLMRequest) -> RawCompletion:
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        if not choices or not isinstance(choices, list):
+            raise LLMError(f"{self.chat_url} answered without choices: {str(payload)[:300]}")
+        choice = choices[0]
+        message = choice.get("message") or {}
+        text = message.get("content")
+        if text is None:
+            text = choice.get("text") or ""
+        if not isinstance(text, str):
+            text = json.dumps(text)
+        usage = payload.get("usage") or {}
+        prompt_tokens = usage.get("prompt_tokens")
+        completion_tokens = usage.get("completion_tokens")
+        return RawCompletion(
+            text=text,
+            prompt_tokens=int(prompt_tokens)
+            if prompt_tokens is not None
+            else sum(estimate_tokens(m.content) for m in request.messages),
+            completion_tokens=int(completion_tokens)
+            if completion_tokens is not None
+            else estimate_tokens(text),
+            finish_reason=map_finish_reason(choice.get("finish_reason")),
+        )
+
+    async def generate_batch(self, requests: list[LLMRequest]) -> list[RawCompletion | Exception]:
+        model = await self._resolve_model()
+        results = await asyncio.gather(
+            *(self._one(r, model) for r in requests), return_exceptions=True
+        )
+        out: list[RawCompletion | Exception] = []
+        for r in results:
+            if isinstance(r, Exception):
+                out.append(r)
+            elif isinstance(r, BaseException):  # cancellation and the like: not ours to keep
+                raise r
+            else:
+                out.append(r)
+        return out
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
