@@ -1,0 +1,69 @@
+"""What an agent perceives of the world now, as a few short lines for its prompt.
+
+The prompt's variable part must not grow with the run or the world, so every list is
+capped and the whole text is cut to `max_chars`; the most decision-relevant lines (time
+and place, who is here, where one can go) come first so that a cut loses the least.
+Place ids appear as written in the world file, since they are what a move names.
+"""
+
+from __future__ import annotations
+
+from concordia_like.agents.persona import clip
+from concordia_like.world.state import WorldState
+
+LIST_MAX = 8
+DESCRIPTION_MAX = 160
+
+
+def _listing(entries: list[str], limit: int = LIST_MAX) -> str:
+    if len(entries) <= limit:
+        return ", ".join(entries)
+    return ", ".join(entries[:limit]) + f" and {len(entries) - limit} more"
+
+
+def _items(state: WorldState, holder: str) -> str:
+    return _listing(
+        [i.name if i.quantity == 1 else f"{i.name} x{i.quantity}" for i in state.items_held(holder)]
+    )
+
+
+def describe_for(state: WorldState, agent: str, max_chars: int = 700) -> str:
+    """Time, place, company, things here and carried, own attributes, ways out."""
+    a = state.agents[agent]
+    place = state.places[a.location]
+    now = state.clock.now
+    if place.id == a.home:
+        status = "your home"
+    elif agent in place.keyholders and not place.hours.is_open(now):
+        status = "closed, but you have a key"
+    else:
+        status = place.hours.next_change(now)
+    lines = [
+        f"It is {now:%A %d %B %Y, %H:%M}. You are at {place.name} ({place.id}, {status}): "
+        f"{clip(place.description, DESCRIPTION_MAX)}"
+    ]
+    others = state.others_present(agent)
+    lines.append("With you: " + (_listing(others) if others else "nobody") + ".")
+    here = _items(state, place.id)
+    if here:
+        lines.append(f"Here: {here}.")
+    carried = _items(state, agent)
+    lines.append("You carry: " + (carried or "nothing") + ".")
+    if a.attributes:
+        attrs = []
+        for name, value in a.attributes.items():
+            bound = state.attributes[name]
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            attrs.append(f"{name} {shown}" + ("" if bound.conserved else f"/{bound.max:g}"))
+        lines.append("You have: " + ", ".join(attrs) + ".")
+    reachable = state.reachable(agent)
+    lines.append("You can go to: " + (_listing(reachable) if reachable else "nowhere now") + ".")
+    shut = [p for p in place.connections if p not in reachable]
+    if shut:
+        lines.append("Not now: " + _listing([f"{p} ({_why_not(state, p)})" for p in shut], 4) + ".")
+    return clip("\n".join(lines), max_chars)
+
+
+def _why_not(state: WorldState, place: str) -> str:
+    p = state.places[place]
+    return p.hours.next_change(state.clock.now) if not p.hours.is_open(state.clock.now) else "full"

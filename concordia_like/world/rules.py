@@ -1,0 +1,338 @@
+"""The validator: which effects the world allows, applied all together or not at all.
+
+Whatever proposes a change (code grounding a typed action, a model's free-form
+resolution, a scenario's intervention, a scheduled event) passes through here, so the
+world's constraints hold whatever a model writes:
+
+- move: the agent exists, the destination exists, connects to where the agent is, is
+  open now (keyholders may enter a closed place) and is not full;
+- transfer: the source holds enough; a transfer between people needs both in one
+  place, a take or drop needs the agent at that place; places do not pass items among
+  themselves (someone carries them); the receiving stack stays within `max_stack`;
+- set: the attribute exists, exactly one of value/delta is given, the result is finite,
+  whole for integer attributes, and within bounds (refused, never clamped);
+- create/destroy: positive quantities, an existing holder, destroy only what is held;
+- a list of effects may not change the total of a conserved attribute (money changes
+  hands, it is not minted): checked over the whole list, since a sale is two sets.
+
+`apply_effects` validates each effect against the state as the earlier ones left it and
+undoes everything on the first failure; its reason names the effect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from concordia_like.world.effects import (
+    CreateEffect,
+    DestroyEffect,
+    MoveEffect,
+    SetEffect,
+    TransferEffect,
+    parse_effect,
+)
+from concordia_like.world.state import Item, Number, WorldState, slug
+
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """`ok` and the effects applied, or the reason (naming the effect) and its index."""
+
+    ok: bool
+    applied: tuple[Any, ...] = ()
+    reason: str | None = None
+    failed_index: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def validate(state: WorldState, effect: Any) -> str | None:
+    """Why `effect` may not be applied to `state` now, or None if it may."""
+    if isinstance(effect, MoveEffect):
+        return _check_move(state, effect)
+    if isinstance(effect, TransferEffect):
+        return _check_transfer(state, effect)
+    if isinstance(effect, SetEffect):
+        return _check_set(state, effect)[0]
+    if isinstance(effect, CreateEffect):
+        return _check_create(state, effect)
+    if isinstance(effect, DestroyEffect):
+        return _check_destroy(state, effect)
+    return f"unknown effect {type(effect).__name__}"
+
+
+def apply_effects(state: WorldState, effects: Iterable[Any]) -> ApplyResult:
+    """Apply `effects` (models or dicts) in order, atomically: all or nothing."""
+    effects = list(effects)
+    before = state.conserved_totals()
+    applied: list[Any] = []
+    state.begin()
+    try:
+        for i, raw in enumerate(effects):
+            try:
+                effect = parse_effect(raw)
+            except ValidationError as exc:
+                state.rollback()
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in first["loc"])
+                return ApplyResult(
+                    False, (), f"effect {i + 1}: not a valid effect: {where}: {first['msg']}", i
+                )
+            reason = validate(state, effect)
+            if reason is not None:
+                state.rollback()
+                return ApplyResult(False, (), f"effect {i + 1} ({effect.describe()}): {reason}", i)
+            _apply(state, effect)
+            applied.append(effect)
+        touched = sorted({e.attribute for e in applied if isinstance(e, SetEffect)} & set(before))
+        after = state.conserved_totals() if touched else before
+        for name in touched:
+            change = after[name] - before[name]
+            if abs(change) > EPS:
+                state.rollback()
+                last = max(
+                    i for i, e in enumerate(applied) if getattr(e, "attribute", None) == name
+                )
+                return ApplyResult(
+                    False,
+                    (),
+                    f"effects change the total {name} by {change:+g}; {name} is conserved: "
+                    f"it only moves between people, so every decrease needs a matching increase",
+                    last,
+                )
+        state.commit()
+    except BaseException:
+        state.rollback()
+        raise
+    return ApplyResult(True, tuple(applied))
+
+
+# -- checks ---------------------------------------------------------------------------
+
+
+def _check_move(s: WorldState, e: MoveEffect) -> str | None:
+    if e.agent not in s.agents:
+        return f"no agent named {e.agent!r}"
+    if e.to not in s.places:
+        return f"no place {e.to!r}"
+    here = s.location(e.agent)
+    if e.to == here:
+        return f"{e.agent} is already at {e.to}"
+    if e.to not in s.places[here].connections:
+        return f"{e.to} does not connect to {here} (from there: {', '.join(s.neighbours(here))})"
+    return s.entry_refusal(e.agent, e.to)
+
+
+def _holder_missing(s: WorldState, holder: str) -> str | None:
+    return None if s.holder_exists(holder) else f"no agent or place named {holder!r}"
+
+
+def _one_stack(s: WorldState, holder: str, ref: str) -> tuple[Item | None, str | None]:
+    stacks = s.find_items(holder, ref)
+    if not stacks:
+        held = ", ".join(f"{i.name} x{i.quantity}" for i in s.items_held(holder)[:8]) or "nothing"
+        return None, f"{holder} holds no {ref!r} (holds: {held})"
+    if len(stacks) > 1:
+        ids = ", ".join(i.id for i in stacks)
+        return None, f"{holder} holds several {ref!r} ({ids}); name one by its id"
+    return stacks[0], None
+
+
+def _check_quantity(s: WorldState, q: int) -> str | None:
+    if not isinstance(q, int) or isinstance(q, bool) or q < 1:
+        return f"quantity must be a positive whole number, got {q!r}"
+    if q > s.max_stack:
+        return f"quantity {q} exceeds the world's limit of {s.max_stack}"
+    return None
+
+
+def _check_transfer(s: WorldState, e: TransferEffect) -> str | None:
+    reason = (
+        _check_quantity(s, e.quantity) or _holder_missing(s, e.from_) or _holder_missing(s, e.to)
+    )
+    if reason:
+        return reason
+    if e.from_ == e.to:
+        return "source and destination are the same"
+    src_agent, dst_agent = e.from_ in s.agents, e.to in s.agents
+    if src_agent and dst_agent:
+        if s.location(e.from_) != s.location(e.to):
+            return (
+                f"{e.to} is not with {e.from_} (at {s.location(e.to)}, not {s.location(e.from_)})"
+            )
+    elif src_agent:
+        if s.location(e.from_) != e.to:
+            return f"{e.from_} is not at {e.to}"
+    elif dst_agent:
+        if s.location(e.to) != e.from_:
+            return f"{e.to} is not at {e.from_}"
+    else:
+        return "items do not move between places by themselves; someone must carry them"
+    stack, reason = _one_stack(s, e.from_, e.item)
+    if reason or stack is None:
+        return reason
+    if stack.quantity < e.quantity:
+        return f"{e.from_} holds only {stack.quantity} {stack.name}"
+    target = _merge_target(s, e.to, stack.name, stack.properties)
+    if target is not None and target.quantity + e.quantity > s.max_stack:
+        return f"{e.to} would hold more than {s.max_stack} {stack.name}"
+    return None
+
+
+def _check_set(s: WorldState, e: SetEffect) -> tuple[str | None, Number | None]:
+    if e.agent not in s.agents:
+        return f"no agent named {e.agent!r}", None
+    attr = s.attributes.get(e.attribute)
+    if attr is None:
+        return f"no attribute {e.attribute!r} (attributes: {', '.join(s.attributes)})", None
+    if (e.value is None) == (e.delta is None):
+        return "give exactly one of value and delta", None
+    current = s.attribute(e.agent, e.attribute)
+    new = e.value if e.value is not None else current + e.delta  # type: ignore[operator]
+    if isinstance(new, bool) or not math.isfinite(new):
+        return f"{e.attribute} must be a finite number, got {new!r}", None
+    if attr.integer:
+        if new != int(new):
+            return f"{e.attribute} is a whole number, got {new!r}", None
+        new = int(new)
+    if not attr.min <= new <= attr.max:
+        return (
+            f"{e.attribute} would be {new:g} (now {current:g}), outside its bounds "
+            f"{attr.min:g}..{attr.max:g}"
+        ), None
+    return None, new
+
+
+def _check_create(s: WorldState, e: CreateEffect) -> str | None:
+    reason = _check_quantity(s, e.quantity) or _holder_missing(s, e.holder)
+    if reason:
+        return reason
+    if not e.item.strip():
+        return "an item needs a name"
+    target = _merge_target(s, e.holder, e.item.strip(), e.properties)
+    if target is not None and target.quantity + e.quantity > s.max_stack:
+        return f"{e.holder} would hold more than {s.max_stack} {target.name}"
+    return None
+
+
+def _check_destroy(s: WorldState, e: DestroyEffect) -> str | None:
+    reason = _check_quantity(s, e.quantity) or _holder_missing(s, e.holder)
+    if reason:
+        return reason
+    stack, reason = _one_stack(s, e.holder, e.item)
+    if reason or stack is None:
+        return reason
+    if stack.quantity < e.quantity:
+        return f"{e.holder} holds only {stack.quantity} {stack.name}"
+    return None
+
+
+# -- application (after validation) ---------------------------------------------------
+
+
+def _merge_target(
+    s: WorldState, holder: str, name: str, properties: Mapping[str, Any]
+) -> Item | None:
+    """The holder's stack that an arriving `name` with `properties` joins, if any."""
+    for item in s.items.values():
+        if item.holder == holder and item.name == name and item.properties == properties:
+            return item
+    return None
+
+
+def _give(s: WorldState, holder: str, name: str, quantity: int, properties: dict[str, Any]) -> None:
+    target = _merge_target(s, holder, name, properties)
+    if target is not None:
+        s.set_quantity(target.id, target.quantity + quantity)
+        return
+    item_id = slug(name) if slug(name) not in s.items else s.new_item_id(name)
+    s.add_item(Item(item_id, name, holder, quantity, dict(properties)))
+
+
+def _apply(s: WorldState, e: Any) -> None:
+    if isinstance(e, MoveEffect):
+        s.set_location(e.agent, e.to)
+    elif isinstance(e, SetEffect):
+        s.set_attribute(e.agent, e.attribute, _check_set(s, e)[1])  # type: ignore[arg-type]
+    elif isinstance(e, TransferEffect):
+        stack = s.find_items(e.from_, e.item)[0]
+        target = _merge_target(s, e.to, stack.name, stack.properties)
+        if target is None and stack.quantity == e.quantity:
+            s.set_holder(stack.id, e.to)  # the whole stack moves and keeps its id
+            return
+        if stack.quantity == e.quantity:
+            s.remove_item(stack.id)
+        else:
+            s.set_quantity(stack.id, stack.quantity - e.quantity)
+        _give(s, e.to, stack.name, e.quantity, stack.properties)
+    elif isinstance(e, CreateEffect):
+        _give(s, e.holder, e.item.strip(), e.quantity, dict(e.properties))
+        s.record(s.created, e.item.strip(), e.quantity)
+    elif isinstance(e, DestroyEffect):
+        stack = s.find_items(e.holder, e.item)[0]
+        if stack.quantity == e.quantity:
+            s.remove_item(stack.id)
+        else:
+            s.set_quantity(stack.id, stack.quantity - e.quantity)
+        s.record(s.destroyed, stack.name, e.quantity)
+
+
+# -- invariants -----------------------------------------------------------------------
+
+
+def check_invariants(
+    state: WorldState,
+    baseline_counts: Mapping[str, int] | None = None,
+    baseline_totals: Mapping[str, Number] | None = None,
+) -> list[str]:
+    """Every broken invariant, in words; empty when the state is sound.
+
+    Item counts must equal the baseline (default: the counts when the world was loaded)
+    plus created minus destroyed; conserved attribute totals must equal theirs."""
+    s = state
+    out: list[str] = []
+    base = s.initial_counts if baseline_counts is None else baseline_counts
+    counts = s.item_counts()
+    for name in sorted(set(base) | set(counts) | set(s.created) | set(s.destroyed)):
+        expected = base.get(name, 0) + s.created.get(name, 0) - s.destroyed.get(name, 0)
+        if counts.get(name, 0) != expected:
+            out.append(f"item {name!r}: {counts.get(name, 0)} in the world, ledger says {expected}")
+    for item in s.items.values():
+        if not isinstance(item.quantity, int) or not 1 <= item.quantity <= s.max_stack:
+            out.append(f"item {item.id}: quantity {item.quantity!r} outside 1..{s.max_stack}")
+        if not s.holder_exists(item.holder):
+            out.append(f"item {item.id}: holder {item.holder!r} does not exist")
+    present: dict[str, set[str]] = {}
+    for agent in s.agents.values():
+        if agent.location not in s.places:
+            out.append(f"agent {agent.name}: at {agent.location!r}, which is not a place")
+        present.setdefault(agent.location, set()).add(agent.name)
+        if set(agent.attributes) != set(s.attributes):
+            out.append(
+                f"agent {agent.name}: has attributes {sorted(agent.attributes)}, "
+                f"the world defines {sorted(s.attributes)}"
+            )
+        for name, attr in s.attributes.items():
+            value = agent.attributes.get(name)
+            if value is None:
+                continue
+            if not attr.min <= value <= attr.max:
+                out.append(f"agent {agent.name}: {name} {value} outside {attr.min}..{attr.max}")
+            if attr.integer and not isinstance(value, int):
+                out.append(f"agent {agent.name}: {name} {value!r} is not a whole number")
+    for place in set(present) | set(s._present):
+        if present.get(place, set()) != s._present.get(place, set()):
+            out.append(f"place {place}: presence index out of step with agents' locations")
+    totals = s.initial_totals if baseline_totals is None else baseline_totals
+    for name, total in s.conserved_totals().items():
+        if name in totals and abs(total - totals[name]) > EPS:
+            out.append(f"conserved {name}: total {total} != {totals[name]}")
+    return out

@@ -1,0 +1,135 @@
+"""The world file's schema: what `worlds/<name>.yaml` may contain.
+
+Pydantic checks each field's type and range here, `extra="forbid"` refusing typos;
+whatever needs the whole file (a connection to an unknown place, a resident's persona
+file, an initial value outside its bounds) is checked by `world.loader`, which reports
+it at its line just the same.
+
+    name: Larkspur Ford
+    description: ...
+    start: 2025-04-14 06:00          # simulation start, local time, no timezone
+    step_minutes: 10
+    max_stack: 1000                  # most of one item one holder may have
+    places:
+      bakery:                        # a place id: lower-case letters, digits, _
+        name: Marlowe's Bakery       # shown name (default: from the id)
+        kind: shop                   # free word: home, shop, street, public...
+        description: ...
+        connections: [market_square] # symmetric: listing one side is enough
+        hours: "06:00-17:00"         # or "08:00-12:00,13:00-17:00", "17:00-01:00", "always"
+        closed_days: [sunday]
+        capacity: 8                  # most people inside at once (default: no limit)
+        keyholders: [Ines Marlowe]   # may enter while closed; residents of a home are added
+    items:
+      - {name: bread, holder: bakery, quantity: 24, properties: {price: 3}}
+      - {id: letter_for_elias, name: letter, holder: post_office}  # id: default from name
+    attributes:
+      money: {min: 0, max: 100000, initial: 40, conserved: true}
+      energy: {min: 0, max: 100, initial: 80}
+    rules: [natural-language rules the Game Master is given]
+    residents:
+      - {persona: ../personas/ines_marlowe.yaml, start: marlowe_house, attributes: {money: 120}}
+    events:
+      - {at: 2025-04-19 08:00, repeat: weekly, place: market_square, text: Market day opens.}
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from concordia_like.world.effects import Effect, PropertyValue
+from concordia_like.world.hours import OpeningHours
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+Number = int | float
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _naive(v: datetime) -> datetime:
+    if v.tzinfo is not None:
+        raise ValueError("simulation times are local: write them without a timezone")
+    return v
+
+
+class PlaceSpec(_Strict):
+    name: str | None = Field(None, max_length=80)
+    kind: str = Field("place", max_length=40)
+    description: str = Field("", max_length=1000)
+    connections: list[str] = Field(default_factory=list)
+    hours: str | None = None
+    closed_days: list[Weekday] = Field(default_factory=list)
+    capacity: int | None = Field(None, ge=1)
+    keyholders: list[str] = Field(default_factory=list)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: str | None) -> str | None:
+        OpeningHours.parse(v)
+        return v
+
+    def opening_hours(self) -> OpeningHours:
+        return OpeningHours.parse(self.hours, self.closed_days)
+
+
+class ItemSpec(_Strict):
+    id: str | None = Field(None, pattern=r"^[a-z][a-z0-9_\-]*$", max_length=80)
+    name: str = Field(min_length=1, max_length=80)
+    holder: str = Field(min_length=1, description="an agent's name or a place id")
+    quantity: int = Field(1, ge=1)
+    properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=16)
+
+
+class AttributeSpec(_Strict):
+    min: Number
+    max: Number
+    initial: Number
+    integer: bool = True
+    conserved: bool = False
+    description: str = Field("", max_length=200)
+
+
+class ResidentSpec(_Strict):
+    persona: str = Field(min_length=1, description="path of the card, relative to this file")
+    start: str | None = Field(None, description="starting place id (default: home)")
+    home: str | None = Field(None, description="overrides the card's home")
+    attributes: dict[str, Number] = Field(default_factory=dict)
+
+
+class ScheduledEventSpec(_Strict):
+    id: str | None = Field(None, max_length=80)
+    at: datetime
+    text: str = Field(min_length=1, max_length=500)
+    place: str | None = Field(None, description="where it is perceived; none: everyone")
+    repeat: Literal["none", "daily", "weekly"] = "none"
+    until: datetime | None = None
+    effects: list[Effect] = Field(default_factory=list, max_length=20)
+
+    @field_validator("at", "until")
+    @classmethod
+    def _local(cls, v: datetime | None) -> datetime | None:
+        return v if v is None else _naive(v)
+
+
+class WorldSpec(_Strict):
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field("", max_length=2000)
+    start: datetime
+    step_minutes: int = Field(10, ge=1, le=1440)
+    max_stack: int = Field(1000, ge=1, le=1_000_000)
+    places: dict[str, PlaceSpec] = Field(min_length=1)
+    items: list[ItemSpec] = Field(default_factory=list)
+    attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
+    rules: list[str] = Field(default_factory=list, max_length=30)
+    residents: list[ResidentSpec] = Field(default_factory=list)
+    events: list[ScheduledEventSpec] = Field(default_factory=list)
+
+    @field_validator("start")
+    @classmethod
+    def _local(cls, v: datetime) -> datetime:
+        return _naive(v)

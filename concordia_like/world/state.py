@@ -1,0 +1,338 @@
+"""The typed world state: clock, places, items, agents' locations and attributes.
+
+Plain dataclasses, not pydantic: the state is read thousands of times a step (who is
+here, what do they hold, where can they go) and written only through the five effects,
+so it is kept cheap to query. Every write goes through one of a few primitives that
+journal their inverse while a transaction is open; `world.rules.apply_effects` opens one
+per action, so an action whose third effect is invalid is undone exactly, without
+copying the state.
+
+Holders: an item is held by an agent (by persona name) or lies at a place (by place
+id). Place ids are lower-case slugs and agent names are persona names, and a world is
+refused where the two overlap, so a holder string is never ambiguous.
+
+The ledger (`created`, `destroyed` per item name) records every quantity that entered or
+left the world through an explicit effect: item counts are conserved except through it,
+which `world.rules.check_invariants` verifies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from concordia_like.world.hours import OpeningHours
+
+Number = int | float
+Properties = dict[str, Any]
+
+
+@dataclass
+class Clock:
+    """Simulation time: `now` moves by `step` each engine step; `step_index` counts them."""
+
+    now: datetime
+    step: timedelta
+    step_index: int = 0
+
+    def advance(self, steps: int = 1) -> datetime:
+        self.now += self.step * steps
+        self.step_index += steps
+        return self.now
+
+
+@dataclass
+class Place:
+    id: str
+    name: str
+    kind: str
+    description: str
+    connections: tuple[str, ...]
+    hours: OpeningHours
+    capacity: int | None
+    keyholders: frozenset[str]
+
+
+@dataclass(frozen=True)
+class AttributeDef:
+    """An agent attribute's bounds. `conserved`: only moves between agents (money)."""
+
+    name: str
+    min: Number
+    max: Number
+    initial: Number
+    integer: bool = True
+    conserved: bool = False
+    description: str = ""
+
+
+@dataclass
+class Item:
+    """A stack of identical things: `quantity` of `name` with one `holder`."""
+
+    id: str
+    name: str
+    holder: str
+    quantity: int
+    properties: Properties = field(default_factory=dict)
+
+
+@dataclass
+class Agent:
+    name: str
+    location: str
+    home: str
+    attributes: dict[str, Number]
+
+
+@dataclass(frozen=True)
+class ScheduledEvent:
+    """Something that happens at `at` (and every day/week after, if `repeat`); `place`
+    None means announced to everyone. `effects` are applied like any action's."""
+
+    id: str
+    at: datetime
+    text: str
+    place: str | None = None
+    repeat: str = "none"
+    until: datetime | None = None
+    effects: tuple[Any, ...] = ()
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "item"
+
+
+class WorldState:
+    """The mutable world. Read freely; write only through `world.rules.apply_effects`."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        clock: Clock,
+        places: dict[str, Place],
+        attributes: dict[str, AttributeDef],
+        agents: dict[str, Agent],
+        items: dict[str, Item],
+        events: Iterable[ScheduledEvent] = (),
+        max_stack: int = 1000,
+        created: dict[str, int] | None = None,
+        destroyed: dict[str, int] | None = None,
+        initial_counts: dict[str, int] | None = None,
+        initial_totals: dict[str, Number] | None = None,
+        item_seq: int = 0,
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.places = places
+        self.attributes = attributes
+        self.agents = agents
+        self.items = items
+        self.events = list(events)
+        self.max_stack = max_stack
+        self.created: dict[str, int] = dict(created or {})
+        self.destroyed: dict[str, int] = dict(destroyed or {})
+        self.item_seq = item_seq
+        self.initial_counts = (
+            dict(initial_counts) if initial_counts is not None else self.item_counts()
+        )
+        self.initial_totals = (
+            dict(initial_totals) if initial_totals is not None else self.conserved_totals()
+        )
+        self._journal: list[Callable[[], None]] | None = None
+        self._present: dict[str, set[str]] = {p: set() for p in places}
+        for agent in agents.values():
+            self._present.setdefault(agent.location, set()).add(agent.name)
+
+    # -- reading ----------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now
+
+    def is_agent(self, name: str) -> bool:
+        return name in self.agents
+
+    def is_place(self, name: str) -> bool:
+        return name in self.places
+
+    def holder_exists(self, holder: str) -> bool:
+        return holder in self.agents or holder in self.places
+
+    def location(self, agent: str) -> str:
+        return self.agents[agent].location
+
+    def agents_at(self, place: str) -> list[str]:
+        """Agents at `place`, sorted by name."""
+        return sorted(self._present.get(place, ()))
+
+    def others_present(self, agent: str) -> list[str]:
+        """Everyone else where `agent` is: whom they can talk to or give things to."""
+        return [a for a in self.agents_at(self.location(agent)) if a != agent]
+
+    def items_held(self, holder: str) -> list[Item]:
+        """Stacks held by an agent or lying at a place, sorted by id."""
+        return sorted((i for i in self.items.values() if i.holder == holder), key=lambda i: i.id)
+
+    items_at = items_held
+
+    def find_items(self, holder: str, ref: str) -> list[Item]:
+        """The holder's stacks that `ref` names: the one with that id, else those whose
+        name is `ref` (case-insensitively: models capitalise)."""
+        item = self.items.get(ref)
+        if item is not None and item.holder == holder:
+            return [item]
+        key = ref.strip().lower()
+        return [i for i in self.items_held(holder) if i.name.lower() == key]
+
+    def count(self, name: str, holder: str | None = None) -> int:
+        return sum(
+            i.quantity
+            for i in self.items.values()
+            if i.name == name and (holder is None or i.holder == holder)
+        )
+
+    def item_counts(self) -> dict[str, int]:
+        """Total quantity of each item name in the world."""
+        counts: dict[str, int] = {}
+        for i in self.items.values():
+            counts[i.name] = counts.get(i.name, 0) + i.quantity
+        return counts
+
+    def conserved_totals(self) -> dict[str, Number]:
+        """Sum over agents of each conserved attribute (money in circulation)."""
+        return {
+            a.name: sum(ag.attributes.get(a.name, 0) for ag in self.agents.values())
+            for a in self.attributes.values()
+            if a.conserved
+        }
+
+    def attribute(self, agent: str, name: str) -> Number:
+        return self.agents[agent].attributes[name]
+
+    def is_open(self, place: str, at: datetime | None = None) -> bool:
+        return self.places[place].hours.is_open(at or self.clock.now)
+
+    def entry_refusal(self, agent: str, place: str) -> str | None:
+        """Why `agent` cannot enter `place` now (closed, full), or None."""
+        p = self.places[place]
+        if not p.hours.is_open(self.clock.now) and agent not in p.keyholders:
+            return f"{place} is closed at {self.clock.now:%H:%M} ({p.hours.text()})"
+        if p.capacity is not None and len(self._present.get(place, ())) >= p.capacity:
+            return f"{place} is full (capacity {p.capacity})"
+        return None
+
+    def neighbours(self, place: str) -> tuple[str, ...]:
+        return self.places[place].connections
+
+    def reachable(self, agent: str) -> list[str]:
+        """Places `agent` can move to right now: connected, open to them, not full."""
+        here = self.location(agent)
+        return [p for p in self.places[here].connections if self.entry_refusal(agent, p) is None]
+
+    def events_due(self, at: datetime | None = None, window: timedelta | None = None) -> list[Any]:
+        """Scheduled events occurring in [at, at + window), default the current step."""
+        from concordia_like.world.schedule import events_due
+
+        start = at or self.clock.now
+        return events_due(self.events, start, start + (window or self.clock.step))
+
+    def describe_for(self, agent: str, max_chars: int = 700) -> str:
+        """A short text of what `agent` perceives and can do now, for its prompt."""
+        from concordia_like.world.describe import describe_for
+
+        return describe_for(self, agent, max_chars)
+
+    # -- writing (journaled) ----------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start journaling writes so that `rollback` can undo them."""
+        if self._journal is not None:
+            raise RuntimeError("a world transaction is already open")
+        self._journal = []
+
+    def commit(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        journal, self._journal = self._journal, None
+        for undo in reversed(journal or []):
+            undo()
+
+    def _log(self, undo: Callable[[], None]) -> None:
+        if self._journal is not None:
+            self._journal.append(undo)
+
+    def set_location(self, agent: str, place: str) -> None:
+        a = self.agents[agent]
+        old = a.location
+        self._present.setdefault(old, set()).discard(agent)
+        self._present.setdefault(place, set()).add(agent)
+        a.location = place
+        self._log(lambda: self.set_location(agent, old))
+
+    def set_attribute(self, agent: str, name: str, value: Number) -> None:
+        attrs = self.agents[agent].attributes
+        old = attrs[name]
+        attrs[name] = value
+        self._log(lambda: attrs.__setitem__(name, old))
+
+    def add_item(self, item: Item) -> None:
+        self.items[item.id] = item
+        self._log(lambda: self.items.pop(item.id))
+
+    def remove_item(self, item_id: str) -> None:
+        item = self.items.pop(item_id)
+        self._log(lambda: self.items.__setitem__(item_id, item))
+
+    def set_quantity(self, item_id: str, quantity: int) -> None:
+        item = self.items[item_id]
+        old = item.quantity
+        item.quantity = quantity
+        self._log(lambda: setattr(item, "quantity", old))
+
+    def set_holder(self, item_id: str, holder: str) -> None:
+        item = self.items[item_id]
+        old = item.holder
+        item.holder = holder
+        self._log(lambda: setattr(item, "holder", old))
+
+    def record(self, ledger: dict[str, int], name: str, quantity: int) -> None:
+        """Add `quantity` of `name` to the created or destroyed ledger."""
+        old = ledger.get(name)
+        ledger[name] = (old or 0) + quantity
+        self._log(lambda: ledger.__setitem__(name, old) if old is not None else ledger.pop(name))
+
+    def new_item_id(self, name: str) -> str:
+        """A fresh, deterministic id for a new stack: `bread-7`."""
+        while True:
+            old = self.item_seq
+            self.item_seq += 1
+            self._log(lambda old=old: setattr(self, "item_seq", old))
+            candidate = f"{slug(name)}-{self.item_seq}"
+            if candidate not in self.items:
+                return candidate
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole state as JSON-ready data; `from_dict` rebuilds it exactly."""
+        from concordia_like.world.serialize import state_to_dict
+
+        return state_to_dict(self)
+
+    snapshot = to_dict
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorldState:
+        from concordia_like.world.serialize import state_from_dict
+
+        return state_from_dict(data)
+
+    def copy(self) -> WorldState:
+        """An independent deep copy (through the checkpoint form, so it is exact)."""
+        return WorldState.from_dict(self.to_dict())
