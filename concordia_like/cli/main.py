@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from concordia_like.cli.demo import demo
+from concordia_like.cli.log import log
 from concordia_like.cli.models import models
+from concordia_like.cli.run import run
 
 app = typer.Typer(
     name="concordia-like",
@@ -14,6 +16,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(run)
+app.command()(log)
 app.command()(models)
 app.command()(demo)
 

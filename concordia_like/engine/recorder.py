@@ -22,6 +22,10 @@ from concordia_like.store.base import make_engine, make_session_factory
 from concordia_like.store.run_tables import CheckpointRow, EventRow, RunRow, UtteranceRow
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 @dataclass
 class Checkpoint:
     step: int
@@ -49,8 +53,10 @@ class RunRecorder:
         seed: int,
         config: dict[str, Any],
         run_id: str | None = None,
+        extra: Callable[[Session], None] | None = None,
     ) -> str:
-        run_id = run_id or uuid.uuid4().hex[:12]
+        """Create the run row; `extra` (seed memories) joins the same transaction."""
+        run_id = run_id or new_run_id()
         with self.sessions.begin() as s:
             s.add(
                 RunRow(
@@ -65,6 +71,9 @@ class RunRecorder:
                     config=config,
                 )
             )
+            if extra is not None:
+                s.flush()
+                extra(s)
         return run_id
 
     def run(self, run_id: str) -> RunRow:

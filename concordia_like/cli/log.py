@@ -1,0 +1,74 @@
+"""`concordia-like log RUN`: the timeline of a run, filtered, or exported as JSON Lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from concordia_like.cli.common import console, user_errors
+from concordia_like.engine.recorder import RunRecorder
+from concordia_like.engine.runs import DEFAULT_ROOT, run_folder, store_url_for
+from concordia_like.errors import ConfigError
+
+
+def open_recorder(run_id: str, store: str | None, root: Path) -> RunRecorder:
+    folder = run_folder(run_id, root)
+    if store is None and not (folder / "store.sqlite").exists():
+        raise ConfigError(f"no run {run_id!r}: {folder / 'store.sqlite'} does not exist")
+    return RunRecorder(store_url_for(folder, store))
+
+
+@user_errors
+def log(
+    run_id: Annotated[str, typer.Argument(help="the run id that `run` printed")],
+    agent: Annotated[str | None, typer.Option(help="only this agent's events")] = None,
+    place: Annotated[str | None, typer.Option(help="only events at this place")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="only these kinds (repeatable)")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="write the events to this JSON Lines file")
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store")] = None,
+    root: Annotated[Path, typer.Option(help="folder where runs keep their stores")] = DEFAULT_ROOT,
+    limit: Annotated[int, typer.Option(help="show at most this many events (0: all)")] = 0,
+) -> None:
+    """Print the timeline of a run (filter by agent, place, kind), or export it."""
+    recorder = open_recorder(run_id, store, root)
+    run = recorder.run(run_id)
+    events = list(recorder.events(run_id, agent=agent, place=place, kinds=kind))
+    if jsonl is not None:
+        tmp = jsonl.with_suffix(jsonl.suffix + ".part")
+        with tmp.open("w", encoding="utf-8") as f:
+            for e in events:
+                f.write(
+                    json.dumps(
+                        {
+                            "run": run_id,
+                            "step": e.step,
+                            "seq": e.seq,
+                            "time": e.sim_time.isoformat(),
+                            "kind": e.kind,
+                            "actor": e.actor,
+                            "place": e.place,
+                            "text": e.text,
+                            "data": e.data,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
+        tmp.replace(jsonl)  # nothing half-written
+        console.print(f"{len(events)} events of run {run_id} written to {jsonl}")
+        return
+    table = Table(title=f"run {run_id}: {run.world_name}, {run.steps_done} steps, {run.engine}")
+    for col in ("step", "time", "kind", "who", "where", "what"):
+        table.add_column(col, overflow="fold")
+    shown = events[-limit:] if limit else events
+    for e in shown:
+        table.add_row(
+            str(e.step), f"{e.sim_time:%a %H:%M}", e.kind, e.actor or "", e.place or "", e.text
+        )
+    console.print(table)

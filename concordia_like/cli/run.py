@@ -1,0 +1,138 @@
+"""`concordia-like run WORLD --steps N`: run a world, or resume a run, with a progress
+bar and a short digest of each step."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from concordia_like.cli.common import (
+    ApiKeyOpt,
+    BackendOpt,
+    BaseUrlOpt,
+    ModelOpt,
+    ModelPathOpt,
+    backend_options,
+    console,
+    user_errors,
+)
+from concordia_like.engine.runs import DEFAULT_ROOT, resume_run, start_run
+from concordia_like.engine.simulation import Simulation, StepReport
+from concordia_like.errors import ConfigError
+from concordia_like.llm import LanguageModel, ResponseCache, make_backend
+from concordia_like.llm.cache import CACHE_MODES
+from concordia_like.llm.faults import FaultInjectingBackend
+
+
+def digest(report: StepReport, limit: int = 3) -> str:
+    kinds: dict[str, int] = {}
+    for e in report.events:
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    lines = [f"[bold]step {report.step}[/] {report.sim_time:%a %H:%M} ({counts})"]
+    shown = [e for e in report.events if e.kind in ("speech", "announcement", "failure")]
+    shown += [e for e in report.events if e.kind == "action"]
+    lines += [f"  {e.text[:110]}" for e in shown[:limit]]
+    return "\n".join(lines)
+
+
+async def _run(sim: Simulation, steps: int, quiet: bool) -> None:
+    todo = steps - sim.step
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"{sim.world.name}", total=steps, completed=sim.step)
+        for _ in range(max(0, todo)):
+            report = await sim.run_step()
+            progress.update(task, advance=1)
+            if not quiet:
+                progress.console.print(digest(report), highlight=False)
+    await sim.lm.aclose()
+
+
+@user_errors
+def run(
+    world: Annotated[Path, typer.Argument(help="world file, e.g. worlds/town.yaml")],
+    steps: Annotated[
+        int, typer.Option(help="total steps of the run (a resumed run goes on to it)")
+    ] = 10,
+    engine: Annotated[str, typer.Option(help="simultaneous or sequential")] = "simultaneous",
+    seed: Annotated[int, typer.Option(help="seed of the run: order, sampling")] = 0,
+    store: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the run folder)"),
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="run id to resume from its last committed step")
+    ] = None,
+    root: Annotated[Path, typer.Option(help="folder where runs keep their stores")] = DEFAULT_ROOT,
+    cache_mode: Annotated[str, typer.Option(help="off, readwrite or replay")] = "readwrite",
+    cache: Annotated[
+        Path | None, typer.Option(help="response cache file (default: in the run folder)")
+    ] = None,
+    faults: Annotated[
+        float, typer.Option(help="inject faulty model output into this fraction of calls")
+    ] = 0.0,
+    quiet: Annotated[bool, typer.Option(help="no per-step digest")] = False,
+    backend: BackendOpt = "embedded",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key: ApiKeyOpt = None,
+    model_path: ModelPathOpt = None,
+) -> None:
+    """Run a world for N steps (or resume a run) and print the run id and its store."""
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1, not {steps}")
+    if cache_mode not in CACHE_MODES:
+        raise ConfigError(
+            f"--cache-mode must be one of {', '.join(CACHE_MODES)}, not {cache_mode!r}"
+        )
+    if not 0.0 <= faults <= 1.0:
+        raise ConfigError(f"--faults must be within 0..1, not {faults}")
+    if not world.is_file():
+        raise ConfigError(f"world file {world} does not exist")
+    if backend == "scripted":
+        console.print("[yellow]note: the scripted backend is a test double, not a model[/]")
+    opts = backend_options(backend, base_url, model, api_key, model_path)
+    inner = make_backend(backend, **opts)
+
+    def lm_factory(folder: Path) -> LanguageModel:
+        b = FaultInjectingBackend(inner, faults, seed=seed) if faults > 0 else inner
+        rc = (
+            None
+            if cache_mode == "off"
+            else ResponseCache(cache or folder / "cache.sqlite", cache_mode)
+        )  # type: ignore[arg-type]
+        return LanguageModel(b, cache=rc)
+
+    if resume is not None:
+        sim = resume_run(resume, lm_factory, world_path=world, store=store, root=root)
+        console.print(f"resuming run [bold]{sim.run_id}[/] after step {sim.step}")
+    else:
+        sim = start_run(
+            world,
+            lm_factory,
+            engine=engine,
+            seed=seed,
+            store=store,
+            root=root,  # type: ignore[arg-type]
+            config={"backend": backend, "faults": faults},
+        )
+    asyncio.run(_run(sim, steps, quiet))
+    total = sim.usage()["total"]
+    agent_steps = max(1, sim.step * len(sim.agents))
+    console.print(
+        f"run [bold]{sim.run_id}[/]: {sim.step} steps of {sim.world.name}, "
+        f"{total['calls']} model calls ({total['calls'] / agent_steps:.2f} per agent-step)"
+    )
+    console.print(f"store: {sim.recorder.url}")
+    console.print(f"timeline: concordia-like log {sim.run_id}")

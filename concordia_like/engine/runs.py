@@ -1,0 +1,125 @@
+"""Starting a run, and resuming one from its last committed step.
+
+A run lives in a folder (`memory/<run id>/` by default): its SQL store (unless a store
+URL puts it elsewhere, such as PostgreSQL), its Chroma index and its response cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from concordia_like.agents.agent import Agent
+from concordia_like.engine.recorder import RunRecorder, new_run_id
+from concordia_like.engine.simulation import ENGINES, EngineKind, Simulation
+from concordia_like.errors import ConfigError
+from concordia_like.llm import LanguageModel
+from concordia_like.memory.records import NewMemory
+from concordia_like.memory.stream import MemoryStore
+from concordia_like.store.base import sqlite_url
+from concordia_like.world.loader import World, load_world
+from concordia_like.world.state import WorldState
+
+DEFAULT_ROOT = Path("memory")
+LMFactory = Callable[[Path], LanguageModel]
+
+
+def run_folder(run_id: str, root: Path = DEFAULT_ROOT) -> Path:
+    return root / run_id
+
+
+def store_url_for(folder: Path, store: str | None) -> str:
+    return store or sqlite_url(folder / "store.sqlite")
+
+
+def _agents(world: World) -> dict[str, Agent]:
+    return {
+        name: Agent.create(card, world.name, world.rules) for name, card in world.personas.items()
+    }
+
+
+def start_run(
+    world_path: str | Path,
+    lm_factory: LMFactory,
+    *,
+    engine: EngineKind = "simultaneous",
+    seed: int = 0,
+    store: str | None = None,
+    root: Path = DEFAULT_ROOT,
+    config: dict | None = None,
+) -> Simulation:
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    world = load_world(world_path)
+    run_id = new_run_id()
+    folder = run_folder(run_id, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    lm = lm_factory(folder)
+    recorder = RunRecorder(store_url_for(folder, store))
+    memory = MemoryStore.open(folder, run_id=run_id, engine=recorder.engine)
+    start = world.state.clock.now
+    seeds = [
+        NewMemory(
+            agent=name, text=m.text, kind="observation", created=start, importance=m.importance
+        )
+        for name, card in world.personas.items()
+        for m in card.seed_memories
+    ]
+
+    def seed_memories(session: Session) -> None:
+        memory.add_many(seeds, now=start, session=session)
+
+    recorder.create_run(
+        run_id=run_id,
+        world_path=str(world_path),
+        world_name=world.name,
+        engine=engine,
+        backend=lm.name,
+        seed=seed,
+        config=config or {},
+        extra=seed_memories,
+    )
+    return Simulation(world, lm, recorder, memory, run_id, engine, seed, _agents(world))
+
+
+def resume_run(
+    run_id: str,
+    lm_factory: LMFactory,
+    *,
+    world_path: str | Path | None = None,
+    store: str | None = None,
+    root: Path = DEFAULT_ROOT,
+) -> Simulation:
+    folder = run_folder(run_id, root)
+    if store is None and not (folder / "store.sqlite").exists():
+        raise ConfigError(f"no run {run_id!r}: {folder / 'store.sqlite'} does not exist")
+    recorder = RunRecorder(store_url_for(folder, store))
+    row = recorder.run(run_id)
+    world = load_world(world_path or row.world_path)
+    if world.name != row.world_name:
+        raise ConfigError(
+            f"run {run_id} is of world {row.world_name!r}, not {world.name!r} ({world.path})"
+        )
+    lm = lm_factory(folder)
+    memory = MemoryStore.open(folder, run_id=run_id, engine=recorder.engine)
+    sim = Simulation(
+        world,
+        lm,
+        recorder,
+        memory,
+        run_id,
+        row.engine,
+        row.seed,
+        _agents(world),  # type: ignore[arg-type]
+    )
+    cp = recorder.last_checkpoint(run_id)
+    if cp is not None:
+        world.state = WorldState.from_dict(cp.world)
+        sim.gm.world = world
+        for name, data in cp.agents.items():
+            if name in sim.agents:
+                sim.agents[name].restore(data)
+        sim.step = cp.step
+        sim._usage_base = cp.usage
+    return sim

@@ -1,0 +1,287 @@
+"""The simulation loop: one step, as data (see DESIGN.md), for either engine.
+
+- simultaneous: every agent acts on the state as the step began; all act calls go to
+  the model together, then all free-form resolutions together; actions are applied in
+  a seeded order against the state as it stands.
+- sequential: agents act one at a time in a seeded order, each on the state the
+  previous one left, and each outcome is perceived at once.
+
+Every step ends in one transaction (events, utterances, memories, checkpoint), so a run
+killed at any moment resumes after its last committed step with no gap and no
+duplicate. All randomness of a step derives from (seed, step): a resumed run goes on
+exactly as an uninterrupted one would have."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from concordia_like.agents.agent import Agent
+from concordia_like.engine.events import Event, Utterance
+from concordia_like.engine.recorder import RunRecorder
+from concordia_like.engine.upkeep import Upkeep
+from concordia_like.gm.master import GameMaster, Outcome
+from concordia_like.llm import LanguageModel, LLMError
+from concordia_like.memory.records import NewMemory, RetrievalQuery
+from concordia_like.memory.stream import MemoryStore
+from concordia_like.world.loader import World
+from concordia_like.world.rules import apply_effects
+from concordia_like.world.schedule import events_due
+from concordia_like.world.state import WorldState
+
+EngineKind = Literal["simultaneous", "sequential"]
+ENGINES: tuple[str, ...] = ("simultaneous", "sequential")
+RETRIEVE_K = 4
+
+
+def derive_seed(*parts: Any) -> int:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+@dataclass
+class StepReport:
+    """What the CLI shows of a step."""
+
+    step: int
+    sim_time: datetime
+    events: list[Event]
+    wall_s: float
+
+
+@dataclass
+class Simulation:
+    world: World
+    lm: LanguageModel
+    recorder: RunRecorder
+    memory: MemoryStore
+    run_id: str
+    engine: EngineKind
+    seed: int
+    agents: dict[str, Agent]
+    step: int = 0
+    upkeep: Upkeep = field(init=False)
+    gm: GameMaster = field(init=False)
+    _usage_base: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.gm = GameMaster(self.world, self.lm)
+        self.upkeep = Upkeep(self.lm, self.memory, self.agents)
+
+    @property
+    def state(self) -> WorldState:
+        return self.world.state
+
+    # -- one step -------------------------------------------------------------------
+
+    async def run_step(self) -> StepReport:
+        start = time.perf_counter()
+        step = self.step + 1
+        now = self.state.clock.now
+        rng = random.Random(derive_seed(self.seed, step, "order"))
+        events: list[Event] = []
+        perceived: dict[str, list[str]] = {name: [] for name in self.agents}
+        self._scheduled(now, events, perceived)
+        events += await self.upkeep.before_acting(now, step, self.seed)
+        self._retrieve(now)
+        names = list(self.agents)
+        if self.engine == "simultaneous":
+            outcomes = await self._simultaneous(names, step, rng)
+        else:
+            outcomes = await self._sequential(names, step, rng)
+        utterances: list[Utterance] = []
+        for out in outcomes:
+            events.append(self._event(out))
+            self._route(out, perceived, utterances, now)
+        memories = self._observations(perceived, now)
+        memories = await self.upkeep.score(memories)
+        self.state.clock.advance()
+        self.step = step
+        events += await self.upkeep.after_step(now, memories, step, self.seed)
+
+        def in_transaction(session: Session) -> None:
+            self.memory.add_many(memories, now=now, session=session)
+            self.upkeep.write(session, now)
+
+        wall = time.perf_counter() - start
+        self.recorder.commit_step(
+            self.run_id,
+            step,
+            now,
+            events,
+            utterances,
+            world=self.state.to_dict(),
+            agents={n: a.to_dict() for n, a in self.agents.items()},
+            usage=self.usage(),
+            wall_s=wall,
+            extra=in_transaction,
+        )
+        return StepReport(step, now, events, wall)
+
+    async def _simultaneous(self, names: list[str], step: int, rng: random.Random) -> list[Outcome]:
+        requests = [
+            self.agents[n].act_request(self.state, derive_seed(self.seed, step, n)) for n in names
+        ]
+        answers = await self.lm.complete_many(requests, return_exceptions=True)
+        actions, failures = self._read_actions(names, answers)
+        outcomes = await self.gm.resolve(
+            list(zip(names, actions, strict=True)), rng, step_seed=derive_seed(self.seed, step)
+        )
+        return self._mark_undecided(outcomes, failures)
+
+    async def _sequential(self, names: list[str], step: int, rng: random.Random) -> list[Outcome]:
+        order = list(names)
+        rng.shuffle(order)
+        outcomes = []
+        for n in order:
+            request = self.agents[n].act_request(self.state, derive_seed(self.seed, step, n))
+            answers = await self.lm.complete_many([request], return_exceptions=True)
+            actions, failures = self._read_actions([n], answers)
+            out = await self.gm.resolve_one(
+                n, actions[0], step_seed=derive_seed(self.seed, step, n)
+            )
+            self._mark_undecided([out], failures)
+            for name in self._perceivers(out):
+                if name != n:
+                    self.agents[name].perceive(out.text)
+            outcomes.append(out)
+        return outcomes
+
+    def _read_actions(
+        self, names: list[str], answers: list[Any]
+    ) -> tuple[list[Any], dict[str, str]]:
+        actions, failures = [], {}
+        for n, answer in zip(names, answers, strict=True):
+            if isinstance(answer, LLMError):
+                actions.append(None)
+                failures[n] = f"could not decide: {answer}"
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                actions.append(answer.parsed)
+            self.agents[n].reply_to = None  # answered, or let it pass
+        return actions, failures
+
+    @staticmethod
+    def _mark_undecided(outcomes: list[Outcome], failures: dict[str, str]) -> list[Outcome]:
+        for out in outcomes:
+            if out.actor in failures:
+                out.success, out.reason = False, failures[out.actor]
+        return outcomes
+
+    # -- the world talking back -------------------------------------------------------
+
+    def _scheduled(
+        self, now: datetime, events: list[Event], perceived: dict[str, list[str]]
+    ) -> None:
+        for occ in events_due(self.state.events, now, now + self.state.clock.step):
+            result = apply_effects(self.state, list(occ.effects))
+            text = occ.text if result.ok else f"{occ.text} (could not happen: {result.reason})"
+            events.append(
+                Event("announcement", text, place=occ.place, data={"event": occ.event.id})
+            )
+            for name in self.agents:
+                if occ.place is None or self.state.location(name) == occ.place:
+                    perceived[name].append(text)
+
+    def _perceivers(self, out: Outcome) -> set[str]:
+        who = {a for p in out.places for a in self.state.agents_at(p)}
+        return who | set(out.addressees) | {out.actor}
+
+    def _route(
+        self,
+        out: Outcome,
+        perceived: dict[str, list[str]],
+        utterances: list[Utterance],
+        now: datetime,
+    ) -> None:
+        for name in self._perceivers(out):
+            perceived[name].append(out.text)
+        actor = self.agents[out.actor]
+        if not out.success and out.reason:
+            actor.perceive(f"You could not do that: {out.reason}")
+        if out.said is not None and out.success:
+            for to in out.addressees:
+                self.agents[to].reply_to = f'{out.actor} said to you: "{out.said}"'
+            pair = sorted([out.actor, *out.addressees])
+            utterances.append(
+                Utterance(
+                    conversation=f"{'|'.join(pair)}@{now:%Y-%m-%d}",
+                    speaker=out.actor,
+                    addressees=list(out.addressees),
+                    place=out.places[0],
+                    text=out.said,
+                )
+            )
+
+    def _observations(self, perceived: dict[str, list[str]], now: datetime) -> list[NewMemory]:
+        """One observation memory per agent and step. Agents at one place perceive the
+        same lines in the same order, so their memories share one text: embedded once,
+        rated once, however many perceive it."""
+        memories = []
+        for name, lines in perceived.items():
+            if not lines:
+                continue
+            text = " ".join(dict.fromkeys(lines))
+            memories.append(NewMemory(agent=name, text=text[:1000], created=now))
+            if self.engine == "simultaneous":
+                for line in lines:
+                    if line not in self.agents[name].observations:
+                        self.agents[name].perceive(line)
+        return memories
+
+    def _retrieve(self, now: datetime) -> None:
+        queries = [
+            RetrievalQuery(n, a.retrieval_query(), now, RETRIEVE_K) for n, a in self.agents.items()
+        ]
+        for q, found in zip(queries, self.memory.retrieve_many(queries), strict=True):
+            self.agents[q.agent].memories = [m.record.text for m in found]
+
+    @staticmethod
+    def _event(out: Outcome) -> Event:
+        kind = "speech" if out.said is not None and out.success else "action"
+        if not out.success and out.reason:
+            kind = "failure"
+        data: dict[str, Any] = {
+            "action": out.action,
+            "effects": out.effects,
+            "success": out.success,
+        }
+        if out.reason:
+            data["reason"] = out.reason
+        text = out.text if not out.reason else f"{out.text} [{out.reason}]"
+        return Event(kind, text, actor=out.actor, place=out.places[0], data=data)
+
+    # -- accounting -------------------------------------------------------------------
+
+    def usage(self) -> dict[str, Any]:
+        """Usage of the whole run, including what earlier sessions of it spent."""
+        now = self.lm.usage.summary()
+        return merge_usage(self._usage_base, now)
+
+
+def merge_usage(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    if not a:
+        return b
+    out: dict[str, Any] = {}
+    for key in set(a) | set(b):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) or isinstance(y, dict):
+            out[key] = merge_usage(x or {}, y or {})
+        elif key == "mean_latency_s":
+            out[key] = y if y is not None else x
+        else:
+            out[key] = (x or 0) + (y or 0)
+    return out
+
+
+StepCallback = Callable[[StepReport], None]
+RUN_FOLDER = Path("memory")
