@@ -241,7 +241,11 @@ def pydantic_issues(
             message = "required field missing"
         else:
             message = err["msg"].removeprefix("Value error, ")
-            if "input" in err and not isinstance(err["input"], dict | list):
+            if (
+                kind != "value_error"
+                and "input" in err
+                and not isinstance(err["input"], dict | list)
+            ):
                 message += f", got {_short(err['input'])}"
         out.append(doc.issue(loc, message))
     return out

@@ -104,8 +104,9 @@ def apply_effects(state: WorldState, effects: Iterable[Any]) -> ApplyResult:
                 return ApplyResult(
                     False,
                     (),
-                    f"effects change the total {name} by {change:+g}; {name} is conserved: "
-                    f"it only moves between people, so every decrease needs a matching increase",
+                    f"effect {last + 1} ({applied[last].describe()}): the effects change the "
+                    f"total {name} by {change:+g}, but {name} is conserved: it only moves "
+                    "between people, so every decrease needs a matching increase",
                     last,
                 )
         state.commit()
@@ -136,14 +137,11 @@ def _holder_missing(s: WorldState, holder: str) -> str | None:
 
 
 def _one_stack(s: WorldState, holder: str, ref: str) -> tuple[Item | None, str | None]:
-    stacks = s.find_items(holder, ref)
-    if not stacks:
+    stack = s.stack(holder, ref)
+    if stack is None:
         held = ", ".join(f"{i.name} x{i.quantity}" for i in s.items_held(holder)[:8]) or "nothing"
         return None, f"{holder} holds no {ref!r} (holds: {held})"
-    if len(stacks) > 1:
-        ids = ", ".join(i.id for i in stacks)
-        return None, f"{holder} holds several {ref!r} ({ids}); name one by its id"
-    return stacks[0], None
+    return stack, None
 
 
 def _check_quantity(s: WorldState, q: int) -> str | None:
@@ -181,7 +179,7 @@ def _check_transfer(s: WorldState, e: TransferEffect) -> str | None:
         return reason
     if stack.quantity < e.quantity:
         return f"{e.from_} holds only {stack.quantity} {stack.name}"
-    target = _merge_target(s, e.to, stack.name, stack.properties)
+    target = s.stack_named(e.to, stack.name)
     if target is not None and target.quantity + e.quantity > s.max_stack:
         return f"{e.to} would hold more than {s.max_stack} {stack.name}"
     return None
@@ -217,7 +215,7 @@ def _check_create(s: WorldState, e: CreateEffect) -> str | None:
         return reason
     if not e.item.strip():
         return "an item needs a name"
-    target = _merge_target(s, e.holder, e.item.strip(), e.properties)
+    target = s.stack_named(e.holder, e.item)
     if target is not None and target.quantity + e.quantity > s.max_stack:
         return f"{e.holder} would hold more than {s.max_stack} {target.name}"
     return None
@@ -238,18 +236,9 @@ def _check_destroy(s: WorldState, e: DestroyEffect) -> str | None:
 # -- application (after validation) ---------------------------------------------------
 
 
-def _merge_target(
-    s: WorldState, holder: str, name: str, properties: Mapping[str, Any]
-) -> Item | None:
-    """The holder's stack that an arriving `name` with `properties` joins, if any."""
-    for item in s.items.values():
-        if item.holder == holder and item.name == name and item.properties == properties:
-            return item
-    return None
-
-
 def _give(s: WorldState, holder: str, name: str, quantity: int, properties: dict[str, Any]) -> None:
-    target = _merge_target(s, holder, name, properties)
+    """`quantity` of `name` arrive at `holder`: joining its stack, else a new stack."""
+    target = s.stack_named(holder, name)
     if target is not None:
         s.set_quantity(target.id, target.quantity + quantity)
         return
@@ -263,8 +252,9 @@ def _apply(s: WorldState, e: Any) -> None:
     elif isinstance(e, SetEffect):
         s.set_attribute(e.agent, e.attribute, _check_set(s, e)[1])  # type: ignore[arg-type]
     elif isinstance(e, TransferEffect):
-        stack = s.find_items(e.from_, e.item)[0]
-        target = _merge_target(s, e.to, stack.name, stack.properties)
+        stack = s.stack(e.from_, e.item)
+        assert stack is not None
+        target = s.stack_named(e.to, stack.name)
         if target is None and stack.quantity == e.quantity:
             s.set_holder(stack.id, e.to)  # the whole stack moves and keeps its id
             return
@@ -274,10 +264,12 @@ def _apply(s: WorldState, e: Any) -> None:
             s.set_quantity(stack.id, stack.quantity - e.quantity)
         _give(s, e.to, stack.name, e.quantity, stack.properties)
     elif isinstance(e, CreateEffect):
-        _give(s, e.holder, e.item.strip(), e.quantity, dict(e.properties))
-        s.record(s.created, e.item.strip(), e.quantity)
+        name = " ".join(e.item.split())
+        _give(s, e.holder, name, e.quantity, dict(e.properties))
+        s.record(s.created, name, e.quantity)
     elif isinstance(e, DestroyEffect):
-        stack = s.find_items(e.holder, e.item)[0]
+        stack = s.stack(e.holder, e.item)
+        assert stack is not None
         if stack.quantity == e.quantity:
             s.remove_item(stack.id)
         else:

@@ -9,7 +9,11 @@ copying the state.
 
 Holders: an item is held by an agent (by persona name) or lies at a place (by place
 id). Place ids are lower-case slugs and agent names are persona names, and a world is
-refused where the two overlap, so a holder string is never ambiguous.
+refused where the two overlap, so a holder string is never ambiguous. A holder has at
+most one stack of each item name (compared case-insensitively): more bread arriving
+joins the bread already there and takes its properties, so "bread" always names one
+stack and the agents' and Game Master's schemas can list items by name. Things that
+must stay apart get different names ("letter for Tobias").
 
 The ledger (`created`, `destroyed` per item name) records every quantity that entered or
 left the world through an explicit effect: item counts are conserved except through it,
@@ -102,6 +106,11 @@ class ScheduledEvent:
     effects: tuple[Any, ...] = ()
 
 
+def name_key(name: str) -> str:
+    """Item names compare case- and space-insensitively: "Bread " is "bread"."""
+    return " ".join(name.split()).casefold()
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "item"
 
@@ -147,6 +156,9 @@ class WorldState:
         self._present: dict[str, set[str]] = {p: set() for p in places}
         for agent in agents.values():
             self._present.setdefault(agent.location, set()).add(agent.name)
+        self._stacks: dict[str, dict[str, str]] = {}  # holder -> name key -> item id
+        for item in items.values():
+            self._index(item)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -175,32 +187,49 @@ class WorldState:
         return [a for a in self.agents_at(self.location(agent)) if a != agent]
 
     def items_held(self, holder: str) -> list[Item]:
-        """Stacks held by an agent or lying at a place, sorted by id."""
-        return sorted((i for i in self.items.values() if i.holder == holder), key=lambda i: i.id)
+        """Stacks held by an agent or lying at a place, sorted by name."""
+        stacks = self._stacks.get(holder, {})
+        return [self.items[stacks[k]] for k in sorted(stacks)]
 
     items_at = items_held
 
-    def find_items(self, holder: str, ref: str) -> list[Item]:
-        """The holder's stacks that `ref` names: the one with that id, else those whose
-        name is `ref` (case-insensitively: models capitalise)."""
+    def item_names(self, holder: str) -> list[str]:
+        """Names of what `holder` has, sorted: the enum an agent's `give` picks from."""
+        return [i.name for i in self.items_held(holder)]
+
+    def stack(self, holder: str, ref: str) -> Item | None:
+        """The holder's stack that `ref` names, by id or by name (case-insensitively:
+        models capitalise), or None."""
         item = self.items.get(ref)
         if item is not None and item.holder == holder:
-            return [item]
-        key = ref.strip().lower()
-        return [i for i in self.items_held(holder) if i.name.lower() == key]
+            return item
+        item_id = self._stacks.get(holder, {}).get(name_key(ref))
+        return self.items[item_id] if item_id is not None else None
+
+    def stack_named(self, holder: str, name: str) -> Item | None:
+        """The holder's stack of `name` (never by id): where arriving `name` goes."""
+        item_id = self._stacks.get(holder, {}).get(name_key(name))
+        return self.items[item_id] if item_id is not None else None
+
+    def find_items(self, holder: str, ref: str) -> list[Item]:
+        """`[stack(holder, ref)]`, or [] when there is none."""
+        item = self.stack(holder, ref)
+        return [item] if item is not None else []
 
     def count(self, name: str, holder: str | None = None) -> int:
+        key = name_key(name)
         return sum(
             i.quantity
             for i in self.items.values()
-            if i.name == name and (holder is None or i.holder == holder)
+            if name_key(i.name) == key and (holder is None or i.holder == holder)
         )
 
     def item_counts(self) -> dict[str, int]:
-        """Total quantity of each item name in the world."""
+        """Total quantity of each item name (as `name_key`) in the world."""
         counts: dict[str, int] = {}
         for i in self.items.values():
-            counts[i.name] = counts.get(i.name, 0) + i.quantity
+            key = name_key(i.name)
+            counts[key] = counts.get(key, 0) + i.quantity
         return counts
 
     def conserved_totals(self) -> dict[str, Number]:
@@ -281,13 +310,30 @@ class WorldState:
         attrs[name] = value
         self._log(lambda: attrs.__setitem__(name, old))
 
+    def _index(self, item: Item) -> None:
+        stacks = self._stacks.setdefault(item.holder, {})
+        key = name_key(item.name)
+        if stacks.get(key, item.id) != item.id:
+            raise ValueError(f"{item.holder} already has a stack of {item.name!r}")
+        stacks[key] = item.id
+
+    def _unindex(self, item: Item) -> None:
+        stacks = self._stacks.get(item.holder, {})
+        stacks.pop(name_key(item.name), None)
+        if not stacks:
+            self._stacks.pop(item.holder, None)
+
     def add_item(self, item: Item) -> None:
+        if item.id in self.items:
+            raise ValueError(f"item id {item.id!r} is taken")
+        self._index(item)
         self.items[item.id] = item
-        self._log(lambda: self.items.pop(item.id))
+        self._log(lambda: self.remove_item(item.id))
 
     def remove_item(self, item_id: str) -> None:
         item = self.items.pop(item_id)
-        self._log(lambda: self.items.__setitem__(item_id, item))
+        self._unindex(item)
+        self._log(lambda: self.add_item(item))
 
     def set_quantity(self, item_id: str, quantity: int) -> None:
         item = self.items[item_id]
@@ -298,11 +344,14 @@ class WorldState:
     def set_holder(self, item_id: str, holder: str) -> None:
         item = self.items[item_id]
         old = item.holder
+        self._unindex(item)
         item.holder = holder
-        self._log(lambda: setattr(item, "holder", old))
+        self._index(item)
+        self._log(lambda: self.set_holder(item_id, old))
 
     def record(self, ledger: dict[str, int], name: str, quantity: int) -> None:
         """Add `quantity` of `name` to the created or destroyed ledger."""
+        name = name_key(name)
         old = ledger.get(name)
         ledger[name] = (old or 0) + quantity
         self._log(lambda: ledger.__setitem__(name, old) if old is not None else ledger.pop(name))
