@@ -1,0 +1,433 @@
+"""The memory store: every agent's memory stream, in SQL, indexed in Chroma.
+
+One object per run, used for all agents at once: adding the step's memories for every
+agent is one embedding call and one transaction, and retrieving for every agent is one
+embedding call, one index query per agent and two SQL statements.
+
+Writes go to SQL first and to the index after the commit; opening the store reconciles
+the index with SQL, so a crash between the two writes, or a deleted index folder, loses
+nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, event, func, insert, select, union_all, update
+from sqlalchemy.orm import Session
+
+from concordia_like.memory.embedder import Embedder, from_bytes, get_embedder, to_bytes
+from concordia_like.memory.importance import heuristic_importance
+from concordia_like.memory.index import ChromaIndex, Layout
+from concordia_like.memory.records import (
+    EXPERIENCE_KINDS,
+    MemoryRecord,
+    NewMemory,
+    RetrievalQuery,
+    ScoredMemory,
+)
+from concordia_like.memory.scoring import Candidate, ScoringWeights, score_candidates
+from concordia_like.store.base import make_engine, sqlite_url
+from concordia_like.store.memory_tables import MemoryRow, ReflectionMarkRow
+
+log = logging.getLogger(__name__)
+
+T = MemoryRow.__table__
+MARKS = ReflectionMarkRow.__table__
+_RECORD_COLS = (T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved,
+                T.c.importance, T.c.evidence)  # fmt: skip
+
+
+def naive_utc(when: datetime) -> datetime:
+    """Simulation times are stored naive (UTC); aware ones are converted, not rejected."""
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
+def _record(row: Any) -> MemoryRecord:
+    return MemoryRecord(
+        id=row.id,
+        agent=row.agent,
+        text=row.text,
+        kind=row.kind,
+        created=row.created,
+        last_retrieved=row.last_retrieved,
+        importance=row.importance,
+        evidence=tuple(row.evidence or ()),
+    )
+
+
+class MemoryStore:
+    """Add, retrieve and reconcile the memories of every agent of one run."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        index: ChromaIndex,
+        *,
+        run_id: str = "default",
+        embedder: Embedder | None = None,
+        weights: ScoringWeights = ScoringWeights(),
+        n_candidates: int = 50,
+        n_recent: int = 10,
+        n_important: int = 10,
+        reconcile: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.index = index
+        self.run_id = run_id
+        self.embedder = embedder or get_embedder()
+        self.weights = weights
+        #: nearest memories the index proposes per query
+        self.n_candidates = n_candidates
+        #: besides those, the most recently retrieved and the most important memories
+        #: are always candidates: a fresh or poignant memory can win on recency or
+        #: importance with little relevance, as in the full Generative Agents score
+        self.n_recent = n_recent
+        self.n_important = n_important
+        if reconcile:
+            self.reconcile()
+
+    @classmethod
+    def open(
+        cls,
+        folder: str | Path,
+        *,
+        run_id: str = "default",
+        db_url: str | None = None,
+        chroma_url: str | None = None,
+        layout: Layout = "per_agent",
+        engine: Engine | None = None,
+        **options: Any,
+    ) -> MemoryStore:
+        """The store of a run folder: `store.sqlite` and `chroma/` in it by default, or
+        any SQLAlchemy URL / an already open engine, and a Chroma server URL."""
+        folder = Path(folder)
+        if engine is None:
+            engine = make_engine(db_url or sqlite_url(folder / "store.sqlite"))
+        index = ChromaIndex.open(
+            None if chroma_url else folder / "chroma", chroma_url, run_id=run_id, layout=layout
+        )
+        return cls(engine, index, run_id=run_id, **options)
+
+    def close(self) -> None:
+        """Write the index's buffered entries and release it."""
+        self.index.close()
+
+    # -- adding ---------------------------------------------------------------------
+
+    def add(self, memory: NewMemory, *, now: datetime | None = None) -> MemoryRecord:
+        return self.add_many([memory], now=now)[0]
+
+    def add_many(
+        self,
+        memories: Sequence[NewMemory],
+        *,
+        now: datetime | None = None,
+        session: Session | None = None,
+    ) -> list[MemoryRecord]:
+        """Store memories of any agents: one embedding call, one SQL statement.
+
+        `created` defaults to `now`; a memory without importance gets the heuristic
+        score (the agent layer normally scores them first with ImportanceScorer).
+        With `session` (the engine's step transaction) the rows join that transaction
+        and reach the index only when it commits; otherwise they are committed here."""
+        if not memories:
+            return []
+        vectors = self.embedder.embed([m.text for m in memories])
+        rows = []
+        for m, vec in zip(memories, vectors, strict=True):
+            when = m.created or now
+            if when is None:
+                raise ValueError(f"memory of {m.agent!r} has no time: pass created or now")
+            when = naive_utc(when)
+            importance = m.importance
+            if importance is None:
+                importance = heuristic_importance(m.text, m.kind)
+            rows.append(
+                {
+                    "run_id": self.run_id,
+                    "agent": m.agent,
+                    "kind": m.kind,
+                    "text": m.text,
+                    "created": when,
+                    "last_retrieved": when,
+                    "importance": importance,
+                    "evidence": list(m.evidence),
+                    "embedding": to_bytes(vec),
+                }
+            )
+        stmt = insert(T).returning(T.c.id, sort_by_parameter_order=True)
+        if session is None:
+            with self.engine.begin() as conn:
+                ids = list(conn.execute(stmt, rows).scalars())
+            self._index(ids, [m.agent for m in memories], vectors)
+        else:
+            ids = list(session.execute(stmt, rows).scalars())
+            self._index_after_commit(session, ids, [m.agent for m in memories], vectors)
+        return [
+            MemoryRecord(
+                id=i,
+                agent=r["agent"],
+                text=r["text"],
+                kind=r["kind"],
+                created=r["created"],
+                last_retrieved=r["last_retrieved"],
+                importance=r["importance"],
+                evidence=tuple(r["evidence"]),
+            )
+            for i, r in zip(ids, rows, strict=True)
+        ]
+
+    def _index(self, ids: list[int], agents: list[str], vectors: np.ndarray) -> None:
+        try:
+            self.index.add(ids, agents, vectors)
+        except Exception as exc:  # SQL has them; the next reconcile indexes them
+            log.warning("memory index write failed (%s); reconcile will repair it", exc)
+
+    def _index_after_commit(
+        self, session: Session, ids: list[int], agents: list[str], vectors: np.ndarray
+    ) -> None:
+        def committed(_session: Session) -> None:
+            self._index(ids, agents, vectors)
+
+        event.listen(session, "after_commit", committed, once=True)
+
+    # -- retrieving -----------------------------------------------------------------
+
+    def retrieve(self, agent: str, query: str, now: datetime, k: int = 5) -> list[ScoredMemory]:
+        return self.retrieve_many([RetrievalQuery(agent, query, now, k)])[0]
+
+    def retrieve_many(
+        self, queries: Sequence[RetrievalQuery], *, touch: bool = True
+    ) -> list[list[ScoredMemory]]:
+        """The best memories for each query, scored by recency, importance and relevance.
+
+        One embedding call for all query texts, one index query per agent (all of that
+        agent's queries together), one SQL statement for the candidates, one for the
+        last-retrieved update (`touch=False` leaves the times alone)."""
+        if not queries:
+            return []
+        qvecs = self.embedder.embed([q.text for q in queries])
+        by_agent: dict[str, list[int]] = {}
+        for qi, q in enumerate(queries):
+            by_agent.setdefault(q.agent, []).append(qi)
+        hits: list[dict[int, float]] = [{} for _ in queries]
+        for agent, qis in by_agent.items():
+            n = max(self.n_candidates, max(queries[qi].k for qi in qis))
+            for qi, found in zip(qis, self.index.query(agent, qvecs[qis], n), strict=True):
+                hits[qi] = {h.id: h.similarity for h in found}
+        with self.engine.connect() as conn:
+            extra = self._recent_and_important(conn, list(by_agent))
+            wanted = set().union(*(h.keys() for h in hits)) | set().union(*extra.values())
+            rows = self._rows(conn, wanted)
+        results: list[list[ScoredMemory]] = []
+        for qi, q in enumerate(queries):
+            cands: list[Candidate] = []
+            for mid in hits[qi].keys() | extra.get(q.agent, set()):
+                row = rows.get(mid)
+                if row is None or row.agent != q.agent:
+                    continue  # an index entry SQL does not have (reconcile drops it)
+                rel = hits[qi].get(mid)
+                if rel is None:
+                    rel = self._relevance(row, qvecs[qi])
+                cands.append(Candidate(_record(row), rel))
+            results.append(score_candidates(cands, naive_utc(q.now), self.weights, q.k))
+        if touch:
+            self._touch(queries, results)
+        return results
+
+    def _recent_and_important(self, conn: Any, agents: list[str]) -> dict[str, set[int]]:
+        """Per agent, ids of the most recently retrieved and the most important memories,
+        each read through its index with a LIMIT (one statement for all agents)."""
+        parts = []
+        for agent in agents:
+            own = (T.c.run_id == self.run_id) & (T.c.agent == agent)
+            if self.n_recent > 0:
+                parts.append(
+                    select(T.c.id, T.c.agent).where(own)
+                    .order_by(T.c.last_retrieved.desc(), T.c.id.desc())
+                    .limit(self.n_recent).subquery().select()
+                )  # fmt: skip
+            if self.n_important > 0:
+                parts.append(
+                    select(T.c.id, T.c.agent).where(own)
+                    .order_by(T.c.importance.desc(), T.c.id.desc())
+                    .limit(self.n_important).subquery().select()
+                )  # fmt: skip
+        out: dict[str, set[int]] = {}
+        if not parts:
+            return out
+        for chunk in range(0, len(parts), 200):  # SQLite caps compound selects at 500
+            stmt = union_all(*parts[chunk : chunk + 200]) if len(parts) > 1 else parts[0]
+            for mid, agent in conn.execute(stmt):
+                out.setdefault(agent, set()).add(mid)
+        return out
+
+    def _rows(self, conn: Any, ids: Iterable[int]) -> dict[int, Any]:
+        ids = list(ids)
+        out: dict[int, Any] = {}
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            stmt = select(*_RECORD_COLS, T.c.embedding).where(T.c.id.in_(chunk))
+            for row in conn.execute(stmt):
+                out[row.id] = row
+        return out
+
+    def _relevance(self, row: Any, qvec: np.ndarray) -> float:
+        if row.embedding is not None:
+            return float(np.dot(from_bytes(row.embedding), qvec))
+        return float(np.dot(self.embedder.embed_one(row.text), qvec))
+
+    def _touch(self, queries: Sequence[RetrievalQuery], results: list[list[ScoredMemory]]) -> None:
+        by_time: dict[datetime, set[int]] = {}
+        for q, res in zip(queries, results, strict=True):
+            if res:
+                by_time.setdefault(naive_utc(q.now), set()).update(s.record.id for s in res)
+        if not by_time:
+            return
+        with self.engine.begin() as conn:
+            for when, ids in by_time.items():
+                conn.execute(
+                    update(T)
+                    .where(T.c.id.in_(sorted(ids)) & (T.c.last_retrieved < when))
+                    .values(last_retrieved=when)
+                )
+
+    # -- reading --------------------------------------------------------------------
+
+    def get(self, ids: Iterable[int]) -> list[MemoryRecord]:
+        """Records by id, in the order asked (unknown ids are left out)."""
+        ids = list(ids)
+        with self.engine.connect() as conn:
+            rows = self._rows(conn, ids)
+        return [_record(rows[i]) for i in ids if i in rows]
+
+    def recent(
+        self,
+        agent: str,
+        n: int,
+        *,
+        kinds: Sequence[str] | None = None,
+        after_id: int = 0,
+    ) -> list[MemoryRecord]:
+        """The agent's `n` newest memories (newest first), optionally of some kinds."""
+        stmt = select(*_RECORD_COLS).where(
+            (T.c.run_id == self.run_id) & (T.c.agent == agent) & (T.c.id > after_id)
+        )
+        if kinds is not None:
+            stmt = stmt.where(T.c.kind.in_(list(kinds)))
+        stmt = stmt.order_by(T.c.id.desc()).limit(n)
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(stmt)]
+
+    def count(self, agent: str | None = None) -> int:
+        stmt = select(func.count()).select_from(T).where(T.c.run_id == self.run_id)
+        if agent is not None:
+            stmt = stmt.where(T.c.agent == agent)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def agents(self) -> list[str]:
+        stmt = select(T.c.agent).where(T.c.run_id == self.run_id).distinct().order_by(T.c.agent)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).scalars())
+
+    # -- reflection bookkeeping -----------------------------------------------------
+
+    def reflection_marks(self, agents: Sequence[str]) -> dict[str, int]:
+        """Per agent, the id up to which its memories have been reflected on (0: never)."""
+        stmt = select(MARKS.c.agent, MARKS.c.upto_id).where(
+            (MARKS.c.run_id == self.run_id) & MARKS.c.agent.in_(list(agents))
+        )
+        with self.engine.connect() as conn:
+            marks = dict(conn.execute(stmt).tuples().all())
+        return {a: int(marks.get(a, 0)) for a in agents}
+
+    def importance_since_reflection(self, agents: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Per agent: (summed importance of its experiences since its last reflection,
+        the newest id among them). One statement for all agents."""
+        marks = self.reflection_marks(agents)
+        out = {a: (0, marks[a]) for a in agents}
+        if not agents:
+            return out
+        mark = (
+            select(MARKS.c.upto_id)
+            .where((MARKS.c.run_id == T.c.run_id) & (MARKS.c.agent == T.c.agent))
+            .scalar_subquery()
+        )
+        stmt = (
+            select(T.c.agent, func.sum(T.c.importance), func.max(T.c.id))
+            .where(
+                (T.c.run_id == self.run_id)
+                & T.c.agent.in_(list(agents))
+                & T.c.kind.in_(EXPERIENCE_KINDS)
+                & (T.c.id > func.coalesce(mark, 0))
+            )
+            .group_by(T.c.agent)
+        )
+        with self.engine.connect() as conn:
+            for agent, total, newest in conn.execute(stmt):
+                out[agent] = (int(total or 0), int(newest or marks[agent]))
+        return out
+
+    def mark_reflected(self, marks: dict[str, int], now: datetime) -> None:
+        """Record that each agent has reflected on its memories up to the given id."""
+        if not marks:
+            return
+        current = self.reflection_marks(list(marks))
+        when = naive_utc(now)
+        with self.engine.begin() as conn:
+            for agent, upto in marks.items():
+                values = {"upto_id": max(upto, current[agent]), "last_reflected": when}
+                where = (MARKS.c.run_id == self.run_id) & (MARKS.c.agent == agent)
+                if conn.execute(update(MARKS).where(where).values(**values)).rowcount == 0:
+                    conn.execute(insert(MARKS).values(run_id=self.run_id, agent=agent, **values))
+
+    # -- reconciling ----------------------------------------------------------------
+
+    def reconcile(self, *, full: bool = False) -> int:
+        """Make the index hold exactly SQL's memories of this run; return how many were
+        (re)indexed. Equal counts are taken as in sync unless `full` is set."""
+        with self.engine.connect() as conn:
+            sql_count = int(
+                conn.execute(
+                    select(func.count()).select_from(T).where(T.c.run_id == self.run_id)
+                ).scalar_one()
+            )
+        if not full and self.index.count() == sql_count:
+            return 0
+        with self.engine.connect() as conn:
+            owners = dict(
+                conn.execute(select(T.c.id, T.c.agent).where(T.c.run_id == self.run_id))
+                .tuples()
+                .all()
+            )
+        indexed = self.index.ids()
+        orphans = indexed - owners.keys()
+        if orphans:  # entries whose rows are gone (deleted, or a transaction undone)
+            self.index.discard(sorted(orphans))
+        missing = sorted(owners.keys() - indexed)
+        if not missing:
+            return 0
+        log.info("memory index: re-indexing %d of %d memories", len(missing), len(owners))
+        for start in range(0, len(missing), 5000):
+            chunk = missing[start : start + 5000]
+            with self.engine.connect() as conn:
+                rows = list(
+                    conn.execute(
+                        select(T.c.id, T.c.agent, T.c.text, T.c.embedding).where(T.c.id.in_(chunk))
+                    )
+                )
+            vecs = np.empty((len(rows), self.embedder.dim), dtype=np.float32)
+            need = [i for i, r in enumerate(rows) if r.embedding is None]
+            for i, r in enumerate(rows):
+                if r.embedding is not None:
+                    vecs[i] = from_bytes(r.embedding)
+            if need:
+                vecs[need] = self.embedder.embed([rows[i].text for i in need])
+            self.index.add([r.id for r in rows], [r.agent for r in rows], vecs)
+        return len(missing)
