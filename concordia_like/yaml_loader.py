@@ -18,10 +18,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -268,8 +269,9 @@ def _allowed_fields(
 
 
 def _descend(tp: Any, part: str | int) -> Any:
-    from typing import Union, get_args, get_origin
-
+    """The type found at `part` inside `tp`: a model's field, a list's or dict's values,
+    or the member of a tagged union whose `kind` is `part` (pydantic's loc names it)."""
+    tp = _unwrap(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         f = tp.model_fields.get(str(part))
         if f is None:
@@ -280,16 +282,18 @@ def _descend(tp: Any, part: str | int) -> Any:
         return _unwrap(get_args(tp)[0])
     if origin is dict:
         return _unwrap(get_args(tp)[1])
-    if origin is Union:
-        return None
+    if origin in (Union, types.UnionType):
+        for member in get_args(tp):
+            kind = getattr(member, "model_fields", {}).get("kind")
+            if kind is not None and kind.default == part:
+                return member
     return None
 
 
 def _unwrap(tp: Any) -> Any:
-    """`X | None` -> X; anything else as is."""
-    import types
-    from typing import Union, get_args, get_origin
-
+    """`Annotated[X, ...]` and `X | None` -> X; anything else as is."""
+    if get_origin(tp) is Annotated:
+        return _unwrap(get_args(tp)[0])
     if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) == 1:

@@ -169,3 +169,24 @@ def test_warnings_for_unknown_relationships_and_unreachable_places(tmp_path: Pat
     world = load_world(tmp_path / "w.yaml")
     assert any("Ghost Person" in w for w in world.warnings)
     assert any("island" in w for w in world.warnings)
+
+
+def test_unknown_field_inside_an_event_effect(tmp_path: Path) -> None:
+    (tmp_path / "w.yaml").write_text(
+        "name: X\nstart: 2025-04-14 08:00\nplaces:\n  a: {}\nevents:\n"
+        "  - at: 2025-04-14 09:00\n    text: t\n    effects:\n"
+        "      - {kind: move, agent: Z, to: a, by: magic}\n"
+    )
+    with pytest.raises(ConfigFileError) as info:
+        load_world(tmp_path / "w.yaml")
+    issue = info.value.first
+    assert (issue.line, issue.field) == (9, "events[0].effects[0].by")
+    assert issue.message == "unknown field 'by'; allowed: kind, agent, to"
+
+
+def test_rules_text_is_bounded() -> None:
+    world = load_world(TOWN)
+    text = world.rules_text()
+    assert text.startswith("World: Larkspur Ford.") and len(text) <= 1500
+    assert not text.endswith("…")  # the town's rules fit whole
+    assert len(world.rules_text(max_chars=200)) <= 200
