@@ -297,6 +297,12 @@ def test_dicts_are_parsed_and_bad_ones_refused(s: WorldState) -> None:
         assert frozen(s) == before
 
 
+def test_validate_accepts_dicts(s: WorldState) -> None:
+    assert validate(s, {"kind": "move", "agent": BOB, "to": "park"}) is None
+    assert "not a valid effect" in (validate(s, {"kind": "fly", "agent": BOB}) or "")
+    assert "closed" in (validate(s, {"kind": "move", "agent": BOB, "to": "shop"}) or "")
+
+
 def test_empty_list_is_ok(s: WorldState) -> None:
     result = apply_effects(s, [])
     assert result.ok and result.applied == ()

@@ -55,7 +55,15 @@ class ApplyResult:
 
 
 def validate(state: WorldState, effect: Any) -> str | None:
-    """Why `effect` may not be applied to `state` now, or None if it may."""
+    """Why `effect` (a model or a dict) may not be applied to `state` now, or None.
+
+    A conserved attribute's total is a property of a whole list of effects, so it is
+    checked by `apply_effects`, not here."""
+    if isinstance(effect, dict):
+        try:
+            effect = parse_effect(effect)
+        except ValidationError as exc:
+            return _parse_reason(exc)
     if isinstance(effect, MoveEffect):
         return _check_move(state, effect)
     if isinstance(effect, TransferEffect):
@@ -81,11 +89,7 @@ def apply_effects(state: WorldState, effects: Iterable[Any]) -> ApplyResult:
                 effect = parse_effect(raw)
             except ValidationError as exc:
                 state.rollback()
-                first = exc.errors(include_url=False)[0]
-                where = ".".join(str(p) for p in first["loc"])
-                return ApplyResult(
-                    False, (), f"effect {i + 1}: not a valid effect: {where}: {first['msg']}", i
-                )
+                return ApplyResult(False, (), f"effect {i + 1}: {_parse_reason(exc)}", i)
             reason = validate(state, effect)
             if reason is not None:
                 state.rollback()
@@ -114,6 +118,16 @@ def apply_effects(state: WorldState, effects: Iterable[Any]) -> ApplyResult:
         state.rollback()
         raise
     return ApplyResult(True, tuple(applied))
+
+
+def _parse_reason(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return (
+        f"not a valid effect: {where}: {first['msg']}"
+        if where
+        else f"not a valid effect: {first['msg']}"
+    )
 
 
 # -- checks ---------------------------------------------------------------------------
