@@ -9,7 +9,8 @@ Decisions a world author should know:
 - a resident's home is the card's `home` unless the world overrides it, their start
   is their home unless given, and residents of a home are its keyholders;
 - place ids are lower-case slugs and must differ from every resident's name, because
-  an item's holder is either; an item's id defaults to its name made a slug;
+  an item's holder is either; an item's id defaults to its name made a slug, and a
+  holder has one stack per item name (two letters at the post office need two names);
 - a persona naming someone who is not a resident, or a place no path leads to, is a
   warning (`World.warnings`), not an error.
 """
