@@ -1,1 +1,44 @@
-"""memory"""
+"""Associative memory: records in SQL, a Chroma index, scored retrieval, importance,
+reflection and planning (after Park et al., Generative Agents, 2023).
+
+Heavy imports (torch, chromadb) happen only when a store or embedder is used."""
+
+from concordia_like.memory.importance import ImportanceScorer, heuristic_importance, is_trivial
+from concordia_like.memory.planning import PlanContext, Planner, PlanningConfig
+from concordia_like.memory.plans import Activity, DayPlan, PlanBlock
+from concordia_like.memory.records import (
+    MEMORY_KINDS,
+    MemoryKind,
+    MemoryRecord,
+    NewMemory,
+    RetrievalQuery,
+    ScoredMemory,
+)
+from concordia_like.memory.reflection import ReflectionConfig, ReflectionOutcome, Reflector
+from concordia_like.memory.scoring import Candidate, ScoringWeights, score_candidates
+from concordia_like.memory.stream import MemoryStore
+
+__all__ = [
+    "MEMORY_KINDS",
+    "Activity",
+    "Candidate",
+    "DayPlan",
+    "ImportanceScorer",
+    "MemoryKind",
+    "MemoryRecord",
+    "MemoryStore",
+    "NewMemory",
+    "PlanBlock",
+    "PlanContext",
+    "Planner",
+    "PlanningConfig",
+    "ReflectionConfig",
+    "ReflectionOutcome",
+    "Reflector",
+    "RetrievalQuery",
+    "ScoredMemory",
+    "ScoringWeights",
+    "heuristic_importance",
+    "is_trivial",
+    "score_candidates",
+]

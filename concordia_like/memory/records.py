@@ -36,6 +36,8 @@ class NewMemory:
     def __post_init__(self) -> None:
         if self.kind not in MEMORY_KINDS:
             raise ValueError(f"memory kind {self.kind!r} is not one of {MEMORY_KINDS}")
+        if not self.agent:
+            raise ValueError("a memory needs an owner (agent)")
         if not self.text.strip():
             raise ValueError(f"empty memory text for agent {self.agent!r}")
         if self.importance is not None and not (

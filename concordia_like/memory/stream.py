@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, event, func, insert, select, union_all, update
+from sqlalchemy import Engine, event, func, insert, literal, null, select, union_all, update
 from sqlalchemy.orm import Session
 
 from concordia_like.memory.embedder import Embedder, from_bytes, get_embedder, to_bytes
@@ -88,6 +88,7 @@ class MemoryStore:
         #: importance with little relevance, as in the full Generative Agents score
         self.n_recent = n_recent
         self.n_important = n_important
+        self._owns_engine = False
         if reconcile:
             self.reconcile()
 
@@ -106,16 +107,22 @@ class MemoryStore:
         """The store of a run folder: `store.sqlite` and `chroma/` in it by default, or
         any SQLAlchemy URL / an already open engine, and a Chroma server URL."""
         folder = Path(folder)
+        owned = engine is None
         if engine is None:
             engine = make_engine(db_url or sqlite_url(folder / "store.sqlite"))
         index = ChromaIndex.open(
             None if chroma_url else folder / "chroma", chroma_url, run_id=run_id, layout=layout
         )
-        return cls(engine, index, run_id=run_id, **options)
+        store = cls(engine, index, run_id=run_id, **options)
+        store._owns_engine = owned
+        return store
 
     def close(self) -> None:
-        """Write the index's buffered entries and release it."""
+        """Write the index's buffered entries and release it (and the engine, if the
+        store opened it)."""
         self.index.close()
+        if self._owns_engine:
+            self.engine.dispose()
 
     # -- adding ---------------------------------------------------------------------
 
@@ -220,10 +227,9 @@ class MemoryStore:
             n = max(self.n_candidates, max(queries[qi].k for qi in qis))
             for qi, found in zip(qis, self.index.query(agent, qvecs[qis], n), strict=True):
                 hits[qi] = {h.id: h.similarity for h in found}
+        wanted = set().union(*(h.keys() for h in hits))
         with self.engine.connect() as conn:
-            extra = self._recent_and_important(conn, list(by_agent))
-            wanted = set().union(*(h.keys() for h in hits)) | set().union(*extra.values())
-            rows = self._rows(conn, wanted)
+            rows, extra = self._candidate_rows(conn, list(by_agent), wanted)
         results: list[list[ScoredMemory]] = []
         for qi, q in enumerate(queries):
             cands: list[Candidate] = []
@@ -240,32 +246,48 @@ class MemoryStore:
             self._touch(queries, results)
         return results
 
-    def _recent_and_important(self, conn: Any, agents: list[str]) -> dict[str, set[int]]:
-        """Per agent, ids of the most recently retrieved and the most important memories,
-        each read through its index with a LIMIT (one statement for all agents)."""
-        parts = []
+    def _candidate_rows(
+        self, conn: Any, agents: list[str], hit_ids: set[int]
+    ) -> tuple[dict[int, Any], dict[str, set[int]]]:
+        """Rows of the index's hits (without vectors: Chroma gave their relevance) and,
+        per agent, of its most recently retrieved and most important memories (with
+        vectors, to compute theirs): one statement, each LIMIT read through its index."""
+        id_parts = []
         for agent in agents:
             own = (T.c.run_id == self.run_id) & (T.c.agent == agent)
-            if self.n_recent > 0:
-                parts.append(
-                    select(T.c.id, T.c.agent).where(own)
-                    .order_by(T.c.last_retrieved.desc(), T.c.id.desc())
-                    .limit(self.n_recent).subquery().select()
-                )  # fmt: skip
-            if self.n_important > 0:
-                parts.append(
-                    select(T.c.id, T.c.agent).where(own)
-                    .order_by(T.c.importance.desc(), T.c.id.desc())
-                    .limit(self.n_important).subquery().select()
-                )  # fmt: skip
-        out: dict[str, set[int]] = {}
-        if not parts:
-            return out
-        for chunk in range(0, len(parts), 200):  # SQLite caps compound selects at 500
-            stmt = union_all(*parts[chunk : chunk + 200]) if len(parts) > 1 else parts[0]
-            for mid, agent in conn.execute(stmt):
-                out.setdefault(agent, set()).add(mid)
-        return out
+            for order, n in (
+                ((T.c.last_retrieved.desc(), T.c.id.desc()), self.n_recent),
+                ((T.c.importance.desc(), T.c.id.desc()), self.n_important),
+            ):
+                if n > 0:
+                    part = select(T.c.id).where(own).order_by(*order).limit(n)
+                    id_parts.append(part.subquery().select())
+        stmts: list[Any] = []
+        for start in range(0, len(id_parts), 200):  # SQLite allows 500 compound terms
+            chunk = id_parts[start : start + 200]
+            ids = union_all(*chunk) if len(chunk) > 1 else chunk[0]
+            stmts.append(
+                select(*_RECORD_COLS, T.c.embedding, literal(True).label("extra")).where(
+                    T.c.id.in_(ids)
+                )
+            )
+        hits = sorted(hit_ids)
+        for start in range(0, len(hits), 5000):
+            chunk_ids = hits[start : start + 5000]
+            cols = (*_RECORD_COLS, null().label("embedding"), literal(False).label("extra"))
+            stmts.append(select(*cols).where(T.c.id.in_(chunk_ids)))
+        if len(stmts) == 2:
+            stmts = [union_all(*stmts)]
+        rows: dict[int, Any] = {}
+        extra: dict[str, set[int]] = {}
+        for stmt in stmts:
+            for row in conn.execute(stmt):
+                if row.extra:
+                    extra.setdefault(row.agent, set()).add(row.id)
+                    rows[row.id] = row
+                else:
+                    rows.setdefault(row.id, row)
+        return rows, extra
 
     def _rows(self, conn: Any, ids: Iterable[int]) -> dict[int, Any]:
         ids = list(ids)
@@ -344,7 +366,7 @@ class MemoryStore:
             (MARKS.c.run_id == self.run_id) & MARKS.c.agent.in_(list(agents))
         )
         with self.engine.connect() as conn:
-            marks = dict(conn.execute(stmt).tuples().all())
+            marks = dict(conn.execute(stmt).all())
         return {a: int(marks.get(a, 0)) for a in agents}
 
     def importance_since_reflection(self, agents: Sequence[str]) -> dict[str, tuple[int, int]]:
@@ -402,9 +424,7 @@ class MemoryStore:
             return 0
         with self.engine.connect() as conn:
             owners = dict(
-                conn.execute(select(T.c.id, T.c.agent).where(T.c.run_id == self.run_id))
-                .tuples()
-                .all()
+                conn.execute(select(T.c.id, T.c.agent).where(T.c.run_id == self.run_id)).all()
             )
         indexed = self.index.ids()
         orphans = indexed - owners.keys()

@@ -1,0 +1,370 @@
+"""Planning: a day plan at wake-up, the hour under way broken into steps, and replanning
+when something important happens.
+
+As in Generative Agents, an agent plans its day in broad strokes from who it is, how
+yesterday went and what it has concluded lately; the block under way is decomposed into
+steps of 5 to 60 minutes; an observation important enough may change the rest of the
+day. The inputs are plain (names, persona text, times, strings) so the agent layer can
+call this however it models personas. Every call of a kind in a step goes to the model
+in one batch, and plans are stored as `plan` memories so that agents can recall them.
+
+Prompts are bounded (persona, yesterday and reflections are cut to fixed lengths), and a
+model answer that is unusable never stops the simulation: a failed day plan falls back
+to a one-block day of the agent's usual routine, a failed decomposition to the block
+itself, a failed replan to the plan as it was, each logged."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints, create_model
+
+from concordia_like.llm.client import LanguageModel
+from concordia_like.llm.errors import LLMError
+from concordia_like.llm.types import LLMRequest
+from concordia_like.memory.plans import (
+    STEP_MAX,
+    STEP_MIN,
+    Activity,
+    DayPlan,
+    PlanBlock,
+    activities_in,
+    blocks_from_hours,
+    floor_to_unit,
+    replace_rest_of_day,
+)
+from concordia_like.memory.records import MemoryRecord, NewMemory
+from concordia_like.memory.stream import MemoryStore
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "You plan a person's day. Answer with JSON only."
+
+
+@dataclass(frozen=True)
+class PlanningConfig:
+    #: observations at least this important are put to the agent as a reason to replan
+    replan_importance: int = 7
+    plan_importance: int = 5
+    max_blocks: int = 8
+    max_steps: int = 6
+    persona_chars: int = 400
+    yesterday_chars: int = 300
+    reflections_quoted: int = 4
+    reflection_chars: int = 120
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What an agent plans its day from. `reflections=None` takes its newest
+    reflections from the memory store."""
+
+    agent: str
+    persona: str = ""
+    yesterday: str = ""
+    reflections: Sequence[str] | None = None
+    wake_hour: int = 7
+    bedtime_hour: int = 23
+
+
+Text = Annotated[str, StringConstraints(min_length=3, max_length=80)]
+
+
+@lru_cache(maxsize=64)
+def _plan_item(first_hour: int, last_hour: int) -> type[BaseModel]:
+    return create_model(
+        f"PlanItem{first_hour}_{last_hour}",
+        hour=(Annotated[int, Field(ge=first_hour, le=last_hour)], ...),
+        activity=(Text, ...),
+    )
+
+
+@lru_cache(maxsize=64)
+def day_plan_schema(first_hour: int, last_hour: int, max_blocks: int) -> type[BaseModel]:
+    """Activities with the hour each starts, hours bounded to the waking day."""
+    item = _plan_item(first_hour, last_hour)
+    return create_model(
+        f"DayPlan{first_hour}_{last_hour}",
+        items=(Annotated[list[item], Field(min_length=1, max_length=max_blocks)], ...),  # type: ignore[valid-type]
+    )
+
+
+@lru_cache(maxsize=8)
+def steps_schema(max_steps: int) -> type[BaseModel]:
+    step = create_model(
+        "PlanStep",
+        activity=(Annotated[str, StringConstraints(min_length=3, max_length=60)], ...),
+        minutes=(Annotated[int, Field(ge=STEP_MIN, le=STEP_MAX)], ...),
+    )
+    return create_model(
+        "PlanSteps", steps=(Annotated[list[step], Field(min_length=1, max_length=max_steps)], ...)
+    )
+
+
+@lru_cache(maxsize=64)
+def replan_schema(first_hour: int, last_hour: int, max_blocks: int) -> type[BaseModel]:
+    """Whether to change the day; if so, what to do now and the rest of the day."""
+    item = _plan_item(first_hour, last_hour)
+    return create_model(
+        f"Replan{first_hour}_{last_hour}",
+        change=(bool, ...),
+        reaction=(Annotated[str, StringConstraints(max_length=80)], ""),
+        items=(Annotated[list[item], Field(max_length=max_blocks)], []),  # type: ignore[valid-type]
+    )
+
+
+def _day_bounds(ctx: PlanContext, day: date) -> tuple[datetime, datetime]:
+    wake = datetime.combine(day, time(hour=min(max(ctx.wake_hour, 0), 22)))
+    bed = datetime.combine(day, time(hour=min(max(ctx.bedtime_hour, wake.hour + 1), 23)))
+    return wake, bed
+
+
+def _needs_day_plan(ctx: PlanContext, plan: DayPlan | None, now: datetime) -> bool:
+    """Awake, and without a plan for today."""
+    awake = now >= _day_bounds(ctx, now.date())[0]
+    return awake and (plan is None or plan.day != now.date())
+
+
+def _parsed(answer: Any, what: str, agent: str) -> Any:
+    if isinstance(answer, LLMError):
+        log.warning("%s of %s skipped: unusable model output: %s", what, agent, answer)
+        return None
+    if isinstance(answer, BaseException):
+        raise answer  # a bug or a cancellation, not bad model output
+    return answer.parsed
+
+
+class Planner:
+    def __init__(
+        self,
+        lm: LanguageModel,
+        store: MemoryStore | None = None,
+        config: PlanningConfig = PlanningConfig(),
+    ) -> None:
+        self.lm = lm
+        self.store = store
+        self.config = config
+
+    # -- the whole step -------------------------------------------------------------
+
+    async def step(
+        self, contexts: Sequence[PlanContext], plans: dict[str, DayPlan], now: datetime
+    ) -> dict[str, Activity]:
+        """Bring every agent's plan up to `now` and say what each is doing: a day plan for
+        each agent awake without one for today, a decomposition wherever the block under
+        way has no step for now (two batched rounds at most). Updates `plans` in place."""
+        waking = [c for c in contexts if _needs_day_plan(c, plans.get(c.agent), now)]
+        if waking:
+            plans.update(await self.plan_days(waking, now))
+        todo = [plans[c.agent] for c in contexts if c.agent in plans]
+        await self.decompose(todo, now, {c.agent: c.persona for c in contexts})
+        out: dict[str, Activity] = {}
+        for c in contexts:
+            plan = plans.get(c.agent)
+            if plan is not None and plan.day == now.date():
+                out[c.agent] = plan.current(now)
+            else:
+                out[c.agent] = Activity(floor_to_unit(now), STEP_MIN, "sleeping")
+        return out
+
+    # -- day plans ------------------------------------------------------------------
+
+    async def plan_days(self, contexts: Sequence[PlanContext], now: datetime) -> dict[str, DayPlan]:
+        """A plan for the day of `now` for each agent, made in one batch of calls."""
+        day = now.date()
+        requests = [self._day_request(c, day) for c in contexts]
+        answers = await self.lm.complete_many(requests, return_exceptions=True)
+        plans: dict[str, DayPlan] = {}
+        for ctx, answer in zip(contexts, answers, strict=True):
+            wake, bed = _day_bounds(ctx, day)
+            parsed = _parsed(answer, "day plan", ctx.agent)
+            items = [(i.hour, i.activity) for i in parsed.items] if parsed is not None else []
+            blocks = blocks_from_hours(items, wake, bed)
+            if not blocks:
+                blocks = [PlanBlock(wake, bed, "go about the usual daily routine")]
+            plans[ctx.agent] = DayPlan(ctx.agent, day, wake, bed, blocks)
+        self._remember(
+            [(p.agent, f"Plan for {day:%A %B %d}: {p.describe()}") for p in plans.values()], now
+        )
+        return plans
+
+    def _day_request(self, ctx: PlanContext, day: date) -> LLMRequest:
+        cfg = self.config
+        wake, bed = _day_bounds(ctx, day)
+        reflections = ctx.reflections
+        if reflections is None:
+            reflections = self._reflections(ctx.agent)
+        lines = []
+        if ctx.persona:
+            lines.append(ctx.persona[: cfg.persona_chars])
+        if ctx.yesterday:
+            lines.append(f"Yesterday: {ctx.yesterday[: cfg.yesterday_chars]}")
+        quoted = [r[: cfg.reflection_chars] for r in list(reflections)[: cfg.reflections_quoted]]
+        if quoted:
+            lines.append(
+                f"{ctx.agent} has concluded lately:\n" + "\n".join(f"- {r}" for r in quoted)
+            )
+        lines.append(
+            f"Today is {day:%A %B %d}. {ctx.agent} wakes up at {wake:%H:%M} and goes to bed at "
+            f"{bed:%H:%M}. Plan {ctx.agent}'s day in broad strokes: 3 to {cfg.max_blocks} "
+            f"activities, each with the hour it starts."
+        )
+        lines.append('Answer {"items": [{"hour": h, "activity": "..."}]}.')
+        return LLMRequest.chat(
+            "\n".join(lines),
+            system=SYSTEM,
+            schema=day_plan_schema(wake.hour, bed.hour - 1, cfg.max_blocks),
+            purpose="plan",
+            agent=ctx.agent,
+            max_tokens=32 * cfg.max_blocks + 16,
+        )
+
+    def _reflections(self, agent: str) -> list[str]:
+        if self.store is None:
+            return []
+        recs = self.store.recent(agent, self.config.reflections_quoted, kinds=("reflection",))
+        return [r.text for r in recs]
+
+    # -- decomposition --------------------------------------------------------------
+
+    async def decompose(
+        self, plans: Sequence[DayPlan], now: datetime, personas: Mapping[str, str] | None = None
+    ) -> None:
+        """Break the block under way into steps for what is left of the hour, for every
+        plan that has no step for `now` (one batch of calls)."""
+        todo = [(p, w) for p in plans if p.needs_decomposition(now) and (w := p.window(now))]
+        if not todo:
+            return
+        personas = personas or {}
+        requests = [self._steps_request(p, w, personas.get(p.agent, "")) for p, w in todo]
+        answers = await self.lm.complete_many(requests, return_exceptions=True)
+        for (plan, window), answer in zip(todo, answers, strict=True):
+            parsed = _parsed(answer, "decomposition", plan.agent)
+            block = plan.block_at(now)
+            proposals = (
+                [(s.activity, s.minutes) for s in parsed.steps] if parsed is not None else []
+            )
+            steps = activities_in(window, proposals) or activities_in(
+                window, [(block.description if block else "carry on", 60)]
+            )
+            plan.steps = sorted(
+                [s for s in plan.steps if s.end <= window[0] or s.start >= window[1]] + steps,
+                key=lambda s: s.start,
+            )
+
+    def _steps_request(
+        self, plan: DayPlan, window: tuple[datetime, datetime], persona: str
+    ) -> LLMRequest:
+        cfg = self.config
+        start, end = window
+        total = int((end - start).total_seconds() // 60)
+        block = plan.block_at(start)
+        about = f"{persona[: cfg.persona_chars]}\n" if persona else ""
+        prompt = (
+            f"{about}{plan.agent} plans to {block.description if block else 'carry on'} "
+            f"from {start:%H:%M} to {end:%H:%M}. Break this into 1 to {cfg.max_steps} steps "
+            f"of {STEP_MIN} to {STEP_MAX} minutes that fill the {total} minutes.\n"
+            'Answer {"steps": [{"activity": "...", "minutes": m}]}.'
+        )
+        return LLMRequest.chat(
+            prompt,
+            system=SYSTEM,
+            schema=steps_schema(cfg.max_steps),
+            purpose="plan",
+            agent=plan.agent,
+            max_tokens=28 * cfg.max_steps + 16,
+        )
+
+    # -- replanning -----------------------------------------------------------------
+
+    async def react(
+        self,
+        observations: Sequence[MemoryRecord],
+        plans: dict[str, DayPlan],
+        now: datetime,
+        personas: Mapping[str, str] | None = None,
+    ) -> dict[str, bool]:
+        """Offer each agent its most important new observation, if important enough to
+        change the day, and let it replan the rest of the day (one batch). Returns, per
+        agent asked, whether its plan changed; `plans` is updated in place."""
+        best: dict[str, MemoryRecord] = {}
+        for obs in observations:
+            plan = plans.get(obs.agent)
+            if obs.importance < self.config.replan_importance or plan is None:
+                continue
+            if plan.day != now.date() or plan.block_at(now) is None:
+                continue
+            if obs.agent not in best or obs.importance > best[obs.agent].importance:
+                best[obs.agent] = obs
+        if not best:
+            return {}
+        personas = personas or {}
+        agents = list(best)
+        requests = [
+            self._replan_request(plans[a], best[a], now, personas.get(a, "")) for a in agents
+        ]
+        answers = await self.lm.complete_many(requests, return_exceptions=True)
+        changed: dict[str, bool] = {}
+        notes: list[tuple[str, str]] = []
+        for agent, answer in zip(agents, answers, strict=True):
+            parsed = _parsed(answer, "replan", agent)
+            changed[agent] = False
+            if parsed is None or not parsed.change:
+                continue
+            plan = plans[agent]
+            cut = floor_to_unit(now)
+            items = [(i.hour, i.activity) for i in parsed.items]
+            reaction = " ".join(parsed.reaction.split())
+            if reaction:  # what the agent does right now comes first
+                items = [(cut.hour, reaction), *[(h, a) for h, a in items if h > cut.hour]]
+            blocks = blocks_from_hours(items, cut, plan.bedtime)
+            if not blocks:
+                continue
+            new_plan = replace_rest_of_day(plan, now, blocks)
+            plans[agent] = new_plan
+            changed[agent] = True
+            note = (
+                f"Changed plan at {cut:%H:%M} after: {best[agent].text[:120]}. "
+                f"Rest of the day: {new_plan.describe(cut)}"
+            )
+            notes.append((agent, note))
+        self._remember(notes, now)
+        if notes:
+            await self.decompose([plans[a] for a, _ in notes], now, personas)
+        return changed
+
+    def _replan_request(
+        self, plan: DayPlan, obs: MemoryRecord, now: datetime, persona: str
+    ) -> LLMRequest:
+        cfg = self.config
+        cut = floor_to_unit(now)
+        about = f"{persona[: cfg.persona_chars]}\n" if persona else ""
+        prompt = (
+            f"{about}It is {cut:%H:%M}. {plan.agent}'s plan for the rest of the day: "
+            f"{plan.describe(cut)}\n{plan.agent} has just observed: {obs.text[:200]}\n"
+            f"Should {plan.agent} change the plan because of this? If so, say what "
+            f"{plan.agent} does now (reaction) and give the new plan until "
+            f"{plan.bedtime:%H:%M}.\n"
+            'Answer {"change": true or false, "reaction": "...", '
+            '"items": [{"hour": h, "activity": "..."}]}.'
+        )
+        return LLMRequest.chat(
+            prompt,
+            system=SYSTEM,
+            schema=replan_schema(cut.hour, max(cut.hour, plan.bedtime.hour - 1), cfg.max_blocks),
+            purpose="plan",
+            agent=plan.agent,
+            max_tokens=32 * cfg.max_blocks + 40,
+        )
+
+    def _remember(self, notes: Sequence[tuple[str, str]], now: datetime) -> None:
+        if self.store is None or not notes:
+            return
+        self.store.add_many(
+            [NewMemory(a, t, "plan", now, self.config.plan_importance) for a, t in notes], now=now
+        )

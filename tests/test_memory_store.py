@@ -1,0 +1,254 @@
+"""The memory store on real embeddings, real SQLite and a real Chroma index in tmp_path:
+adding, scored retrieval, batching, restarts, and rebuilding a lost index."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from concordia_like.memory.records import NewMemory, RetrievalQuery
+from concordia_like.store.memory_tables import MemoryRow
+
+T0 = datetime(2024, 2, 13, 8, 0)
+
+KLAUS = [
+    ("Klaus is reading a book on gentrification at the library", 3),
+    ("Isabella invites Klaus to her Valentine's Day party at Hobbs Cafe", 8),
+    ("Klaus eats a sandwich for lunch", 2),
+    ("Maria tells Klaus she has a crush on him", 9),
+    ("Klaus writes two pages of his research paper", 5),
+    ("The library closes early today", 4),
+]
+MARIA = [
+    ("Maria is studying physics for her exam", 4),
+    ("Maria hears that Isabella is throwing a party", 6),
+]
+
+
+def add_people(store, start=T0):
+    mems = [
+        NewMemory("Klaus", text, "observation", start + timedelta(hours=i), imp)
+        for i, (text, imp) in enumerate(KLAUS)
+    ] + [
+        NewMemory("Maria", text, "observation", start + timedelta(hours=i), imp)
+        for i, (text, imp) in enumerate(MARIA)
+    ]
+    return store.add_many(mems)
+
+
+def ids_and_scores(results):
+    return [[(s.record.id, round(s.score, 5)) for s in res] for res in results]
+
+
+def test_add_and_retrieve_scores_relevance_recency_importance(memory_store):
+    records = add_people(memory_store)
+    assert [r.id for r in records] == list(range(1, 9))
+    assert records[1].last_retrieved == records[1].created == T0 + timedelta(hours=1)
+    now = T0 + timedelta(hours=8)
+    got = memory_store.retrieve("Klaus", "Is there a party for Valentine's Day?", now, k=3)
+    assert len(got) == 3
+    assert got[0].record.text.startswith("Isabella invites Klaus")
+    assert got[0].relevance == 1.0  # the most relevant candidate after min-max
+    assert all(s.record.agent == "Klaus" for s in got)  # Maria's party memory stays hers
+    assert got == sorted(got, key=lambda s: -s.score)
+
+
+def test_retrieval_updates_last_retrieved_of_the_returned_only(memory_store):
+    add_people(memory_store)
+    now = T0 + timedelta(days=1)
+    got = memory_store.retrieve("Klaus", "research paper", now, k=2)
+    touched = {s.record.id for s in got}
+    for rec in memory_store.get(range(1, 7)):
+        assert rec.last_retrieved == (now if rec.id in touched else rec.created)
+    # retrieving at an earlier time never moves a last-retrieved time back
+    memory_store.retrieve("Klaus", "research paper", now - timedelta(hours=5), k=2)
+    assert {r.last_retrieved for r in memory_store.get(touched)} == {now}
+
+
+def test_retrieval_for_many_agents_is_batched(memory_store, monkeypatch):
+    add_people(memory_store)
+    now = T0 + timedelta(hours=10)
+    queries = [
+        RetrievalQuery("Klaus", "What does Klaus think of Maria?", now, 2),
+        RetrievalQuery("Maria", "What does Maria know about parties?", now, 2),
+        RetrievalQuery("Klaus", "Where is the party?", now, 2),
+        RetrievalQuery("Maria", "Where is the party?", now, 2),
+        RetrievalQuery("Nobody", "Where is the party?", now, 2),
+    ]
+    embed_calls, index_calls = [], []
+    real_embed, real_query = memory_store.embedder.embed, memory_store.index.query
+    monkeypatch.setattr(
+        memory_store.embedder,
+        "embed",
+        lambda texts: embed_calls.append(list(texts)) or real_embed(texts),
+    )
+    monkeypatch.setattr(
+        memory_store.index,
+        "query",
+        lambda a, v, n: index_calls.append((a, len(v))) or real_query(a, v, n),
+    )
+    batched = memory_store.retrieve_many(queries, touch=False)
+    assert len(embed_calls) == 1 and len(embed_calls[0]) == 5
+    assert sorted(index_calls) == [("Klaus", 2), ("Maria", 2), ("Nobody", 1)]
+    assert batched[4] == []
+    assert all(
+        s.record.agent == q.agent for q, res in zip(queries, batched, strict=True) for s in res
+    )
+    one_by_one = [memory_store.retrieve_many([q], touch=False)[0] for q in queries]
+    assert ids_and_scores(batched) == ids_and_scores(one_by_one)
+
+
+def test_distinct_texts_are_embedded_once(memory_store):
+    before = memory_store.embedder.encoded
+    text = "A loud bell rings in the town square at 9:03 on a Tuesday"
+    memory_store.add_many(
+        [NewMemory(f"agent{i}", text, "observation", T0, 3) for i in range(20)]
+        + [NewMemory("agent0", text + " again", "observation", T0, 3)]
+    )
+    assert memory_store.embedder.encoded - before == 2
+
+
+def test_recent_and_important_memories_compete_beyond_the_nearest(open_memory_store, monkeypatch):
+    store = open_memory_store(n_recent=1, n_important=1)
+    add_people(store)
+    real_query = store.index.query
+    # the index proposes only its single nearest memory
+    monkeypatch.setattr(store.index, "query", lambda a, v, n: [h[:1] for h in real_query(a, v, n)])
+    now = T0 + timedelta(hours=6)
+    got = store.retrieve("Klaus", "a book on gentrification", now, k=3)
+    by_word = {s.record.text.split()[1]: s for s in got}
+    assert set(by_word) == {"is", "tells", "library"}
+    assert by_word["is"].relevance == 1.0  # Klaus is reading...: the nearest
+    assert by_word["tells"].importance == 1.0  # Maria tells Klaus...: the most important
+    assert by_word["library"].recency == 1.0  # The library closes...: the most recent
+
+
+def test_buffered_index_entries_are_found_before_and_after_flush(memory_store):
+    add_people(memory_store)
+    assert memory_store.index.pending == 8  # below flush_at: nothing written to Chroma yet
+    now = T0 + timedelta(hours=8)
+    before = memory_store.retrieve_many([RetrievalQuery("Klaus", "party", now, 3)], touch=False)
+    memory_store.index.flush()
+    assert memory_store.index.pending == 0
+    after = memory_store.retrieve_many([RetrievalQuery("Klaus", "party", now, 3)], touch=False)
+    assert ids_and_scores(before) == ids_and_scores(after)
+
+
+def test_index_is_rebuilt_after_its_folder_is_deleted(open_memory_store, tmp_path):
+    store = open_memory_store()
+    add_people(store)
+    facts = [f"Klaus notes fact number {i} about the town" for i in range(80)]
+    store.add_many(
+        [NewMemory("Klaus", t, "observation", T0, 1 + i % 10) for i, t in enumerate(facts)]
+    )
+    now = T0 + timedelta(hours=9)
+    queries = [
+        RetrievalQuery("Klaus", q, now, 5)
+        for q in ("Valentine's party", "library hours", "town facts", "lunch")
+    ] + [RetrievalQuery("Maria", "exam", now, 2)]
+    before = store.retrieve_many(queries, touch=False)
+    store.close()
+    shutil.rmtree(tmp_path / "run" / "chroma")
+    reopened = open_memory_store()
+    assert reopened.index.count() == 88 and reopened.count() == 88
+    after = reopened.retrieve_many(queries, touch=False)
+    assert ids_and_scores(after) == ids_and_scores(before)
+    assert reopened.reconcile() == 0  # in sync now
+
+
+def test_a_crash_between_sql_and_index_loses_nothing(open_memory_store, monkeypatch, caplog):
+    store = open_memory_store()
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(store.index, "add", crash)
+    add_people(store)  # SQL committed; the index write failed
+    assert "reconcile will repair" in caplog.text
+    monkeypatch.undo()
+    store.close()
+    reopened = open_memory_store()
+    assert reopened.index.count() == 8
+    got = reopened.retrieve("Klaus", "Valentine's party", T0 + timedelta(hours=8), k=1)
+    assert got[0].record.id == 2
+
+
+def test_index_entries_without_rows_are_dropped(memory_store):
+    add_people(memory_store)
+    with memory_store.engine.begin() as conn:
+        conn.execute(MemoryRow.__table__.delete().where(MemoryRow.id == 2))
+    assert memory_store.reconcile(full=True) == 0
+    assert 2 not in memory_store.index.ids()
+    got = memory_store.retrieve("Klaus", "Valentine's party", T0 + timedelta(hours=8), k=6)
+    assert 2 not in {s.record.id for s in got}
+
+
+def test_rows_written_in_the_step_transaction_reach_the_index_on_commit(memory_store):
+    mem = NewMemory("Klaus", "Klaus finds a lost cat", "observation", T0, 5)
+    with Session(memory_store.engine) as session, session.begin():
+        rec = memory_store.add_many([mem], session=session)[0]
+        assert rec.id not in memory_store.index.ids()  # not before the commit
+    assert rec.id in memory_store.index.ids()
+    session = Session(memory_store.engine)
+    with session.begin():
+        undone = memory_store.add_many(
+            [NewMemory("Klaus", "never happened", "action", T0, 2)], session=session
+        )[0]
+        session.rollback()
+    assert undone.id not in memory_store.index.ids()
+    with memory_store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(MemoryRow.__table__)).scalar_one() == 1
+
+
+def test_runs_in_one_store_keep_their_memories_apart(open_memory_store):
+    a = open_memory_store(run_id="run-a")
+    b = open_memory_store(run_id="run-b")
+    a.add(NewMemory("Klaus", "Klaus bakes bread in run a", "action", T0, 3))
+    b.add(NewMemory("Klaus", "Klaus paints a fence in run b", "action", T0, 3))
+    got_a = a.retrieve("Klaus", "what did Klaus do", T0, k=5)
+    assert [s.record.text for s in got_a] == ["Klaus bakes bread in run a"]
+    assert a.count() == b.count() == 1
+
+
+def test_memories_survive_a_process_restart(open_memory_store, tmp_path):
+    folder = tmp_path / "restart"
+    script = textwrap.dedent(
+        f"""
+        from datetime import datetime
+        from concordia_like.memory import MemoryStore, NewMemory
+        store = MemoryStore.open({str(folder)!r})
+        store.add_many([
+            NewMemory("Isabella", "Isabella plans a Valentine's Day party at Hobbs Cafe",
+                      "plan", datetime(2024, 2, 13, 8), 7),
+            NewMemory("Isabella", "Isabella buys flowers", "action", datetime(2024, 2, 13, 9), 3),
+        ])
+        # exits without close(): the index buffer is lost, SQL is not
+        """
+    )
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[1], timeout=120
+    )
+    store = open_memory_store(folder)
+    assert store.count("Isabella") == 2
+    got = store.retrieve("Isabella", "party at the cafe", datetime(2024, 2, 13, 12), k=1)
+    assert got[0].record.text.startswith("Isabella plans a Valentine's Day party")
+    assert got[0].record.kind == "plan"
+
+
+def test_new_memories_are_validated(memory_store):
+    with pytest.raises(ValueError):
+        NewMemory("Klaus", "   ")
+    with pytest.raises(ValueError):
+        NewMemory("Klaus", "x", importance=11)
+    with pytest.raises(ValueError):
+        memory_store.add(NewMemory("Klaus", "no time given"))
+    rec = memory_store.add(NewMemory("Klaus", "Klaus waits"), now=T0)
+    assert rec.importance == 1  # no score given: the heuristic's, and waiting is trivial
