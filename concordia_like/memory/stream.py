@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from concordia_like.memory.embedder import Embedder, from_bytes, get_embedder, to_bytes
 from concordia_like.memory.importance import heuristic_importance
 from concordia_like.memory.index import ChromaIndex, Layout
+from concordia_like.memory.reconcile import reconcile_index
 from concordia_like.memory.records import (
     EXPERIENCE_KINDS,
     MemoryRecord,
@@ -414,40 +415,4 @@ class MemoryStore:
     def reconcile(self, *, full: bool = False) -> int:
         """Make the index hold exactly SQL's memories of this run; return how many were
         (re)indexed. Equal counts are taken as in sync unless `full` is set."""
-        with self.engine.connect() as conn:
-            sql_count = int(
-                conn.execute(
-                    select(func.count()).select_from(T).where(T.c.run_id == self.run_id)
-                ).scalar_one()
-            )
-        if not full and self.index.count() == sql_count:
-            return 0
-        with self.engine.connect() as conn:
-            owners = dict(
-                conn.execute(select(T.c.id, T.c.agent).where(T.c.run_id == self.run_id)).all()
-            )
-        indexed = self.index.ids()
-        orphans = indexed - owners.keys()
-        if orphans:  # entries whose rows are gone (deleted, or a transaction undone)
-            self.index.discard(sorted(orphans))
-        missing = sorted(owners.keys() - indexed)
-        if not missing:
-            return 0
-        log.info("memory index: re-indexing %d of %d memories", len(missing), len(owners))
-        for start in range(0, len(missing), 5000):
-            chunk = missing[start : start + 5000]
-            with self.engine.connect() as conn:
-                rows = list(
-                    conn.execute(
-                        select(T.c.id, T.c.agent, T.c.text, T.c.embedding).where(T.c.id.in_(chunk))
-                    )
-                )
-            vecs = np.empty((len(rows), self.embedder.dim), dtype=np.float32)
-            need = [i for i, r in enumerate(rows) if r.embedding is None]
-            for i, r in enumerate(rows):
-                if r.embedding is not None:
-                    vecs[i] = from_bytes(r.embedding)
-            if need:
-                vecs[need] = self.embedder.embed([rows[i].text for i in need])
-            self.index.add([r.id for r in rows], [r.agent for r in rows], vecs)
-        return len(missing)
+        return reconcile_index(self.engine, self.index, self.embedder, self.run_id, full=full)

@@ -1,0 +1,61 @@
+"""Bringing the vector index back in line with SQL, the source of truth.
+
+Rows are committed before their index entries are written, and index writes are
+buffered, so after a crash the index may lack recent memories; after a deleted index
+folder it lacks all of them; after rows deleted by hand it may hold entries SQL no
+longer has. Reconciling re-indexes what is missing (from the vectors stored with the
+rows, embedding only rows stored without one) and drops what is orphaned."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+
+from concordia_like.memory.embedder import Embedder, from_bytes
+from concordia_like.memory.index import ChromaIndex
+from concordia_like.store.memory_tables import MemoryRow
+
+log = logging.getLogger(__name__)
+
+T = MemoryRow.__table__
+CHUNK = 5000
+
+
+def reconcile_index(
+    engine: Engine, index: ChromaIndex, embedder: Embedder, run_id: str, *, full: bool = False
+) -> int:
+    """Re-index the run's memories the index lacks and drop entries SQL lacks; return
+    how many were re-indexed. When the counts agree the two are taken to be in sync
+    (cheap, on every open) unless `full` asks for the id-by-id comparison."""
+    own = T.c.run_id == run_id
+    with engine.connect() as conn:
+        sql_count = int(conn.execute(select(func.count()).select_from(T).where(own)).scalar_one())
+    if not full and index.count() == sql_count:
+        return 0
+    with engine.connect() as conn:
+        owners = dict(conn.execute(select(T.c.id, T.c.agent).where(own)).all())
+    indexed = index.ids()
+    orphans = indexed - owners.keys()
+    if orphans:  # entries whose rows are gone (deleted, or a transaction undone)
+        index.discard(sorted(orphans))
+    missing = sorted(owners.keys() - indexed)
+    if not missing:
+        return 0
+    log.info("memory index: re-indexing %d of %d memories", len(missing), len(owners))
+    for start in range(0, len(missing), CHUNK):
+        chunk = missing[start : start + CHUNK]
+        with engine.connect() as conn:
+            stmt = select(T.c.id, T.c.agent, T.c.text, T.c.embedding).where(T.c.id.in_(chunk))
+            rows = list(conn.execute(stmt))
+        vecs = np.empty((len(rows), embedder.dim), dtype=np.float32)
+        need = [i for i, r in enumerate(rows) if r.embedding is None]
+        for i, r in enumerate(rows):
+            if r.embedding is not None:
+                vecs[i] = from_bytes(r.embedding)
+        if need:
+            vecs[need] = embedder.embed([rows[i].text for i in need])
+        index.add([r.id for r in rows], [r.agent for r in rows], vecs)
+    index.flush()
+    return len(missing)

