@@ -10,14 +10,29 @@ nothing."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, event, func, insert, literal, null, select, union_all, update
+from sqlalchemy import (
+    Engine,
+    String,
+    bindparam,
+    event,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from concordia_like.memory.embedder import Embedder, from_bytes, get_embedder, to_bytes
@@ -41,6 +56,11 @@ T = MemoryRow.__table__
 MARKS = ReflectionMarkRow.__table__
 _RECORD_COLS = (T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved,
                 T.c.importance, T.c.evidence)  # fmt: skip
+#: as _RECORD_COLS, with the evidence left as JSON text: most candidates lose, and only
+#: the winners' evidence is worth decoding
+_CANDIDATE_COLS = (*_RECORD_COLS[:-1], type_coerce(T.c.evidence, String).label("evidence"))
+#: agents per candidate statement (two LIMIT subqueries each; SQLite allows 500 terms)
+_AGENTS_PER_STATEMENT = 100
 
 
 def naive_utc(when: datetime) -> datetime:
@@ -48,7 +68,13 @@ def naive_utc(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
 
 
-def _record(row: Any) -> MemoryRecord:
+def _evidence(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):  # JSON text (SQLite); other drivers decode JSON themselves
+        value = json.loads(value) if value != "[]" else ()
+    return tuple(int(i) for i in value or ())
+
+
+def _record(row: Any, *, evidence: bool = True) -> MemoryRecord:
     return MemoryRecord(
         id=row.id,
         agent=row.agent,
@@ -57,7 +83,7 @@ def _record(row: Any) -> MemoryRecord:
         created=row.created,
         last_retrieved=row.last_retrieved,
         importance=row.importance,
-        evidence=tuple(row.evidence or ()),
+        evidence=_evidence(row.evidence) if evidence else (),
     )
 
 
@@ -90,6 +116,7 @@ class MemoryStore:
         self.n_recent = n_recent
         self.n_important = n_important
         self._owns_engine = False
+        self._statements: dict[tuple[int, bool], Any] = {}
         if reconcile:
             self.reconcile()
 
@@ -224,13 +251,17 @@ class MemoryStore:
         for qi, q in enumerate(queries):
             by_agent.setdefault(q.agent, []).append(qi)
         hits: list[dict[int, float]] = [{} for _ in queries]
-        for agent, qis in by_agent.items():
-            n = max(self.n_candidates, max(queries[qi].k for qi in qis))
-            for qi, found in zip(qis, self.index.query(agent, qvecs[qis], n), strict=True):
+        requests = [
+            (agent, qvecs[qis], max(self.n_candidates, max(queries[qi].k for qi in qis)))
+            for agent, qis in by_agent.items()
+        ]
+        answers = self.index.query_many(requests)
+        for qis, found_per_query in zip(by_agent.values(), answers, strict=True):
+            for qi, found in zip(qis, found_per_query, strict=True):
                 hits[qi] = {h.id: h.similarity for h in found}
-        wanted = set().union(*(h.keys() for h in hits))
+        wanted = {a: set().union(*(hits[qi].keys() for qi in qis)) for a, qis in by_agent.items()}
         with self.engine.connect() as conn:
-            rows, extra = self._candidate_rows(conn, list(by_agent), wanted)
+            rows, extra = self._candidate_rows(conn, wanted)
         results: list[list[ScoredMemory]] = []
         for qi, q in enumerate(queries):
             cands: list[Candidate] = []
@@ -241,54 +272,78 @@ class MemoryStore:
                 rel = hits[qi].get(mid)
                 if rel is None:
                     rel = self._relevance(row, qvecs[qi])
-                cands.append(Candidate(_record(row), rel))
-            results.append(score_candidates(cands, naive_utc(q.now), self.weights, q.k))
+                cands.append(Candidate(_record(row, evidence=False), rel))
+            best = score_candidates(cands, naive_utc(q.now), self.weights, q.k)
+            results.append(
+                [
+                    replace(
+                        s, record=replace(s.record, evidence=_evidence(rows[s.record.id].evidence))
+                    )
+                    for s in best
+                ]
+            )
         if touch:
             self._touch(queries, results)
         return results
 
     def _candidate_rows(
-        self, conn: Any, agents: list[str], hit_ids: set[int]
+        self, conn: Any, hit_ids: dict[str, set[int]]
     ) -> tuple[dict[int, Any], dict[str, set[int]]]:
-        """Rows of the index's hits (without vectors: Chroma gave their relevance) and,
-        per agent, of its most recently retrieved and most important memories (with
-        vectors, to compute theirs): one statement, each LIMIT read through its index."""
-        id_parts = []
-        for agent in agents:
-            own = (T.c.run_id == self.run_id) & (T.c.agent == agent)
-            for order, n in (
-                ((T.c.last_retrieved.desc(), T.c.id.desc()), self.n_recent),
-                ((T.c.importance.desc(), T.c.id.desc()), self.n_important),
-            ):
-                if n > 0:
-                    part = select(T.c.id).where(own).order_by(*order).limit(n)
-                    id_parts.append(part.subquery().select())
-        stmts: list[Any] = []
-        for start in range(0, len(id_parts), 200):  # SQLite allows 500 compound terms
-            chunk = id_parts[start : start + 200]
-            ids = union_all(*chunk) if len(chunk) > 1 else chunk[0]
-            stmts.append(
-                select(*_RECORD_COLS, T.c.embedding, literal(True).label("extra")).where(
-                    T.c.id.in_(ids)
-                )
-            )
-        hits = sorted(hit_ids)
-        for start in range(0, len(hits), 5000):
-            chunk_ids = hits[start : start + 5000]
-            cols = (*_RECORD_COLS, null().label("embedding"), literal(False).label("extra"))
-            stmts.append(select(*cols).where(T.c.id.in_(chunk_ids)))
-        if len(stmts) == 2:
-            stmts = [union_all(*stmts)]
+        """Rows of each agent's index hits (without vectors: Chroma gave their relevance)
+        and of its most recently retrieved and most important memories (with vectors,
+        to compute theirs): one statement per 100 agents, each LIMIT read through its
+        index."""
         rows: dict[int, Any] = {}
         extra: dict[str, set[int]] = {}
-        for stmt in stmts:
-            for row in conn.execute(stmt):
+        agents = list(hit_ids)
+        for start in range(0, len(agents), _AGENTS_PER_STATEMENT):
+            chunk = agents[start : start + _AGENTS_PER_STATEMENT]
+            hits = sorted(set().union(*(hit_ids[a] for a in chunk)))
+            params: dict[str, Any] = {"run": self.run_id, "hits": hits}
+            params.update({f"a{i}": agent for i, agent in enumerate(chunk)})
+            stmt = self._candidate_statement(len(chunk), with_hits=bool(hits))
+            for row in conn.execute(stmt, params):
                 if row.extra:
                     extra.setdefault(row.agent, set()).add(row.id)
                     rows[row.id] = row
                 else:
                     rows.setdefault(row.id, row)
         return rows, extra
+
+    def _candidate_statement(self, n_agents: int, *, with_hits: bool) -> Any:
+        """The candidate statement for `n_agents` agents, built once per shape (it has a
+        subquery per agent; building it costs more than running it)."""
+        key = (n_agents, with_hits)
+        stmt = self._statements.get(key)
+        if stmt is not None:
+            return stmt
+        parts: list[Any] = []
+        for i in range(n_agents):
+            own = (T.c.run_id == bindparam("run")) & (T.c.agent == bindparam(f"a{i}"))
+            for order, n in (
+                ((T.c.last_retrieved.desc(), T.c.id.desc()), self.n_recent),
+                ((T.c.importance.desc(), T.c.id.desc()), self.n_important),
+            ):
+                if n > 0:
+                    part = select(T.c.id).where(own).order_by(*order).limit(n)
+                    parts.append(part.subquery().select())
+        selects: list[Any] = []
+        if parts:
+            ids = union_all(*parts) if len(parts) > 1 else parts[0]
+            cols = (*_CANDIDATE_COLS, T.c.embedding, literal(True).label("extra"))
+            selects.append(select(*cols).where(T.c.id.in_(ids)))
+        if with_hits:
+            cols = (*_CANDIDATE_COLS, null().label("embedding"), literal(False).label("extra"))
+            selects.append(select(*cols).where(T.c.id.in_(bindparam("hits", expanding=True))))
+        if not selects:  # nothing to read: a statement that yields no rows
+            selects.append(
+                select(
+                    *_CANDIDATE_COLS, null().label("embedding"), literal(False).label("extra")
+                ).where(literal(False))
+            )
+        stmt = union_all(*selects) if len(selects) > 1 else selects[0]
+        self._statements[key] = stmt
+        return stmt
 
     def _rows(self, conn: Any, ids: Iterable[int]) -> dict[int, Any]:
         ids = list(ids)
