@@ -20,7 +20,7 @@ T0 = datetime(2024, 2, 13, 8)
 
 def rate_by_words(request) -> str:
     """Scores the numbered memories of a prompt: 9 for a party, 2 otherwise."""
-    items = re.findall(r"^\d+\. (.*)$", request.messages[-1].content, re.M)
+    items = re.findall(r"^- (.*)$", request.messages[-1].content, re.M)
     return json.dumps({"scores": [9 if "party" in t else 2 for t in items]})
 
 
@@ -58,7 +58,7 @@ async def test_many_memories_of_many_agents_in_one_batch_of_calls():
     scores = await scorer.score(memories)
     assert scores == [9 if i % 5 == 0 else 2 for i in range(20)]
     assert [
-        len(re.findall(r"^\d+\. ", r.messages[-1].content, re.M)) for r in backend.requests_seen
+        len(re.findall(r"^- ", r.messages[-1].content, re.M)) for r in backend.requests_seen
     ] == [8, 8, 4]
     assert lm.batcher.batch_sizes == [3]  # the three calls went to the model together
     assert all(r.purpose == "importance" for r in backend.requests_seen)
@@ -71,7 +71,7 @@ async def test_a_text_perceived_by_many_agents_is_rated_once():
     memories = [mem(f"agent{i}", "Isabella announces a party tonight") for i in range(30)]
     assert await scorer.score(memories) == [9] * 30
     assert len(backend.requests_seen) == 1
-    assert "1. Isabella announces a party tonight" in backend.requests_seen[0].messages[-1].content
+    assert "- Isabella announces a party tonight" in backend.requests_seen[0].messages[-1].content
 
 
 async def test_per_agent_scoring_names_the_agent_and_its_persona():
@@ -112,7 +112,7 @@ def test_schema_fixes_the_count_and_range():
     schema = importance_schema(3).model_json_schema()
     scores = schema["properties"]["scores"]
     assert scores["minItems"] == scores["maxItems"] == 3
-    assert scores["items"]["minimum"] == 1 and scores["items"]["maximum"] == 10
+    assert scores["items"]["enum"] == list(range(1, 11))  # bounds the grammar enforces
 
 
 async def test_schema_valid_answers_from_an_unscripted_model_are_accepted():

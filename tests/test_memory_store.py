@@ -44,8 +44,15 @@ def add_people(store, start=T0):
     return store.add_many(mems)
 
 
-def ids_and_scores(results):
-    return [[(s.record.id, round(s.score, 5)) for s in res] for res in results]
+def assert_same_results(got, expected):
+    """The same memories in the same order with the same scores, to float32 precision
+    (Chroma may compute a cosine in another order of operations than numpy)."""
+    assert [[s.record.id for s in res] for res in got] == [
+        [s.record.id for s in res] for res in expected
+    ]
+    for res_got, res_expected in zip(got, expected, strict=True):
+        for a, b in zip(res_got, res_expected, strict=True):
+            assert a.score == pytest.approx(b.score, abs=1e-4)
 
 
 def test_add_and_retrieve_scores_relevance_recency_importance(memory_store):
@@ -103,7 +110,7 @@ def test_retrieval_for_many_agents_is_batched(memory_store, monkeypatch):
         s.record.agent == q.agent for q, res in zip(queries, batched, strict=True) for s in res
     )
     one_by_one = [memory_store.retrieve_many([q], touch=False)[0] for q in queries]
-    assert ids_and_scores(batched) == ids_and_scores(one_by_one)
+    assert_same_results(batched, one_by_one)
 
 
 def test_distinct_texts_are_embedded_once(memory_store):
@@ -139,7 +146,20 @@ def test_buffered_index_entries_are_found_before_and_after_flush(memory_store):
     memory_store.index.flush()
     assert memory_store.index.pending == 0
     after = memory_store.retrieve_many([RetrievalQuery("Klaus", "party", now, 3)], touch=False)
-    assert ids_and_scores(before) == ids_and_scores(after)
+    assert_same_results(before, after)
+
+
+def test_an_agents_buffer_is_written_once_it_holds_flush_at_entries(memory_store):
+    memory_store.index.flush_at = 5
+    memory_store.add_many(
+        [NewMemory("Maria", f"Maria sees bird {i}", "observation", T0, 2) for i in range(4)]
+    )
+    memory_store.add(NewMemory("Klaus", "Klaus sees a bird", "observation", T0, 2))
+    assert memory_store.index.pending == 5
+    memory_store.add(NewMemory("Maria", "Maria sees bird 4", "observation", T0, 2))
+    assert memory_store.index.pending == 1  # Maria's five went to Chroma, Klaus's one waits
+    chroma = memory_store.index._collection("Maria", create=False)
+    assert chroma.count() == 5
 
 
 def test_index_is_rebuilt_after_its_folder_is_deleted(open_memory_store, tmp_path):
@@ -160,7 +180,7 @@ def test_index_is_rebuilt_after_its_folder_is_deleted(open_memory_store, tmp_pat
     reopened = open_memory_store()
     assert reopened.index.count() == 88 and reopened.count() == 88
     after = reopened.retrieve_many(queries, touch=False)
-    assert ids_and_scores(after) == ids_and_scores(before)
+    assert_same_results(after, before)
     assert reopened.reconcile() == 0  # in sync now
 
 
@@ -197,15 +217,25 @@ def test_rows_written_in_the_step_transaction_reach_the_index_on_commit(memory_s
         rec = memory_store.add_many([mem], session=session)[0]
         assert rec.id not in memory_store.index.ids()  # not before the commit
     assert rec.id in memory_store.index.ids()
-    session = Session(memory_store.engine)
-    with session.begin():
-        undone = memory_store.add_many(
-            [NewMemory("Klaus", "never happened", "action", T0, 2)], session=session
-        )[0]
-        session.rollback()
-    assert undone.id not in memory_store.index.ids()
+    with Session(memory_store.engine) as session:
+        with session.begin():
+            memory_store.add_many(
+                [NewMemory("Klaus", "never happened", "action", T0, 2)], session=session
+            )
+            session.rollback()
+        # the same session commits later: only what that transaction wrote is indexed
+        with session.begin():
+            later = memory_store.add_many(
+                [NewMemory("Klaus", "Klaus feeds the cat", "action", T0, 3)], session=session
+            )[0]
+    # the undone row's id may be given again (SQLite rolls back its sequence too), so
+    # the index must hold the later row's vector under it, never the undone one's
+    assert memory_store.index.ids() == {rec.id, later.id}
+    vec = memory_store.embedder.embed(["Klaus feeds the cat"])
+    [[best, *_]] = memory_store.index.query("Klaus", vec, 2)
+    assert best.id == later.id and best.similarity > 0.999
     with memory_store.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(MemoryRow.__table__)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(MemoryRow.__table__)).scalar_one() == 2
 
 
 def test_runs_in_one_store_keep_their_memories_apart(open_memory_store):

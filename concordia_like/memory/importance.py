@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, create_model
 from concordia_like.llm.client import LanguageModel
 from concordia_like.llm.errors import LLMError
 from concordia_like.llm.types import LLMRequest
+from concordia_like.memory.constraints import int_enum
 from concordia_like.memory.records import MAX_IMPORTANCE, MIN_IMPORTANCE, NewMemory
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def heuristic_importance(text: str, kind: str = "observation") -> int:
     return max(MIN_IMPORTANCE, min(MAX_IMPORTANCE, score))
 
 
-Score = Annotated[int, Field(ge=MIN_IMPORTANCE, le=MAX_IMPORTANCE)]
+Score = int_enum(MIN_IMPORTANCE, MAX_IMPORTANCE)
 
 
 @lru_cache(maxsize=64)
@@ -86,8 +87,12 @@ def importance_prompt(texts: Sequence[str], agent: str | None, persona: str | No
     if persona:
         lines.append(f"About {agent or 'them'}: {persona[:MAX_QUOTED_CHARS]}")
     lines.append("Memories:")
-    lines += [f"{i}. {t[:MAX_QUOTED_CHARS]}" for i, t in enumerate(texts, 1)]
-    lines.append(f'Answer {{"scores": [...]}} with {len(texts)} integers, one per memory.')
+    # bullets, not numbers: a small model copies list numbers into its scores
+    lines += [f"- {t[:MAX_QUOTED_CHARS]}" for t in texts]
+    lines.append(
+        f'Answer as JSON: "scores", a list of {len(texts)} ratings from 1 to 10, one per '
+        "memory, in order."
+    )
     return "\n".join(lines)
 
 

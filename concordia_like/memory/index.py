@@ -102,7 +102,7 @@ class ChromaIndex:
         run_id: str = "default",
         layout: Layout = "per_agent",
         ef_search: int = 100,
-        flush_at: int = 64,
+        flush_at: int = 128,
         max_pending: int = 20_000,
     ) -> None:
         if layout not in ("per_agent", "shared"):

@@ -27,9 +27,11 @@ from pydantic import BaseModel, Field, StringConstraints, create_model
 from concordia_like.llm.client import LanguageModel
 from concordia_like.llm.errors import LLMError
 from concordia_like.llm.types import LLMRequest
+from concordia_like.memory.constraints import int_enum
 from concordia_like.memory.plans import (
     STEP_MAX,
     STEP_MIN,
+    STEP_UNIT,
     Activity,
     DayPlan,
     PlanBlock,
@@ -79,7 +81,7 @@ Text = Annotated[str, StringConstraints(min_length=3, max_length=80)]
 def _plan_item(first_hour: int, last_hour: int) -> type[BaseModel]:
     return create_model(
         f"PlanItem{first_hour}_{last_hour}",
-        hour=(Annotated[int, Field(ge=first_hour, le=last_hour)], ...),
+        hour=(int_enum(first_hour, last_hour), ...),
         activity=(Text, ...),
     )
 
@@ -99,7 +101,7 @@ def steps_schema(max_steps: int) -> type[BaseModel]:
     step = create_model(
         "PlanStep",
         activity=(Annotated[str, StringConstraints(min_length=3, max_length=60)], ...),
-        minutes=(Annotated[int, Field(ge=STEP_MIN, le=STEP_MAX)], ...),
+        minutes=(int_enum(STEP_MIN, STEP_MAX, STEP_UNIT), ...),
     )
     return create_model(
         "PlanSteps", steps=(Annotated[list[step], Field(min_length=1, max_length=max_steps)], ...)
@@ -214,7 +216,7 @@ class Planner:
             f"{bed:%H:%M}. Plan {ctx.agent}'s day in broad strokes: 3 to {cfg.max_blocks} "
             f"activities, each with the hour it starts."
         )
-        lines.append('Answer {"items": [{"hour": h, "activity": "..."}]}.')
+        lines.append('Answer as JSON: "items", a list of {"hour", "activity"}.')
         return LLMRequest.chat(
             "\n".join(lines),
             system=SYSTEM,
@@ -269,7 +271,7 @@ class Planner:
             f"{about}{plan.agent} plans to {block.description if block else 'carry on'} "
             f"from {start:%H:%M} to {end:%H:%M}. Break this into 1 to {cfg.max_steps} steps "
             f"of {STEP_MIN} to {STEP_MAX} minutes that fill the {total} minutes.\n"
-            'Answer {"steps": [{"activity": "...", "minutes": m}]}.'
+            'Answer as JSON: "steps", a list of {"activity", "minutes"}.'
         )
         return LLMRequest.chat(
             prompt,
@@ -350,8 +352,8 @@ class Planner:
             f"Should {plan.agent} change the plan because of this? If so, say what "
             f"{plan.agent} does now (reaction) and give the new plan until "
             f"{plan.bedtime:%H:%M}.\n"
-            'Answer {"change": true or false, "reaction": "...", '
-            '"items": [{"hour": h, "activity": "..."}]}.'
+            'Answer as JSON: "change" (true or false), "reaction" (what to do now), '
+            '"items", a list of {"hour", "activity"} for the rest of the day.'
         )
         return LLMRequest.chat(
             prompt,

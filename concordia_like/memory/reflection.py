@@ -15,6 +15,7 @@ costs no more calls than one that succeeds."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field, StringConstraints, create_model
 from concordia_like.llm.client import LanguageModel
 from concordia_like.llm.errors import LLMError
 from concordia_like.llm.types import LLMRequest
+from concordia_like.memory.constraints import int_enum
 from concordia_like.memory.records import (
     MAX_IMPORTANCE,
     MIN_IMPORTANCE,
@@ -55,21 +57,25 @@ class ReflectionConfig:
     max_chars: int = 160
 
 
-class Questions(BaseModel):
-    questions: list[Annotated[str, StringConstraints(min_length=3, max_length=100)]] = Field(
-        min_length=1, max_length=3
+@lru_cache(maxsize=8)
+def questions_schema(n_questions: int) -> type[BaseModel]:
+    """Up to n short questions."""
+    question = Annotated[str, StringConstraints(min_length=3, max_length=100)]
+    return create_model(
+        f"Questions{n_questions}",
+        questions=(Annotated[list[question], Field(min_length=1, max_length=n_questions)], ...),
     )
 
 
 @lru_cache(maxsize=32)
 def insights_schema(n_statements: int, n_insights: int, max_chars: int) -> type[BaseModel]:
     """Insights citing statements 1..n: the schema bounds the citations to real numbers."""
-    cite = Annotated[int, Field(ge=1, le=max(1, n_statements))]
+    cite = int_enum(1, max(1, n_statements))
     insight = create_model(
         "Insight",
         text=(Annotated[str, StringConstraints(min_length=3, max_length=max_chars)], ...),
         because=(Annotated[list[cite], Field(min_length=1, max_length=5)], ...),
-        importance=(Annotated[int, Field(ge=MIN_IMPORTANCE, le=MAX_IMPORTANCE)], ...),
+        importance=(int_enum(MIN_IMPORTANCE, MAX_IMPORTANCE), ...),
     )
     return create_model(
         f"Insights{n_statements}",
@@ -84,6 +90,11 @@ class ReflectionOutcome:
     insights: list[MemoryRecord] = field(default_factory=list)
     #: why no insights were written, when none were
     skipped: str | None = None
+
+
+def _clean(text: str) -> str:
+    """Model text without the list numbering or bullets it tends to copy from prompts."""
+    return re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", " ".join(text.split())).strip()
 
 
 def _numbered(records: Sequence[MemoryRecord], max_chars: int) -> str:
@@ -144,7 +155,8 @@ class Reflector:
         for a, answer in zip(asking, answers, strict=True):
             parsed = self._parsed(answer, a, "questions", outcomes[a])
             if parsed is not None:
-                questions[a] = [q.strip() for q in parsed.questions[: cfg.questions] if q.strip()]
+                asked = [_clean(q) for q in parsed.questions[: cfg.questions]]
+                questions[a] = [q for q in dict.fromkeys(asked) if q]
                 outcomes[a].questions = questions[a]
 
         # 2. one batched retrieval for every question of every agent
@@ -181,9 +193,11 @@ class Reflector:
                     statements[a][i - 1].id for i in ins.because if 1 <= i <= len(statements[a])
                 ]
                 cited = list(dict.fromkeys(cited))
-                text = ins.text.strip()
+                text = _clean(ins.text)
                 if not cited or not text:
                     continue  # an insight that rests on nothing real is not kept
+                if any(m.agent == a and m.text == text for m in new):
+                    continue  # small models repeat themselves
                 new.append(NewMemory(a, text, "reflection", now, ins.importance, tuple(cited)))
             if not any(m.agent == a for m in new):
                 outcomes[a].skipped = "no insight cited a real memory"
@@ -214,12 +228,12 @@ class Reflector:
             f"Statements about {agent}:\n{_numbered(records, self.config.max_chars)}\n\n"
             f"Given only the statements above, what are the {n} most salient high-level "
             f"questions we can answer about the subjects in the statements?\n"
-            f'Answer {{"questions": [...]}} with at most {n} short questions.'
+            f'Answer as JSON: "questions", a list of at most {n} short questions.'
         )
         return LLMRequest.chat(
             prompt,
             system=SYSTEM,
-            schema=Questions,
+            schema=questions_schema(n),
             purpose="reflect",
             agent=agent,
             max_tokens=40 * n + 16,
@@ -235,7 +249,8 @@ class Reflector:
             f"What {cfg.insights} high-level insights about {agent} can you infer from the "
             f"statements above? For each, cite the numbers of the statements it rests on "
             f"and rate its importance from 1 to 10.\n"
-            f'Answer {{"insights": [{{"text": ..., "because": [numbers], "importance": n}}]}}.'
+            'Answer as JSON: "insights", a list of {"text", "because" (statement numbers), '
+            '"importance"}.'
         )
         return LLMRequest.chat(
             prompt,

@@ -2,7 +2,8 @@
 
 One object per run, used for all agents at once: adding the step's memories for every
 agent is one embedding call and one transaction, and retrieving for every agent is one
-embedding call, one index query per agent and two SQL statements.
+embedding call, one index query per agent (threaded), one SQL statement for the
+candidates of each 100 agents and one update of last-retrieved times.
 
 Writes go to SQL first and to the index after the commit; opening the store reconciles
 the index with SQL, so a crash between the two writes, or a deleted index folder, loses
@@ -54,8 +55,10 @@ log = logging.getLogger(__name__)
 
 T = MemoryRow.__table__
 MARKS = ReflectionMarkRow.__table__
-_RECORD_COLS = (T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved,
-                T.c.importance, T.c.evidence)  # fmt: skip
+_RECORD_COLS = (
+    *(T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved),
+    *(T.c.importance, T.c.evidence),
+)
 #: as _RECORD_COLS, with the evidence left as JSON text: most candidates lose, and only
 #: the winners' evidence is worth decoding
 _CANDIDATE_COLS = (*_RECORD_COLS[:-1], type_coerce(T.c.evidence, String).label("evidence"))
@@ -226,10 +229,18 @@ class MemoryStore:
     def _index_after_commit(
         self, session: Session, ids: list[int], agents: list[str], vectors: np.ndarray
     ) -> None:
+        """Index the rows once their transaction commits; forget them if it rolls back
+        (their ids may then be given to other rows)."""
+
         def committed(_session: Session) -> None:
+            event.remove(session, "after_rollback", rolled_back)
             self._index(ids, agents, vectors)
 
+        def rolled_back(_session: Session) -> None:
+            event.remove(session, "after_commit", committed)
+
         event.listen(session, "after_commit", committed, once=True)
+        event.listen(session, "after_rollback", rolled_back, once=True)
 
     # -- retrieving -----------------------------------------------------------------
 

@@ -22,6 +22,9 @@ class MemoryRow(Base):
         Index("ix_memories_owner_id", "run_id", "agent", "id"),
         Index("ix_memories_owner_recent", "run_id", "agent", "last_retrieved"),
         Index("ix_memories_owner_importance", "run_id", "agent", "importance"),
+        # ids of deleted rows are never given again (SQLite would reuse a deleted
+        # maximum): the vector index names memories by id
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
