@@ -3,7 +3,9 @@ reflection and planning (after Park et al., Generative Agents, 2023).
 
 Heavy imports (torch, chromadb) happen only when a store or embedder is used."""
 
+from concordia_like.memory.embedder import Embedder, get_embedder
 from concordia_like.memory.importance import ImportanceScorer, heuristic_importance, is_trivial
+from concordia_like.memory.index import ChromaIndex
 from concordia_like.memory.planning import PlanContext, Planner, PlanningConfig
 from concordia_like.memory.plans import Activity, DayPlan, PlanBlock
 from concordia_like.memory.records import (
@@ -22,7 +24,9 @@ __all__ = [
     "MEMORY_KINDS",
     "Activity",
     "Candidate",
+    "ChromaIndex",
     "DayPlan",
+    "Embedder",
     "ImportanceScorer",
     "MemoryKind",
     "MemoryRecord",
@@ -38,6 +42,7 @@ __all__ = [
     "RetrievalQuery",
     "ScoredMemory",
     "ScoringWeights",
+    "get_embedder",
     "heuristic_importance",
     "is_trivial",
     "score_candidates",

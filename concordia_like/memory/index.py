@@ -116,6 +116,8 @@ class ChromaIndex:
         #: all buffered entries are written once there are this many in all
         self.max_pending = max_pending
         self._collections: dict[str | None, Any] = {}
+        #: collections known not to exist (an agent whose entries are all buffered)
+        self._missing: set[str | None] = set()
         self._pending: dict[str, _Pending] = {}
         self._n_pending = 0
         self._pool: ThreadPoolExecutor | None = None
@@ -141,6 +143,8 @@ class ChromaIndex:
         col = self._collections.get(key)
         if col is not None:
             return col
+        if not create and key in self._missing:
+            return None  # this index creates collections; no need to ask Chroma again
         name = collection_name(self.run_id, key)
         if create:
             meta: dict[str, Any] = {"run": self.run_id, "layout": self.layout}
@@ -156,7 +160,9 @@ class ChromaIndex:
             try:
                 col = self.client.get_collection(name, embedding_function=None)
             except Exception:  # chromadb raises NotFoundError (ValueError in old versions)
+                self._missing.add(key)
                 return None
+        self._missing.discard(key)
         self._collections[key] = col
         return col
 
@@ -198,9 +204,13 @@ class ChromaIndex:
         for agent in names:
             groups.setdefault(self._key(agent), []).append(agent)
         for group in groups.values():
-            ids = [i for a in group for i in self._pending[a].ids]
-            owners = [a for a in group for _ in self._pending[a].ids]
-            vecs = np.stack([v for a in group for v in self._pending[a].vectors])
+            latest: dict[int, tuple[str, np.ndarray]] = {}  # an id added twice: the last
+            for agent in group:
+                buf = self._pending[agent]
+                latest.update((i, (agent, v)) for i, v in zip(buf.ids, buf.vectors, strict=True))
+            ids = list(latest)
+            owners = [latest[i][0] for i in ids]
+            vecs = np.stack([latest[i][1] for i in ids])
             try:
                 self._write(group[0], ids, owners, vecs)
             except Exception as exc:
@@ -243,6 +253,7 @@ class ChromaIndex:
         for col in list(self._run_collections()):
             self.client.delete_collection(col.name)
         self._collections.clear()
+        self._missing.clear()
         self._pending.clear()
         self._n_pending = 0
 
