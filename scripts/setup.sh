@@ -8,8 +8,11 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# Two stamps: the heavy part (torch, llama.cpp) is redone only when this script changes,
+# the project's own install when pyproject.toml changes too.
+base=".venv/.base-$(sha256sum < scripts/setup.sh | cut -c1-16)"
 stamp=".venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
+if [ ! -f "$base" ]; then
   .venv/bin/python -m pip install -q --upgrade pip wheel
   .venv/bin/python -m pip install -q "torch==2.13.0"
   # llama-cpp-python compiles llama.cpp from source (about 6 minutes, once). A native
@@ -18,6 +21,10 @@ if [ ! -f "$stamp" ]; then
   # anywhere. --no-cache-dir: a wheel cached from a native build must not be reused.
   CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv/bin/python -m pip install -q --no-cache-dir \
     "llama-cpp-python[server]==0.3.36"
+  rm -f .venv/.base-* .venv/.installed-*
+  touch "$base"
+fi
+if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   rm -f .venv/.installed-*
   touch "$stamp"

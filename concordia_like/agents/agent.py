@@ -15,6 +15,7 @@ from concordia_like.agents.actions import schema_for
 from concordia_like.agents.persona import PersonaCard
 from concordia_like.agents.prompt import MAX_OBSERVATIONS, situation, stable_prefix
 from concordia_like.llm import LLMRequest
+from concordia_like.memory.plans import DayPlan
 from concordia_like.world.state import WorldState
 
 ACT_MAX_TOKENS = 96
@@ -27,9 +28,12 @@ class Agent:
     observations: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_OBSERVATIONS))
     reply_to: str | None = None
     memories: list[str] = field(default_factory=list)
+    #: the query those memories were retrieved for
+    last_query: str | None = None
     activity: str | None = None
-    plan: list[dict[str, Any]] = field(default_factory=list)
-    plan_day: str | None = None
+    plan: DayPlan | None = None
+    #: the gist of yesterday's plan, which today's is made from
+    yesterday: str = ""
 
     @classmethod
     def create(cls, persona: PersonaCard, world_name: str, rules: list[str]) -> Agent:
@@ -77,15 +81,18 @@ class Agent:
             "observations": list(self.observations),
             "reply_to": self.reply_to,
             "memories": list(self.memories),
+            "last_query": self.last_query,
             "activity": self.activity,
-            "plan": list(self.plan),
-            "plan_day": self.plan_day,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
+            "yesterday": self.yesterday,
         }
 
     def restore(self, data: dict[str, Any]) -> None:
         self.observations = deque(data.get("observations", []), maxlen=MAX_OBSERVATIONS)
         self.reply_to = data.get("reply_to")
         self.memories = list(data.get("memories", []))
+        self.last_query = data.get("last_query")
         self.activity = data.get("activity")
-        self.plan = list(data.get("plan", []))
-        self.plan_day = data.get("plan_day")
+        plan = data.get("plan")
+        self.plan = DayPlan.from_dict(plan) if plan else None
+        self.yesterday = data.get("yesterday", "")

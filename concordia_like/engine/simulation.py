@@ -30,7 +30,7 @@ from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.upkeep import Upkeep
 from concordia_like.gm.master import GameMaster, Outcome
 from concordia_like.llm import LanguageModel, LLMError
-from concordia_like.memory.records import NewMemory, RetrievalQuery
+from concordia_like.memory.records import NewMemory, RetrievalQuery, ScoredMemory
 from concordia_like.memory.stream import MemoryStore
 from concordia_like.world.loader import World
 from concordia_like.world.rules import apply_effects
@@ -90,9 +90,11 @@ class Simulation:
         events: list[Event] = []
         perceived: dict[str, list[str]] = {name: [] for name in self.agents}
         self._scheduled(now, events, perceived)
-        events += await self.upkeep.before_acting(now, step, self.seed)
-        self._retrieve(now)
-        names = list(self.agents)
+        events += await self.upkeep.before_acting(now)
+        names = [
+            n for n, a in self.agents.items() if not self.upkeep.asleep(a, self.state.location(n))
+        ]
+        touched = self._retrieve(names, now)
         if self.engine == "simultaneous":
             outcomes = await self._simultaneous(names, step, rng)
         else:
@@ -105,9 +107,10 @@ class Simulation:
         memories = await self.upkeep.score(memories)
         self.state.clock.advance()
         self.step = step
-        events += await self.upkeep.after_step(now, memories, step, self.seed)
+        events += await self.upkeep.after_step(now, memories)
 
         def in_transaction(session: Session) -> None:
+            self.memory.touch(*touched, session=session)
             self.memory.add_many(memories, now=now, session=session)
             self.upkeep.write(session, now)
 
@@ -238,12 +241,24 @@ class Simulation:
                         self.agents[name].perceive(line)
         return memories
 
-    def _retrieve(self, now: datetime) -> None:
-        queries = [
-            RetrievalQuery(n, a.retrieval_query(), now, RETRIEVE_K) for n, a in self.agents.items()
-        ]
-        for q, found in zip(queries, self.memory.retrieve_many(queries), strict=True):
+    def _retrieve(
+        self, names: list[str], now: datetime
+    ) -> tuple[list[RetrievalQuery], list[list[ScoredMemory]]]:
+        """Memories for the agents about to act, in one batched retrieval. An agent
+        whose query has not changed since it last retrieved keeps what it found (its
+        memories only change through what it perceives, which changes the query).
+        Retrieval times are moved in the step's transaction."""
+        queries = []
+        for n in names:
+            agent = self.agents[n]
+            text = agent.retrieval_query()
+            if text != agent.last_query:
+                agent.last_query = text
+                queries.append(RetrievalQuery(n, text, now, RETRIEVE_K))
+        results = self.memory.retrieve_many(queries, touch=False)
+        for q, found in zip(queries, results, strict=True):
             self.agents[q.agent].memories = [m.record.text for m in found]
+        return queries, results
 
     @staticmethod
     def _event(out: Outcome) -> Event:

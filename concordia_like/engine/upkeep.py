@@ -1,51 +1,143 @@
-"""Memory upkeep around the agents' actions: activities from plans, importance of new
-memories, reflection when due. Every model call here is batched across agents, like
-the act calls, and amortised: plans per day and hour, reflection past a threshold."""
+"""Memory upkeep around the agents' actions: plans, importance of new memories,
+reflection when due.
+
+Every model call here is batched across agents, like the act calls, and amortised: a
+day plan per agent per day, a decomposition per agent per hour, importance per distinct
+text, reflection only past its threshold, replanning only for important news. Nothing
+is written to the store while the step is under way: plan and reflection memories,
+reflection marks and retrieval times wait for `write`, which runs inside the step's
+transaction, so a step re-run after a crash sees the store exactly as the first attempt
+did."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
+from concordia_like.agents.persona import PersonaCard
 from concordia_like.engine.events import Event
 from concordia_like.llm import LanguageModel
 from concordia_like.memory.importance import ImportanceScorer
-from concordia_like.memory.records import NewMemory
+from concordia_like.memory.planning import PlanContext, Planner, PlanningConfig
+from concordia_like.memory.records import MemoryRecord, NewMemory
+from concordia_like.memory.reflection import PendingReflection, ReflectionConfig, Reflector
 from concordia_like.memory.stream import MemoryStore
+
+SLEEPING = "sleeping"
+PLAN_PERSONA_CHARS = 400
+
+
+@dataclass(frozen=True)
+class UpkeepConfig:
+    planning: PlanningConfig = field(default_factory=PlanningConfig)
+    reflection: ReflectionConfig = field(default_factory=ReflectionConfig)
+    bedtime_hour: int = 23
+
+
+def planning_persona(card: PersonaCard) -> str:
+    """Who plans: the card's gist and its usual day, which a plan should resemble."""
+    usual = "; ".join(f"{r.at} {r.activity}" for r in sorted(card.routine, key=lambda r: r.minutes))
+    text = card.prompt_text(PLAN_PERSONA_CHARS - min(len(usual), 200) - 12)
+    return f"{text} Usual day: {usual[:200]}" if usual else text
+
+
+def wake_hour(card: PersonaCard) -> int:
+    """The hour of the first entry of the routine (7 without one)."""
+    if not card.routine:
+        return 7
+    return min(r.minutes for r in card.routine) // 60
 
 
 class Upkeep:
-    def __init__(self, lm: LanguageModel, memory: MemoryStore, agents: dict[str, Agent]) -> None:
+    def __init__(
+        self,
+        lm: LanguageModel,
+        memory: MemoryStore,
+        agents: dict[str, Agent],
+        config: UpkeepConfig = UpkeepConfig(),
+    ) -> None:
         self.lm = lm
         self.memory = memory
         self.agents = agents
+        self.config = config
         self.scorer = ImportanceScorer(lm)
-        self._pending: list[NewMemory] = []
+        self.planner = Planner(lm, memory, config.planning, defer=True)
+        self.reflector = Reflector(lm, memory, config.reflection)
+        self._personas = {n: planning_persona(a.persona) for n, a in agents.items()}
+        self._reflection: PendingReflection | None = None
 
-    async def before_acting(self, now: datetime, step: int, seed: int) -> list[Event]:
-        """Each agent's current activity: from its plan, or else its routine."""
-        minutes = now.hour * 60 + now.minute
-        for agent in self.agents.values():
-            item = agent.persona.routine_at(minutes)
-            agent.activity = item.activity if item is not None else None
-        return []
+    async def before_acting(self, now: datetime) -> list[Event]:
+        """Reflect where due (on what earlier steps committed), then bring every plan up
+        to `now` and set each agent's current activity."""
+        events = await self._reflect(now)
+        plans = {n: a.plan for n, a in self.agents.items() if a.plan is not None}
+        before = dict(plans)
+        contexts = [
+            PlanContext(
+                agent=n,
+                persona=self._personas[n],
+                yesterday=a.yesterday,
+                wake_hour=wake_hour(a.persona),
+                bedtime_hour=self.config.bedtime_hour,
+            )
+            for n, a in self.agents.items()
+        ]
+        activities = await self.planner.step(contexts, plans, now)
+        for name, agent in self.agents.items():
+            plan, old = plans.get(name), before.get(name)
+            if plan is not None and (old is None or old.day != plan.day):
+                if old is not None:
+                    agent.yesterday = old.describe()
+                events.append(Event("plan", f"{name} plans the day: {plan.describe()}", actor=name))
+            agent.plan = plan
+            agent.activity = activities[name].description
+        return events
+
+    async def _reflect(self, now: datetime) -> list[Event]:
+        due = self.reflector.due(list(self.agents))
+        if not due:
+            return []
+        pending = await self.reflector.prepare(due, now, self._personas)
+        self._reflection = pending
+        return [
+            Event("reflection", f"{m.agent} concludes: {m.text}", actor=m.agent)
+            for m in pending.insights
+        ]
 
     async def score(self, memories: list[NewMemory]) -> list[NewMemory]:
         return await self.scorer.fill(memories)
 
-    async def after_step(
-        self, now: datetime, memories: list[NewMemory], step: int, seed: int
-    ) -> list[Event]:
-        return []
+    async def after_step(self, now: datetime, memories: list[NewMemory]) -> list[Event]:
+        """Let agents whose news is important enough change the rest of their day."""
+        plans = {n: a.plan for n, a in self.agents.items() if a.plan is not None}
+        news = [
+            MemoryRecord(0, m.agent, m.text, m.kind, now, now, m.importance or 1) for m in memories
+        ]
+        changed = await self.planner.react(news, plans, now, self._personas)
+        events = []
+        for name, did in changed.items():
+            if did:
+                plan = plans[name]
+                self.agents[name].plan = plan
+                events.append(
+                    Event("plan", f"{name} changes plans: {plan.describe(now)}", actor=name)
+                )
+        return events
 
     def write(self, session: Session, now: datetime) -> None:
-        """Memories upkeep made this step (plans, reflections), in the step's transaction."""
-        if self._pending:
-            self.memory.add_many(self._pending, now=now, session=session)
-            self._pending = []
+        """What upkeep made this step (plans, reflections), in the step's transaction."""
+        plans = self.planner.take_pending()
+        if plans:
+            self.memory.add_many(plans, now=now, session=session)
+        if self._reflection is not None:
+            self.reflector.commit(self._reflection, now, session=session)
+            self._reflection = None
 
-    def state(self) -> dict[str, Any]:
-        return {}
+    def asleep(self, agent: Agent, location: str) -> bool:
+        """In bed at home: such an agent needs no model call this step, unless spoken to."""
+        return (
+            agent.activity == SLEEPING and location == agent.persona.home and agent.reply_to is None
+        )

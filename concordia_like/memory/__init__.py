@@ -16,7 +16,12 @@ from concordia_like.memory.records import (
     RetrievalQuery,
     ScoredMemory,
 )
-from concordia_like.memory.reflection import ReflectionConfig, ReflectionOutcome, Reflector
+from concordia_like.memory.reflection import (
+    PendingReflection,
+    ReflectionConfig,
+    ReflectionOutcome,
+    Reflector,
+)
 from concordia_like.memory.scoring import Candidate, ScoringWeights, score_candidates
 from concordia_like.memory.stream import MemoryStore
 
@@ -32,6 +37,7 @@ __all__ = [
     "MemoryRecord",
     "MemoryStore",
     "NewMemory",
+    "PendingReflection",
     "PlanBlock",
     "PlanContext",
     "Planner",

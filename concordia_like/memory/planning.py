@@ -147,10 +147,16 @@ class Planner:
         lm: LanguageModel,
         store: MemoryStore | None = None,
         config: PlanningConfig = PlanningConfig(),
+        *,
+        defer: bool = False,
     ) -> None:
         self.lm = lm
         self.store = store
         self.config = config
+        #: with `defer`, plan memories wait in `pending` for the caller to store (an
+        #: engine writes them in its step's transaction) instead of being written here
+        self.defer = defer
+        self.pending: list[NewMemory] = []
 
     # -- the whole step -------------------------------------------------------------
 
@@ -365,8 +371,13 @@ class Planner:
         )
 
     def _remember(self, notes: Sequence[tuple[str, str]], now: datetime) -> None:
-        if self.store is None or not notes:
-            return
-        self.store.add_many(
-            [NewMemory(a, t, "plan", now, self.config.plan_importance) for a, t in notes], now=now
-        )
+        memories = [NewMemory(a, t, "plan", now, self.config.plan_importance) for a, t in notes]
+        if self.defer:
+            self.pending.extend(memories)
+        elif self.store is not None and memories:
+            self.store.add_many(memories, now=now)
+
+    def take_pending(self) -> list[NewMemory]:
+        """The plan memories deferred so far, handed over once."""
+        out, self.pending = self.pending, []
+        return out

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, create_model
+from sqlalchemy.orm import Session
 
 from concordia_like.llm.client import LanguageModel
 from concordia_like.llm.errors import LLMError
@@ -92,6 +93,15 @@ class ReflectionOutcome:
     skipped: str | None = None
 
 
+@dataclass
+class PendingReflection:
+    """Reflections thought out but not yet stored."""
+
+    outcomes: list[ReflectionOutcome]
+    insights: list[NewMemory]
+    marks: dict[str, int]
+
+
 def _clean(text: str) -> str:
     """Model text without the list numbering or bullets it tends to copy from prompts."""
     return re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", " ".join(text.split())).strip()
@@ -128,7 +138,15 @@ class Reflector:
     async def reflect(
         self, agents: Sequence[str], now: datetime, personas: Mapping[str, str] | None = None
     ) -> list[ReflectionOutcome]:
-        """Reflect now for each agent given, due or not."""
+        """Reflect now for each agent given, due or not, and store the insights."""
+        return self.commit(await self.prepare(agents, now, personas), now)
+
+    async def prepare(
+        self, agents: Sequence[str], now: datetime, personas: Mapping[str, str] | None = None
+    ) -> PendingReflection:
+        """The model's part of reflecting (questions, retrieval, insights) with nothing
+        written, so that an engine can write the insights and marks in its step's
+        transaction with `commit`."""
         cfg = self.config
         personas = personas or {}
         marks = {
@@ -202,13 +220,21 @@ class Reflector:
             if not any(m.agent == a for m in new):
                 outcomes[a].skipped = "no insight cited a real memory"
 
-        for record in self.store.add_many(new, now=now):
+        return PendingReflection([outcomes[a] for a in agents], new, marks)
+
+    def commit(
+        self, pending: PendingReflection, now: datetime, *, session: Session | None = None
+    ) -> list[ReflectionOutcome]:
+        """Store prepared insights and move the agents' marks (in `session`'s
+        transaction when given). The marks move even where no insight was kept."""
+        outcomes = {o.agent: o for o in pending.outcomes}
+        for record in self.store.add_many(pending.insights, now=now, session=session):
             outcomes[record.agent].insights.append(record)
-        self.store.mark_reflected(marks, now)
-        for o in outcomes.values():
+        self.store.mark_reflected(pending.marks, now, session=session)
+        for o in pending.outcomes:
             if o.skipped:
                 log.info("reflection of %s skipped: %s", o.agent, o.skipped)
-        return [outcomes[a] for a in agents]
+        return pending.outcomes
 
     def _parsed(self, answer: Any, agent: str, what: str, outcome: ReflectionOutcome) -> Any:
         if isinstance(answer, LLMError):

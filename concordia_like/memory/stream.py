@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +89,16 @@ def _record(row: Any, *, evidence: bool = True) -> MemoryRecord:
         importance=row.importance,
         evidence=_evidence(row.evidence) if evidence else (),
     )
+
+
+@contextmanager
+def _writer(engine: Engine, session: Session | None) -> Iterator[Any]:
+    """Somewhere to write: the caller's transaction, or a new one committed here."""
+    if session is not None:
+        yield session
+        return
+    with engine.begin() as conn:
+        yield conn
 
 
 class MemoryStore:
@@ -294,7 +305,7 @@ class MemoryStore:
                 ]
             )
         if touch:
-            self._touch(queries, results)
+            self.touch(queries, results)
         return results
 
     def _candidate_rows(
@@ -371,14 +382,23 @@ class MemoryStore:
             return float(np.dot(from_bytes(row.embedding), qvec))
         return float(np.dot(self.embedder.embed_one(row.text), qvec))
 
-    def _touch(self, queries: Sequence[RetrievalQuery], results: list[list[ScoredMemory]]) -> None:
+    def touch(
+        self,
+        queries: Sequence[RetrievalQuery],
+        results: list[list[ScoredMemory]],
+        *,
+        session: Session | None = None,
+    ) -> None:
+        """Move the last-retrieved time of what was retrieved; with `session` (the
+        engine's step transaction) the update commits with the step, so a step re-run
+        after a crash scores recency exactly as the first attempt did."""
         by_time: dict[datetime, set[int]] = {}
         for q, res in zip(queries, results, strict=True):
             if res:
                 by_time.setdefault(naive_utc(q.now), set()).update(s.record.id for s in res)
         if not by_time:
             return
-        with self.engine.begin() as conn:
+        with _writer(self.engine, session) as conn:
             for when, ids in by_time.items():
                 conn.execute(
                     update(T)
@@ -463,13 +483,16 @@ class MemoryStore:
                 out[agent] = (int(total or 0), int(newest or marks[agent]))
         return out
 
-    def mark_reflected(self, marks: dict[str, int], now: datetime) -> None:
-        """Record that each agent has reflected on its memories up to the given id."""
+    def mark_reflected(
+        self, marks: dict[str, int], now: datetime, *, session: Session | None = None
+    ) -> None:
+        """Record that each agent has reflected on its memories up to the given id
+        (in `session`'s transaction when given)."""
         if not marks:
             return
         current = self.reflection_marks(list(marks))
         when = naive_utc(now)
-        with self.engine.begin() as conn:
+        with _writer(self.engine, session) as conn:
             for agent, upto in marks.items():
                 values = {"upto_id": max(upto, current[agent]), "last_reflected": when}
                 where = (MARKS.c.run_id == self.run_id) & (MARKS.c.agent == agent)
