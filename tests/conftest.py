@@ -37,3 +37,27 @@ def open_memory_store(tmp_path, memory_embedder):
 @pytest.fixture
 def memory_store(open_memory_store):
     return open_memory_store()
+
+
+# -- engine, Game Master and CLI -------------------------------------------------------
+
+
+@pytest.fixture
+def fast_embedder(monkeypatch):
+    """Every MemoryStore opened in the test embeds with the hashing stand-in (see
+    tests/fast_embedder.py): SQL, Chroma and scoring stay real, the model is skipped."""
+    from fast_embedder import HashEmbedder
+
+    import concordia_like.memory.embedder as embedder_module
+
+    embedder = HashEmbedder()
+    monkeypatch.setattr(embedder_module, "_default", embedder)
+    return embedder
+
+
+@pytest.fixture
+def runs_root(tmp_path, fast_embedder):
+    """A folder for run stores, with the hashing embedder in place."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    return root

@@ -1,0 +1,73 @@
+"""A hashing stand-in for the sentence embedder, for engine and CLI tests.
+
+Engine tests exercise the loop, the Game Master and the store, not the quality of
+retrieval; the real all-MiniLM-L6-v2 model costs about a second per step on two cores,
+which would make a 200-step run take minutes. This embedder maps words to fixed random
+directions (seeded by the word), so equal texts get equal vectors and texts sharing
+words are similar, with no model at all. SQL, Chroma and scoring stay real.
+
+`install()` swaps it in for the process-wide embedder; a subprocess under test runs
+`python -c "import fast_embedder; fast_embedder.main()" run ...` (tests/ on
+PYTHONPATH) to get the `concordia-like` command with it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from concordia_like.memory.embedder import DIM
+
+_WORD = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    dim = DIM
+    name = "hash-test-embedder"
+
+    def __init__(self) -> None:
+        self.encoded = 0
+        self._words: dict[str, np.ndarray] = {}
+
+    def _word(self, word: str) -> np.ndarray:
+        vec = self._words.get(word)
+        if vec is None:
+            seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "big")
+            vec = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+            self._words[word] = vec
+        return vec
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                out[i] += self._word(word)
+            norm = float(np.linalg.norm(out[i]))
+            out[i] = out[i] / norm if norm > 0 else self._word("")
+        self.encoded += len(texts)
+        return out
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+    def cache_clear(self) -> None:
+        self._words.clear()
+
+
+def install() -> HashEmbedder:
+    """Make every MemoryStore opened from now on in this process use a HashEmbedder."""
+    import concordia_like.memory.embedder as embedder_module
+
+    embedder = HashEmbedder()
+    embedder_module._default = embedder  # type: ignore[assignment]
+    return embedder
+
+
+def main() -> None:
+    """The `concordia-like` command with the hashing embedder installed."""
+    install()
+    from concordia_like.cli.main import app
+
+    app(prog_name="concordia-like")
