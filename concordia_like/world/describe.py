@@ -51,7 +51,8 @@ def describe_for(state: WorldState, agent: str, max_chars: int = 700) -> str:
     lines.append("You carry: " + (carried or "nothing") + ".")
     if a.attributes:
         attrs = []
-        for name, value in a.attributes.items():
+        # sorted, as a checkpoint stores them: a resumed run's prompts must be the same
+        for name, value in sorted(a.attributes.items()):
             bound = state.attributes[name]
             shown = f"{value:g}" if isinstance(value, float) else str(value)
             attrs.append(f"{name} {shown}" + ("" if bound.conserved else f"/{bound.max:g}"))

@@ -1,0 +1,119 @@
+"""Resuming a run: 5 steps + resume to 10 equals 10 straight, and a run SIGKILLed at
+random moments and resumed each time has every step exactly once and no duplicate."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from engine_support import (
+    REPO,
+    TOWN,
+    close,
+    lm_factory,
+    memories,
+    query,
+    run_steps,
+    store_path,
+    timeline,
+)
+
+from concordia_like.engine.runs import resume_run, start_run
+from concordia_like.engine.simulation import ENGINES
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_resumed_run_equals_uninterrupted_run(tmp_path, runs_root, engine):
+    straight = start_run(TOWN, lm_factory(), engine=engine, seed=5, root=runs_root)
+    await run_steps(straight, 10)
+
+    other = tmp_path / "other"
+    first = start_run(TOWN, lm_factory(), engine=engine, seed=5, root=other)
+    await run_steps(first, 5)
+    await close(first)
+    resumed = resume_run(first.run_id, lm_factory(), root=other)
+    assert resumed.step == 5
+    await run_steps(resumed, 5)
+
+    assert timeline(resumed) == timeline(straight)
+    a = memories(store_path(runs_root, straight.run_id), straight.run_id)
+    b = memories(store_path(other, resumed.run_id), resumed.run_id)
+    assert any(m[1] == "plan" for m in a)  # the comparison covers plan memories
+    assert b == a
+    assert resumed.state.to_dict() == straight.state.to_dict()
+    for sim in (straight, resumed):
+        await close(sim)
+
+
+def cli(*args: str) -> list[str]:
+    """The `concordia-like` command, run with the hashing embedder (tests/fast_embedder)."""
+    return [sys.executable, "-c", "import fast_embedder; fast_embedder.main()", *args]
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+
+
+def wait_for_run(root, proc) -> str:
+    """The id of the run `proc` creates, once its row is committed."""
+    while proc.poll() is None:
+        for db in root.glob("*/store.sqlite"):
+            with contextlib.suppress(sqlite3.Error):
+                if query(db, "SELECT id FROM runs"):
+                    return db.parent.name
+        time.sleep(0.05)
+    raise AssertionError(f"the run ended ({proc.returncode}) before it was created")
+
+
+def test_killed_run_resumes_with_every_step_exactly_once(tmp_path):
+    steps, root = 60, tmp_path / "runs"
+    base = ["--steps", str(steps), "--backend", "scripted", "--root", str(root), "--quiet"]
+    rng = random.Random(20250414)
+    env = cli_env()
+    run_id, killed_at = None, []
+    for attempt in range(4):
+        args = ["run", str(TOWN), *base] + (["--resume", run_id] if run_id else [])
+        proc = subprocess.Popen(cli(*args), cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        if run_id is None:  # wait for the run to exist, then for a random moment
+            run_id = wait_for_run(root, proc)
+        time.sleep(rng.uniform(0.3, 1.5))
+        if proc.poll() is not None:
+            break  # finished before the kill: nothing more to interrupt
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, attempt
+        db = store_path(root, run_id)
+        killed_at += query(db, "SELECT steps_done FROM runs WHERE id = ?", run_id)[0]
+    # the kills hit the run under way, not only its start or its end
+    assert any(0 < done < steps for done in killed_at), killed_at
+    out = subprocess.run(
+        cli("run", str(TOWN), *base, "--resume", run_id),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert run_id in out.stdout
+
+    db = store_path(root, run_id)
+    rows = query(db, "SELECT step, seq FROM events WHERE run_id = ? ORDER BY step, seq", run_id)
+    by_step: dict[int, list[int]] = {}
+    for step, seq in rows:
+        by_step.setdefault(step, []).append(seq)
+    assert sorted(by_step) == list(range(1, steps + 1))
+    assert all(seqs == list(range(len(seqs))) for seqs in by_step.values())
+    mems = [(a, t, c) for a, _, t, c, _ in memories(db, run_id)]
+    assert [m for m, n in Counter(mems).items() if n > 1] == []
+    [(done,)] = query(db, "SELECT steps_done FROM runs WHERE id = ?", run_id)
+    assert query(db, "SELECT step FROM checkpoints WHERE run_id = ?", run_id) == [(done,)]
+    assert done == steps
