@@ -116,7 +116,7 @@ def run(
 
     if resume is not None:
         sim = resume_run(resume, lm_factory, world_path=world, store=store, root=root)
-        console.print(f"resuming run [bold]{sim.run_id}[/] after step {sim.step}")
+        console.print(f"resuming run [bold]{sim.run_id}[/] after step {sim.step}", soft_wrap=True)
     else:
         sim = start_run(
             world,
@@ -127,12 +127,18 @@ def run(
             root=root,  # type: ignore[arg-type]
             config={"backend": backend, "faults": faults},
         )
+        # now, not only at the end: a run killed on the way is resumed by this id
+        console.print(
+            f"run [bold]{sim.run_id}[/] started; store: {sim.recorder.url}", soft_wrap=True
+        )
     asyncio.run(_run(sim, steps, quiet))
     total = sim.usage()["total"]
     agent_steps = max(1, sim.step * len(sim.agents))
     console.print(
         f"run [bold]{sim.run_id}[/]: {sim.step} steps of {sim.world.name}, "
-        f"{total['calls']} model calls ({total['calls'] / agent_steps:.2f} per agent-step)"
+        f"{total['calls']} model calls ({total['calls'] / agent_steps:.2f} per agent-step)",
+        soft_wrap=True,
     )
-    console.print(f"store: {sim.recorder.url}")
-    console.print(f"timeline: concordia-like log {sim.run_id}")
+    # unwrapped, so that the URL and the command can be copied whole
+    console.print(f"store: {sim.recorder.url}", soft_wrap=True)
+    console.print(f"timeline: concordia-like log {sim.run_id}", soft_wrap=True)
