@@ -221,11 +221,13 @@ class EmbeddedBackend(Backend):
         return None
 
     async def _decode(self, seqs: list[_Seq]) -> None:
-        # prefill: pack prompts into shared decode calls of at most n_batch tokens
+        # prefill: pack prompts into shared decode calls of at most n_batch tokens. Logits
+        # live only until the next decode call, so a sequence whose prompt ends in this
+        # call samples its first token right after it.
         pending = [(s, 0) for s in seqs]
         while pending:
             self._batch.n_tokens = 0
-            rest = []
+            rest, ended = [], []
             for s, start in pending:
                 room = self._n_batch - self._batch.n_tokens
                 if room <= 0:
@@ -238,24 +240,25 @@ class EmbeddedBackend(Backend):
                     if last and j == len(chunk) - 1:
                         s.logit_idx = idx
                 s.pos = start + len(chunk)
-                if not last:
+                if last:
+                    ended.append(s)
+                else:
                     rest.append((s, start + len(chunk)))
             self._run_decode()
+            for s in ended:
+                self._accept(s, self._sample(s))
             pending = rest
             await asyncio.sleep(0)
-        live = list(seqs)
+        live = [s for s in seqs if s.finish is None]
         while live:
-            for s in live:
-                tok = self._sample(s)
-                self._accept(s, tok)
-            live = [s for s in live if s.finish is None]
-            if not live:
-                break
             self._batch.n_tokens = 0
             for s in live:
                 s.logit_idx = self._add(s.out[-1], s.pos, s.index, True)
                 s.pos += 1
             self._run_decode()
+            for s in live:
+                self._accept(s, self._sample(s))
+            live = [s for s in live if s.finish is None]
             await asyncio.sleep(0)  # let the event loop breathe between decode steps
 
     def _add(self, token: int, pos: int, seq: int, logits: bool) -> int:
