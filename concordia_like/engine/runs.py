@@ -40,7 +40,7 @@ def _agents(world: World) -> dict[str, Agent]:
 
 
 def start_run(
-    world_path: str | Path,
+    world_path: str | Path | World,
     lm_factory: LMFactory,
     *,
     engine: EngineKind = "simultaneous",
@@ -51,7 +51,9 @@ def start_run(
 ) -> Simulation:
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    world = load_world(world_path)
+    # a World already loaded (such as one with replicated residents) is run as it is
+    world = world_path if isinstance(world_path, World) else load_world(world_path)
+    world_path = world.path
     run_id = new_run_id()
     folder = run_folder(run_id, root)
     folder.mkdir(parents=True, exist_ok=True)

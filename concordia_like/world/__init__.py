@@ -20,6 +20,7 @@ from concordia_like.world.effects import (
 )
 from concordia_like.world.hours import OpeningHours
 from concordia_like.world.loader import World, load_world
+from concordia_like.world.replicate import replicate_residents
 from concordia_like.world.rules import ApplyResult, apply_effects, check_invariants, validate
 from concordia_like.world.schedule import EventOccurrence
 from concordia_like.world.spec import (
@@ -72,5 +73,6 @@ __all__ = [
     "effect_to_dict",
     "load_world",
     "parse_effect",
+    "replicate_residents",
     "validate",
 ]
