@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from concordia_like.memory.embedder import DIM, SMALL_BATCH, model_path
+from concordia_like.memory.embedder import DIM, Embedder, model_path
 from concordia_like.memory.index import ChromaIndex, collection_name
 
 
@@ -30,13 +30,31 @@ def test_vectors_are_normalised_and_meaningful(memory_embedder):
     assert sims[0, 1] > sims[0, 2] + 0.2
 
 
-def test_the_small_batch_path_matches_the_batched_path(memory_embedder):
-    texts = [f"Klaus asks question number {i} about the library" for i in range(SMALL_BATCH + 4)]
+def test_one_text_at_a_time_matches_batches(memory_embedder):
+    texts = [f"Klaus asks question number {i} about the library" for i in range(8)]
+    texts += [
+        "Klaus reads about gentrification in the library until late " * (2 + i) for i in range(4)
+    ]
     memory_embedder.cache_clear()
     one_by_one = np.stack([memory_embedder.embed([t])[0] for t in texts])
     memory_embedder.cache_clear()
     batched = memory_embedder.embed(texts)
-    assert np.abs(one_by_one - batched).max() < 1e-4
+    # the same vectors up to rounding (bfloat16 rounds by batch shape: cosine, not digits)
+    assert (one_by_one * batched).sum(axis=1).min() > 1 - 1e-4
+
+
+def test_bfloat16_vectors_match_float32_ones(memory_embedder):
+    texts = [
+        "Isabella is throwing a Valentine's Day party at the cafe",
+        "Klaus reads about gentrification in the library until late at night " * 4,
+    ] + [f"short query {i}" for i in range(6)]
+    exact = Embedder(precision="float32")
+    fast = Embedder(precision="bfloat16")
+    exact._model = fast._model = memory_embedder.model  # one model, two precisions
+    assert not exact.bfloat16 and fast.bfloat16
+    for batch in (texts, texts[:1]):
+        cos = (exact.embed(batch) * fast.embed(batch)).sum(axis=1)
+        assert cos.min() > 1 - 1e-4
 
 
 def test_each_distinct_text_is_embedded_once(memory_embedder):
@@ -72,3 +90,15 @@ def test_collection_names_are_valid_and_distinct():
     assert len(names) == 6
     for name in names:
         assert 3 <= len(name) <= 512 and name[0].isalnum() and name[-1].isalnum()
+
+
+def test_batches_hold_every_text_once_within_the_padded_token_budget(memory_embedder):
+    emb = Embedder(batch_size=8, batch_tokens=200)
+    emb._model = memory_embedder.model
+    texts = ["x" * n for n in (10, 900, 40, 300, 20, 20, 2000, 60, 5, 80, 30, 30, 30, 30)]
+    batches = emb._batches(texts)
+    assert sorted(i for b in batches for i in b) == list(range(len(texts)))
+    for b in batches:
+        assert len(b) <= 8
+        longest = min(memory_embedder.model.max_seq_length, max(len(texts[i]) for i in b) // 4 + 2)
+        assert len(b) == 1 or len(b) * longest <= 200
