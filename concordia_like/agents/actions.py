@@ -31,6 +31,30 @@ def _lit(values: tuple[str, ...]) -> Any:
     return Literal[values]  # type: ignore[valid-type]
 
 
+_TEXT = (str, Field(max_length=TEXT_MAX, description="what you do, in a short sentence"))
+
+
+@lru_cache(maxsize=4096)
+def _member(kind: str, **targets: tuple[str, ...]) -> type[BaseModel]:
+    """One action of the union, for its own targets only: agents who share some options
+    (the places reachable, the items held) share those members, and an agent's schema
+    is built from members already made, creating at most the one that is its own (whom
+    it can talk to: everyone present but itself)."""
+    fields: dict[str, Any] = {"kind": (Literal[kind], ...), "text": _TEXT}  # type: ignore[valid-type]
+    if kind == "move":
+        fields["to"] = (_lit(targets["to"]), ...)
+    elif kind == "say":
+        fields["to"] = (_lit(targets["to"]), ...)
+        fields["text"] = (str, Field(max_length=WORDS_MAX, description="the words you say"))
+    elif kind == "give":
+        fields["item"] = (_lit(targets["item"]), ...)
+        fields["to"] = (_lit(targets["to"]), ...)
+        fields["quantity"] = (int, Field(1, ge=1, le=20))
+    elif kind == "use":
+        fields["item"] = (_lit(targets["item"]), ...)
+    return create_model(kind.title(), __base__=ActionBase, **fields)
+
+
 @lru_cache(maxsize=4096)
 def action_schema(
     reachable: tuple[str, ...],
@@ -39,59 +63,16 @@ def action_schema(
     usable: tuple[str, ...],
 ) -> Any:
     """The annotated union of the actions open to an agent, discriminated by `kind`."""
-    text = (str, Field(max_length=TEXT_MAX, description="what you do, in a short sentence"))
     members: list[type[BaseModel]] = []
     if reachable:
-        members.append(
-            create_model(
-                "Move",
-                __base__=ActionBase,
-                kind=(Literal["move"], ...),
-                to=(_lit(reachable), ...),
-                text=text,
-            )
-        )
+        members.append(_member("move", to=reachable))
     if present:
-        members.append(
-            create_model(
-                "Say",
-                __base__=ActionBase,
-                kind=(Literal["say"], ...),
-                to=(_lit(present), ...),
-                text=(str, Field(max_length=WORDS_MAX, description="the words you say")),
-            )
-        )
+        members.append(_member("say", to=present))
         if held:
-            members.append(
-                create_model(
-                    "Give",
-                    __base__=ActionBase,
-                    kind=(Literal["give"], ...),
-                    item=(_lit(held), ...),
-                    to=(_lit(present), ...),
-                    quantity=(int, Field(1, ge=1, le=20)),
-                    text=text,
-                )
-            )
+            members.append(_member("give", item=held, to=present))
     if usable:
-        members.append(
-            create_model(
-                "Use",
-                __base__=ActionBase,
-                kind=(Literal["use"], ...),
-                item=(_lit(usable), ...),
-                text=text,
-            )
-        )
-    members.append(
-        create_model("Wait", __base__=ActionBase, kind=(Literal["wait"], ...), text=text)
-    )
-    members.append(
-        create_model("Continue", __base__=ActionBase, kind=(Literal["continue"], ...), text=text)
-    )
-    members.append(
-        create_model("Other", __base__=ActionBase, kind=(Literal["other"], ...), text=text)
-    )
+        members.append(_member("use", item=usable))
+    members += [_member("wait"), _member("continue"), _member("other")]
     if len(members) == 1:
         return members[0]
     union = members[0]
