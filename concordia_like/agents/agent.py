@@ -45,8 +45,13 @@ class Agent:
 
     def retrieval_query(self) -> str:
         """What the agent's memory is asked about: its activity and the latest news."""
-        latest = self.observations[-1] if self.observations else ""
-        return f"{self.activity or 'my day'}. {latest}"[:300]
+        return ". ".join(self.retrieval_parts())[:300]
+
+    def retrieval_parts(self) -> tuple[str, ...]:
+        """The query's parts, embedded apart (see RetrievalQuery): the activity, which
+        lasts, and the latest news, which everyone at the place shares."""
+        activity = self.activity or "my day"
+        return (activity, self.observations[-1][:300]) if self.observations else (activity,)
 
     def act_request(self, state: WorldState, seed: int) -> LLMRequest:
         """The step's one model call: a typed action under this agent's schema."""

@@ -254,7 +254,7 @@ class Simulation:
             text = agent.retrieval_query()
             if text != agent.last_query:
                 agent.last_query = text
-                queries.append(RetrievalQuery(n, text, now, RETRIEVE_K))
+                queries.append(RetrievalQuery(n, text, now, RETRIEVE_K, agent.retrieval_parts()))
         results = self.memory.retrieve_many(queries, touch=False)
         for q, found in zip(queries, results, strict=True):
             self.agents[q.agent].memories = [m.record.text for m in found]

@@ -63,12 +63,20 @@ class MemoryRecord:
 
 @dataclass(frozen=True)
 class RetrievalQuery:
-    """One retrieval: the `k` memories of `agent` that best answer `text` at sim time `now`."""
+    """One retrieval: the `k` memories of `agent` that best answer `text` at sim time `now`.
+
+    With `parts`, the query is about each part at once (an activity and the latest
+    news): its vector is the normalised sum of the parts' vectors, so a memory's
+    relevance is its mean similarity to the parts, and `text` only names the query. The
+    parts are embedded once each and cached by text, so queries made of an agent's
+    activity (which lasts an hour) and of news seen by everyone at a place cost a
+    fraction of a query text distinct per agent and step."""
 
     agent: str
     text: str
     now: datetime
     k: int = 5
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

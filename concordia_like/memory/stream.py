@@ -263,12 +263,12 @@ class MemoryStore:
     ) -> list[list[ScoredMemory]]:
         """The best memories for each query, scored by recency, importance and relevance.
 
-        One embedding call for all query texts, one index query per agent (all of that
+        One embedding call for all query texts (or parts), one index query per agent (all of that
         agent's queries together), one SQL statement for the candidates, one for the
         last-retrieved update (`touch=False` leaves the times alone)."""
         if not queries:
             return []
-        qvecs = self.embedder.embed([q.text for q in queries])
+        qvecs = self._query_vectors(queries)
         by_agent: dict[str, list[int]] = {}
         for qi, q in enumerate(queries):
             by_agent.setdefault(q.agent, []).append(qi)
@@ -307,6 +307,20 @@ class MemoryStore:
         if touch:
             self.touch(queries, results)
         return results
+
+    def _query_vectors(self, queries: Sequence[RetrievalQuery]) -> np.ndarray:
+        """One unit vector per query, from one embedding call: of its text, or the
+        normalised sum of its parts' vectors."""
+        texts = [p for q in queries for p in (q.parts or (q.text,))]
+        vecs = self.embedder.embed(texts)
+        out = np.empty((len(queries), vecs.shape[1]), dtype=np.float32)
+        at = 0
+        for i, q in enumerate(queries):
+            n = len(q.parts) or 1
+            v = vecs[at : at + n].sum(axis=0)
+            out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+            at += n
+        return out
 
     def _candidate_rows(
         self, conn: Any, hit_ids: dict[str, set[int]]
