@@ -133,7 +133,9 @@ class GameMaster:
         record = action.model_dump(mode="json")
         if kind == "move":
             effects = [MoveEffect(agent=actor, to=action.to)]
-            text = f"{actor} goes from {here} to {action.to}."
+            to = self.state.places.get(action.to)
+            there = to.name if to is not None else action.to
+            text = f"{actor} goes from {self.state.places[here].name} to {there}."
             return self._apply(actor, kind, effects, text, (here, action.to), record)
         if kind == "give":
             effects = [

@@ -62,6 +62,7 @@ def _offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar
 
 
 class Embedder:
@@ -101,7 +102,9 @@ class Embedder:
         if self._model is None:
             _offline()
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()
             self._model = SentenceTransformer(str(model_path()), device="cpu")
             self._model.eval()
         return self._model
