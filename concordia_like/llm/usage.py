@@ -6,6 +6,7 @@ figures, so cache hits and failed parses are counted too, each in its own column
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -70,11 +71,7 @@ class UsageLedger:
             stats.add(prompt_tokens, completion_tokens, latency_s, cached=cached, failed=failed)
 
     def prompt_tokens_percentile(self, q: float) -> float:
-        samples = sorted(self.total.prompt_token_samples)
-        if not samples:
-            return 0.0
-        idx = min(len(samples) - 1, max(0, round(q / 100 * (len(samples) - 1))))
-        return float(samples[idx])
+        return percentile(self.total.prompt_token_samples, q)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -82,3 +79,12 @@ class UsageLedger:
             "by_purpose": {k: v.as_dict() for k, v in sorted(self.by_purpose.items())},
             "by_agent": {k: v.as_dict() for k, v in sorted(self.by_agent.items())},
         }
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The `q`-th percentile (0-100) of `samples` by nearest rank; 0.0 when empty."""
+    ordered = sorted(samples)
+    if not ordered:
+        return 0.0
+    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return float(ordered[idx])
