@@ -10,7 +10,7 @@ setup:
 	bash scripts/setup.sh
 
 run: setup
-	$(BIN)/concordia-like demo
+	$(BIN)/concordia-like run worlds/town.yaml --steps 6
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -25,3 +25,5 @@ fmt: setup
 
 bench: setup
 	$(BIN)/python scripts/bench_llm.py --quick
+	$(BIN)/python scripts/bench_memory.py --memories 20000
+	$(BIN)/python scripts/bench_sim.py --quick
