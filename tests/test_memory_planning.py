@@ -228,7 +228,27 @@ async def test_a_replan_the_agent_declines_leaves_the_plan(memory_store):
     before = plans["Klaus"].to_dict()
     fire = MemoryRecord(5, "Klaus", "Sirens far away", "observation", at(10), at(10), 8)
     assert await planner.react([fire], plans, at(10)) == {"Klaus": False}
-    assert plans["Klaus"].to_dict() == before
+    assert plans["Klaus"].to_dict() == {**before, "asked": at(10).isoformat()}
+
+
+async def test_an_agent_is_asked_to_replan_at_most_once_an_hour(memory_store):
+    backend, lm = planning_model(react=lambda r: '{"change": false}')
+    planner = Planner(lm, memory_store)
+    plans: dict[str, DayPlan] = {}
+    await planner.step(contexts("Klaus"), plans, at(9))
+
+    def news(minute: int) -> MemoryRecord:
+        when = at(10, minute)
+        return MemoryRecord(5, "Klaus", f"Sirens at {minute}", "observation", when, when, 8)
+
+    calls = len(backend.requests_seen)
+    assert await planner.react([news(0)], plans, at(10)) == {"Klaus": False}
+    assert await planner.react([news(30)], plans, at(10, 30)) == {}  # within the hour
+    assert len(backend.requests_seen) == calls + 1
+    restored = {"Klaus": DayPlan.from_dict(plans["Klaus"].to_dict())}  # a checkpoint keeps it
+    assert await planner.react([news(50)], restored, at(10, 50)) == {}
+    assert await planner.react([news(0)], restored, at(11)) == {"Klaus": False}
+    assert len(backend.requests_seen) == calls + 2
 
 
 async def test_unusable_plans_fall_back_without_crashing(memory_store, caplog):

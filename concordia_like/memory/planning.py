@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -52,6 +52,9 @@ SYSTEM = "You plan a person's day. Answer with JSON only."
 class PlanningConfig:
     #: observations at least this important are put to the agent as a reason to replan
     replan_importance: int = 7
+    #: an agent is asked to replan at most once in this many minutes: news keeps coming,
+    #: and a day rewritten every step is no plan (nor cheap)
+    replan_cooldown_minutes: int = 60
     plan_importance: int = 5
     max_blocks: int = 8
     max_steps: int = 6
@@ -307,12 +310,17 @@ class Planner:
                 continue
             if plan.day != now.date() or plan.block_at(now) is None:
                 continue
+            cooldown = timedelta(minutes=self.config.replan_cooldown_minutes)
+            if plan.asked is not None and now - plan.asked < cooldown:
+                continue
             if obs.agent not in best or obs.importance > best[obs.agent].importance:
                 best[obs.agent] = obs
         if not best:
             return {}
         personas = personas or {}
         agents = list(best)
+        for a in agents:
+            plans[a].asked = now
         requests = [
             self._replan_request(plans[a], best[a], now, personas.get(a, "")) for a in agents
         ]

@@ -56,6 +56,8 @@ class DayPlan:
     steps: list[Activity] = field(default_factory=list)
     #: how many times the plan was changed during the day
     revision: int = 0
+    #: when the agent was last asked whether news should change the plan
+    asked: datetime | None = None
 
     def block_at(self, when: datetime) -> PlanBlock | None:
         return next((b for b in self.blocks if b.covers(when)), None)
@@ -111,6 +113,7 @@ class DayPlan:
             ],
             "steps": [[s.start.isoformat(), s.minutes, s.description] for s in self.steps],
             "revision": self.revision,
+            "asked": self.asked.isoformat() if self.asked else None,
         }
 
     @classmethod
@@ -124,6 +127,7 @@ class DayPlan:
             blocks=[PlanBlock(parse(s), parse(e), d) for s, e, d in data["blocks"]],
             steps=[Activity(parse(s), int(m), d) for s, m, d in data["steps"]],
             revision=int(data.get("revision", 0)),
+            asked=parse(data["asked"]) if data.get("asked") else None,
         )
 
 
@@ -232,4 +236,5 @@ def replace_rest_of_day(plan: DayPlan, now: datetime, blocks: Sequence[PlanBlock
         blocks=kept + [b for b in blocks if b.start >= cut],
         steps=[s for s in steps if s.minutes > 0],
         revision=plan.revision + 1,
+        asked=plan.asked,
     )
