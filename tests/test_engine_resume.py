@@ -27,7 +27,9 @@ from engine_support import (
 )
 
 from concordia_like.engine.runs import resume_run, start_run
-from concordia_like.engine.simulation import ENGINES
+from concordia_like.engine.simulation import ENGINES, Simulation
+from concordia_like.engine.upkeep import Upkeep, UpkeepConfig
+from concordia_like.memory.reflection import ReflectionConfig
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -51,6 +53,49 @@ async def test_resumed_run_equals_uninterrupted_run(tmp_path, runs_root, engine)
     assert resumed.state.to_dict() == straight.state.to_dict()
     for sim in (straight, resumed):
         await close(sim)
+
+
+def reflect_often(sim: Simulation) -> Simulation:
+    config = UpkeepConfig(reflection=ReflectionConfig(threshold=20))
+    sim.upkeep = Upkeep(sim.lm, sim.memory, sim.agents, config)
+    return sim
+
+
+class Crash(Exception):
+    pass
+
+
+async def test_a_step_that_crashed_before_its_commit_reruns_as_it_first_ran(tmp_path, runs_root):
+    """The crash lands in a step that reflects midway (found from an uninterrupted run),
+    after its model calls and retrievals, before its transaction: nothing the attempt
+    did may change what the re-run sees."""
+    steps = 12
+    straight = reflect_often(start_run(TOWN, lm_factory(), seed=4, root=runs_root))
+    await run_steps(straight, steps)
+    expected = timeline(straight)
+    reflecting = sorted({e[0] for e in expected if e[3] == "reflection"})
+    assert len(reflecting) > 2
+    crash_at = reflecting[len(reflecting) // 2]  # with memories enough to compete
+
+    other = tmp_path / "other"
+    sim = reflect_often(start_run(TOWN, lm_factory(), seed=4, root=other))
+    await run_steps(sim, crash_at - 1)
+
+    def crash(*args, **kwargs):
+        raise Crash
+
+    sim.recorder.commit_step = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        await sim.run_step()
+    await close(sim)
+    resumed = reflect_often(resume_run(sim.run_id, lm_factory(), root=other))
+    assert resumed.step == crash_at - 1
+    await run_steps(resumed, steps - resumed.step)
+    assert timeline(resumed) == expected
+    a = memories(store_path(runs_root, straight.run_id), straight.run_id)
+    assert memories(store_path(other, resumed.run_id), resumed.run_id) == a
+    for s in (straight, resumed):
+        await close(s)
 
 
 def cli(*args: str) -> list[str]:

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-from engine_support import TOWN, close, lm_factory, memories, run_steps, store_path, timeline
+from engine_support import (
+    TOWN,
+    close,
+    lm_factory,
+    memories,
+    query,
+    run_steps,
+    store_path,
+    timeline,
+)
 
 from concordia_like.engine.runs import resume_run, start_run
 from concordia_like.engine.upkeep import Upkeep, UpkeepConfig, wake_hour
@@ -51,3 +60,24 @@ async def test_reflection_fires_past_the_importance_threshold(tmp_path, runs_roo
     assert all(f"{m[0]} concludes: {m[2]}" in {e[6] for e in events} for m in stored)
     # the same run under the default threshold has not reflected yet
     assert await _reflections(tmp_path / "default", threshold=None) == ([], [])
+
+
+async def test_reflecting_writes_nothing_until_its_commit(runs_root):
+    """The engine reflects before its agents act and writes in the step's transaction:
+    preparing a reflection must leave the store as it was (a step re-run after a crash
+    must see what its first attempt saw), and the commit moves what was retrieved."""
+    sim = start_run(TOWN, lm_factory(), seed=2, root=runs_root)
+    await run_steps(sim, 8)
+    db = store_path(runs_root, sim.run_id)
+    sql = "SELECT id, last_retrieved FROM memories WHERE run_id = ? ORDER BY id"
+    before = query(db, sql, sim.run_id)
+    reflector, now = sim.upkeep.reflector, sim.state.now
+    pending = await reflector.prepare(list(sim.agents), now)
+    assert pending.insights
+    assert query(db, sql, sim.run_id) == before
+    with sim.recorder.sessions.begin() as session:  # as the step's transaction does
+        reflector.commit(pending, now, session=session)
+    after = dict(query(db, sql, sim.run_id))
+    cited = {i for m in pending.insights for i in m.evidence}
+    assert any(after[i] != dict(before)[i] for i in cited)
+    await close(sim)

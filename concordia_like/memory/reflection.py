@@ -35,6 +35,7 @@ from concordia_like.memory.records import (
     MemoryRecord,
     NewMemory,
     RetrievalQuery,
+    ScoredMemory,
 )
 from concordia_like.memory.stream import MemoryStore
 
@@ -100,6 +101,10 @@ class PendingReflection:
     outcomes: list[ReflectionOutcome]
     insights: list[NewMemory]
     marks: dict[str, int]
+    #: what the questions retrieved, whose last-retrieved times move at `commit`
+    retrieved: tuple[list[RetrievalQuery], list[list[ScoredMemory]]] = field(
+        default_factory=lambda: ([], [])
+    )
 
 
 def _clean(text: str) -> str:
@@ -181,7 +186,9 @@ class Reflector:
         queries = [
             RetrievalQuery(a, q, now, cfg.per_question) for a, qs in questions.items() for q in qs
         ]
-        found = self.store.retrieve_many(queries) if queries else []
+        # touched at `commit`, in the caller's transaction: a step re-run after a crash
+        # must score recency as its first attempt did
+        found = self.store.retrieve_many(queries, touch=False) if queries else []
         statements: dict[str, list[MemoryRecord]] = {a: [] for a in questions}
         seen: dict[str, set[int]] = {a: set() for a in questions}
         for rank in range(cfg.per_question):  # interleave questions: each gets its best first
@@ -220,7 +227,7 @@ class Reflector:
             if not any(m.agent == a for m in new):
                 outcomes[a].skipped = "no insight cited a real memory"
 
-        return PendingReflection([outcomes[a] for a in agents], new, marks)
+        return PendingReflection([outcomes[a] for a in agents], new, marks, (queries, found))
 
     def commit(
         self, pending: PendingReflection, now: datetime, *, session: Session | None = None
@@ -228,6 +235,7 @@ class Reflector:
         """Store prepared insights and move the agents' marks (in `session`'s
         transaction when given). The marks move even where no insight was kept."""
         outcomes = {o.agent: o for o in pending.outcomes}
+        self.store.touch(*pending.retrieved, session=session)
         for record in self.store.add_many(pending.insights, now=now, session=session):
             outcomes[record.agent].insights.append(record)
         self.store.mark_reflected(pending.marks, now, session=session)
