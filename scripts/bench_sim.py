@@ -7,7 +7,8 @@ the library around the model, and of how many calls it makes.
 
 - throughput: the town's residents replicated to 10, 100 and 1000 agents
   (`concordia_like.world.replicate_residents`), timed over steps after a warm-up
-  (model load, the first step's embedder warm-up and day plans are left out).
+  (model load, the first step's embedder warm-up and day plans are left out), from
+  Monday 10:00 (`--start`), when the whole town is up and acting.
   An agent-step is one agent in one step, asleep or not; the awake ones (those that
   made an act call) are shown beside them.
 - budget: the town as written (11 residents) for 500 steps (from Monday 06:00 to
@@ -111,8 +112,16 @@ async def run_steps(sim: Simulation, n: int) -> int:
 
 
 async def throughput(
-    world: World, root: Path, warmup: int, steps: int, profile: cProfile.Profile | None
+    world: World,
+    root: Path,
+    warmup: int,
+    steps: int,
+    profile: cProfile.Profile | None,
+    start_at: str,
 ) -> Throughput:
+    hour, minute = (int(x) for x in start_at.split(":"))
+    clock = world.state.clock
+    clock.now = clock.now.replace(hour=hour, minute=minute)
     sim = start_run(world, scripted, root=root)
     start = time.perf_counter()
     await run_steps(sim, warmup)
@@ -198,6 +207,12 @@ async def main() -> None:
         help="agent counts of the throughput runs (default 10 100 1000)",
     )
     ap.add_argument(
+        "--start",
+        default="10:00",
+        help="time of day the throughput runs start (default 10:00: everyone is up; at "
+        "06:00 most of the town is asleep and costs nothing)",
+    )
+    ap.add_argument(
         "--profile", action="store_true", help="cProfile the timed steps of the 100-agent run"
     )
     args = ap.parse_args()
@@ -224,7 +239,11 @@ async def main() -> None:
         for n in counts:
             warmup, steps = plan[n]
             world = replicate_residents(town, n)
-            rows.append(await throughput(world, root, warmup, steps, profile if n == 100 else None))
+            rows.append(
+                await throughput(
+                    world, root, warmup, steps, profile if n == 100 else None, args.start
+                )
+            )
             print(f"  {n} agents: {warmup} warm-up steps, then {steps} timed", flush=True)
         print_throughput(rows)
         print()

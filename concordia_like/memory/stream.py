@@ -291,9 +291,11 @@ class MemoryStore:
                 row = rows.get(mid)
                 if row is None or row.agent != q.agent:
                     continue  # an index entry SQL does not have (reconcile drops it)
-                rel = hits[qi].get(mid)
-                if rel is None:
-                    rel = self._relevance(row, qvecs[qi])
+                # relevance from SQL's vector, not the index's distance: the index only
+                # proposes candidates, so a score is the same whether the memory is still
+                # in the index's write buffer (exact) or in Chroma (float32 HNSW
+                # distance), and a resumed run ranks exactly as an uninterrupted one
+                rel = self._relevance(row, qvecs[qi])
                 cands.append(Candidate(_record(row, evidence=False), rel))
             best = score_candidates(cands, naive_utc(q.now), self.weights, q.k)
             results.append(
@@ -325,10 +327,9 @@ class MemoryStore:
     def _candidate_rows(
         self, conn: Any, hit_ids: dict[str, set[int]]
     ) -> tuple[dict[int, Any], dict[str, set[int]]]:
-        """Rows of each agent's index hits (without vectors: Chroma gave their relevance)
-        and of its most recently retrieved and most important memories (with vectors,
-        to compute theirs): one statement per 100 agents, each LIMIT read through its
-        index."""
+        """Rows, with their vectors, of each agent's index hits and of its most
+        recently retrieved and most important memories: one statement per 100 agents,
+        each LIMIT read through its index."""
         rows: dict[int, Any] = {}
         extra: dict[str, set[int]] = {}
         agents = list(hit_ids)
@@ -369,7 +370,7 @@ class MemoryStore:
             cols = (*_CANDIDATE_COLS, T.c.embedding, literal(True).label("extra"))
             selects.append(select(*cols).where(T.c.id.in_(ids)))
         if with_hits:
-            cols = (*_CANDIDATE_COLS, null().label("embedding"), literal(False).label("extra"))
+            cols = (*_CANDIDATE_COLS, T.c.embedding, literal(False).label("extra"))
             selects.append(select(*cols).where(T.c.id.in_(bindparam("hits", expanding=True))))
         if not selects:  # nothing to read: a statement that yields no rows
             selects.append(
