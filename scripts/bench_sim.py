@@ -254,7 +254,7 @@ async def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     if profile is not None:
         print()
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(70)
     print(f"\nat the end: {load()}")
     per_s = {r.agents: r.per_s for r in rows}
     print()

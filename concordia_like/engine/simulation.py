@@ -40,6 +40,9 @@ from concordia_like.world.state import WorldState
 EngineKind = Literal["simultaneous", "sequential"]
 ENGINES: tuple[str, ...] = ("simultaneous", "sequential")
 RETRIEVE_K = 4
+#: an observation memory's length: what a crowded place saw in one step is cut here (the
+#: act prompt shows the latest lines whole); embedding cost grows with it
+OBSERVATION_MAX = 600
 
 
 def derive_seed(*parts: Any) -> int:
@@ -234,7 +237,7 @@ class Simulation:
             if not lines:
                 continue
             text = " ".join(dict.fromkeys(lines))
-            memories.append(NewMemory(agent=name, text=text[:1000], created=now))
+            memories.append(NewMemory(agent=name, text=text[:OBSERVATION_MAX], created=now))
             if self.engine == "simultaneous":
                 for line in lines:
                     if line not in self.agents[name].observations:

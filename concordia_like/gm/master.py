@@ -193,8 +193,9 @@ class GameMaster:
     def _request(self, p: _Pending, seed: int) -> LLMRequest:
         s = self.state
         here = s.location(p.actor)
-        present = tuple(sorted(s.others_present(p.actor)))
-        agents = (p.actor, *present)
+        # everyone here, the actor among them, in one order: actions at one place share
+        # one schema (building one costs milliseconds; a step may resolve hundreds)
+        agents = tuple(sorted(s.agents_at(here)))
         holders = (*agents, here)
         items = sorted({i.name for h in holders for i in s.items_held(h)})
         places = tuple(sorted({here, *s.neighbours(here)}))
