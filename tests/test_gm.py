@@ -41,8 +41,30 @@ def act(world, agent: str, **fields: Any) -> Any:
     held = sorted({i.name for i in s.items_held(agent)})
     here = s.location(agent)
     usable = sorted(set(held) | {i.name for i in s.items_held(here)})
-    schema = schema_for(s.reachable(agent), s.others_present(agent), held, usable)
+    schema = schema_for(s.reachable(agent), s.others_present(agent), held, usable, agent)
     return TypeAdapter(schema).validate_python({"text": "so be it", **fields})
+
+
+def test_agents_at_one_place_holding_nothing_share_a_schema_and_may_think_aloud(world, gm):
+    s = world.state
+    for name in (ANN, BOB, CY):
+        s.set_location(name, "square")
+        for item in s.items_held(name):
+            s.remove_item(item.id)
+
+    def schema(agent: str) -> Any:
+        return schema_for(s.reachable(agent), s.others_present(agent), [], [], agent)
+
+    assert schema(BOB) is schema(CY)  # Ann keeps the shop's key: one more way out
+    assert schema(ANN) is not schema(BOB)
+    out = gm.ground(ANN, act(world, ANN, kind="say", to=ANN, text="Where did I put it?"))
+    assert out.success and out.said is None and out.addressees == ()
+    assert "thinks aloud" in out.text
+    s.set_location(BOB, "lane")
+    s.set_location(CY, "lane")
+    with pytest.raises(ValueError):  # alone: nobody to speak to, not even oneself
+        act(world, ANN, kind="say", to=ANN)
+    assert gm.lm.usage.total.calls == 0
 
 
 def test_typed_actions_are_grounded_by_code(world, gm, backend):

@@ -19,7 +19,7 @@ def test_action_unions_are_described_as_pydantic_would():
         [(), ("bread",)],
     )
     for reachable, present, held, usable in options:
-        schema = action_schema(reachable, present, held, usable)
+        schema = action_schema(reachable, present, held, usable, present)
         expected = TypeAdapter(schema).json_schema()
         # equal as data and in key order (a backend may build its grammar in that order)
         assert list(_adapter(schema)[1].items()) == list(expected.items())

@@ -58,18 +58,20 @@ def _member(kind: str, **targets: tuple[str, ...]) -> type[BaseModel]:
 @lru_cache(maxsize=4096)
 def action_schema(
     reachable: tuple[str, ...],
-    present: tuple[str, ...],
+    listeners: tuple[str, ...],
     held: tuple[str, ...],
     usable: tuple[str, ...],
+    givees: tuple[str, ...] = (),
 ) -> Any:
-    """The annotated union of the actions open to an agent, discriminated by `kind`."""
+    """The annotated union of the actions open to an agent, discriminated by `kind`:
+    `say` to any of `listeners`, `give` one of `held` to any of `givees`."""
     members: list[type[BaseModel]] = []
     if reachable:
         members.append(_member("move", to=reachable))
-    if present:
-        members.append(_member("say", to=present))
-        if held:
-            members.append(_member("give", item=held, to=present))
+    if listeners:
+        members.append(_member("say", to=listeners))
+    if held and givees:
+        members.append(_member("give", item=held, to=givees))
     if usable:
         members.append(_member("use", item=usable))
     members += [_member("wait"), _member("continue"), _member("other")]
@@ -81,10 +83,22 @@ def action_schema(
     return Annotated[union, Field(discriminator="kind")]
 
 
-def schema_for(reachable: list[str], present: list[str], held: list[str], usable: list[str]) -> Any:
+def schema_for(
+    reachable: list[str],
+    present: list[str],
+    held: list[str],
+    usable: list[str],
+    actor: str | None = None,
+) -> Any:
+    """The schema of an agent with `present` others around. With `actor`, the people it
+    may speak to are everyone at the place, itself included (speaking to oneself is
+    thinking aloud), so that agents at one place holding nothing share one schema:
+    building one costs a millisecond or more, and a step asks for hundreds."""
+    listeners = set(present) | ({actor} if actor is not None and present else set())
     return action_schema(
         tuple(sorted(reachable)),
-        tuple(sorted(present)),
+        tuple(sorted(listeners)),
         tuple(sorted(held)),
         tuple(sorted(usable)),
+        tuple(sorted(present)) if held else (),
     )

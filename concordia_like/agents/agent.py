@@ -59,7 +59,7 @@ class Agent:
         held = sorted({i.name for i in state.items_held(self.name)})
         usable = sorted(set(held) | {i.name for i in state.items_held(here)})
         schema = schema_for(
-            state.reachable(self.name), state.others_present(self.name), held, usable
+            state.reachable(self.name), state.others_present(self.name), held, usable, self.name
         )
         prompt = situation(
             here=state.describe_for(self.name),

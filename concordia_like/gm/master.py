@@ -146,6 +146,9 @@ class GameMaster:
             text = f"{actor} gives {action.quantity} {action.item} to {action.to}."
             return self._apply(actor, kind, effects, text, (here,), record, (action.to,))
         if kind == "say":
+            if action.to == actor:
+                text = f"{actor} thinks aloud: {said}"
+                return Outcome(actor, kind, True, text, (here,), action=record)
             if action.to not in self.state.others_present(actor):
                 return Outcome(
                     actor,
