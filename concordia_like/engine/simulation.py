@@ -248,8 +248,9 @@ class Simulation:
         self, names: list[str], now: datetime
     ) -> tuple[list[RetrievalQuery], list[list[ScoredMemory]]]:
         """Memories for the agents about to act, in one batched retrieval. An agent
-        whose query has not changed since it last retrieved keeps what it found (its
-        memories only change through what it perceives, which changes the query).
+        whose query has not changed since it last retrieved keeps what it found: the
+        query changes with its activity and its latest news, and memories it made
+        meanwhile (plans, insights) come up at the next change.
         Retrieval times are moved in the step's transaction."""
         queries = []
         for n in names:
