@@ -272,7 +272,7 @@ class MemoryStore:
         by_agent: dict[str, list[int]] = {}
         for qi, q in enumerate(queries):
             by_agent.setdefault(q.agent, []).append(qi)
-        hits: list[dict[int, float]] = [{} for _ in queries]
+        hits: list[set[int]] = [set() for _ in queries]  # ids the index proposes
         requests = [
             (agent, qvecs[qis], max(self.n_candidates, max(queries[qi].k for qi in qis)))
             for agent, qis in by_agent.items()
@@ -280,14 +280,14 @@ class MemoryStore:
         answers = self.index.query_many(requests)
         for qis, found_per_query in zip(by_agent.values(), answers, strict=True):
             for qi, found in zip(qis, found_per_query, strict=True):
-                hits[qi] = {h.id: h.similarity for h in found}
-        wanted = {a: set().union(*(hits[qi].keys() for qi in qis)) for a, qis in by_agent.items()}
+                hits[qi] = {h.id for h in found}
+        wanted = {a: set().union(*(hits[qi] for qi in qis)) for a, qis in by_agent.items()}
         with self.engine.connect() as conn:
             rows, extra = self._candidate_rows(conn, wanted)
         results: list[list[ScoredMemory]] = []
         for qi, q in enumerate(queries):
             cands: list[Candidate] = []
-            for mid in hits[qi].keys() | extra.get(q.agent, set()):
+            for mid in hits[qi] | extra.get(q.agent, set()):
                 row = rows.get(mid)
                 if row is None or row.agent != q.agent:
                     continue  # an index entry SQL does not have (reconcile drops it)
