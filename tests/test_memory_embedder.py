@@ -57,6 +57,30 @@ def test_bfloat16_vectors_match_float32_ones(memory_embedder):
         assert cos.min() > 1 - 1e-4
 
 
+def test_the_traced_model_gives_the_eager_models_vectors(memory_embedder):
+    texts = [f"Where did I see Tom {i}?" for i in range(5)] + [
+        "Ayesha sells two loaves to Sam at the bakery and they talk about the harvest " * n
+        for n in (1, 3, 12)  # the last is cut at the model's 256 tokens
+    ]
+    traced = Embedder(precision="float32")
+    eager = Embedder(precision="float32", traced=False)
+    traced._model = eager._model = memory_embedder.model
+    assert traced.encoder is not None and eager.encoder is None
+    for batch in (texts, texts[:1], texts[-1:], texts[3:7]):
+        traced.cache_clear()
+        eager.cache_clear()
+        cos = (traced.embed(batch) * eager.embed(batch)).sum(axis=1)
+        assert cos.min() > 1 - 1e-5, (batch, cos)
+
+
+def test_a_model_of_another_shape_is_not_traced(memory_embedder):
+    from concordia_like.memory.traced import trace_encoder
+
+    model = memory_embedder.model
+    assert trace_encoder(model) is not None
+    assert trace_encoder([model[0], model[2]]) is None  # no mean pooling: stays eager
+
+
 def test_each_distinct_text_is_embedded_once(memory_embedder):
     before = memory_embedder.encoded
     texts = ["A cat crosses Main Street (embedder test)"] * 50 + ["A dog barks (embedder test)"]

@@ -12,7 +12,10 @@ On a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX) the model runs und
 bfloat16 autocast: about 1.8 times the sentences per second, and vectors within 1e-4
 cosine of the float32 ones (the weights, layer norms and the output stay float32), so
 stores written either way mix freely. Elsewhere, where bfloat16 is emulated and slow,
-it runs in float32; `Embedder(precision=...)` forces either."""
+it runs in float32; `Embedder(precision=...)` forces either.
+
+The transformer runs as a frozen TorchScript trace where that checks out against the
+eager model (traced.py): a single query embeds in 4 to 5 ms instead of 7."""
 
 from __future__ import annotations
 
@@ -83,6 +86,7 @@ class Embedder:
         batch_tokens: int = 1024,
         cache_size: int = 50_000,
         precision: Precision = "auto",
+        traced: bool = True,
     ) -> None:
         if precision not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"precision must be auto, float32 or bfloat16, not {precision!r}")
@@ -90,6 +94,8 @@ class Embedder:
         self.batch_tokens = batch_tokens
         self.cache_size = cache_size
         self.precision = precision
+        self.traced = traced
+        self._encoder: Any = None  # the traced forward, once tried (False: not available)
         self._bf16: bool | None = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -137,6 +143,15 @@ class Embedder:
         return self.embed([text])[0]
 
     @property
+    def encoder(self) -> Any:
+        """The traced forward (see traced.py), or None where the model runs eagerly."""
+        if self._encoder is None:
+            from concordia_like.memory.traced import trace_encoder
+
+            self._encoder = (trace_encoder(self.model) if self.traced else None) or False
+        return self._encoder or None
+
+    @property
     def bfloat16(self) -> bool:
         """Whether the model runs under bfloat16 autocast (see the module's notes)."""
         if self._bf16 is None:
@@ -150,6 +165,7 @@ class Embedder:
 
         self.encoded += len(texts)
         model = self.model
+        encoder = self.encoder
         vecs = np.empty((len(texts), DIM), dtype=np.float32)
         with (
             torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16),
@@ -158,7 +174,10 @@ class Embedder:
             for batch in self._batches(texts):
                 # the model's own preprocess/forward, without encode()'s machinery
                 features = model.preprocess([texts[i] for i in batch])
-                vecs[batch] = model.forward(features)["sentence_embedding"].float().numpy()
+                if encoder is not None:
+                    vecs[batch] = encoder(features).float().numpy()
+                else:
+                    vecs[batch] = model.forward(features)["sentence_embedding"].float().numpy()
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return np.asarray(vecs / np.maximum(norms, 1e-12), dtype=np.float32)
 
