@@ -10,9 +10,11 @@ whatever the schema let through."""
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
+
+from concordia_like.llm.narrowed import Narrowed, union_of
 
 OUTCOME_MAX = 160
 MAX_EFFECTS = 3
@@ -22,8 +24,48 @@ class _Out(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-def _lit(values: tuple[str, ...]) -> Any:
-    return Literal[values]  # type: ignore[valid-type]
+class MoveOut(_Out):
+    kind: Literal["move"]
+    agent: str
+    to: str
+
+
+class TransferOut(_Out):
+    kind: Literal["transfer"]
+    item: str
+    from_: str = Field(alias="from")
+    to: str
+    quantity: int = Field(1, ge=1, le=10)
+
+
+class DestroyOut(_Out):
+    kind: Literal["destroy"]
+    item: str
+    holder: str
+    quantity: int = Field(1, ge=1, le=10)
+
+
+class SetOut(_Out):
+    kind: Literal["set"]
+    agent: str
+    attribute: str
+    delta: int = Field(ge=-50, le=50)
+
+
+class CreateOut(_Out):
+    kind: Literal["create"]
+    item: str = Field(min_length=1, max_length=30)
+    holder: str
+    quantity: int = Field(1, ge=1, le=10)
+
+
+EFFECT = union_of(MoveOut, TransferOut, DestroyOut, SetOut, CreateOut)
+
+
+class Resolution(_Out):
+    success: bool
+    outcome: str = Field(max_length=OUTCOME_MAX, description="what happens, one sentence")
+    effects: list[EFFECT] = Field(default_factory=list, max_length=MAX_EFFECTS)  # type: ignore[valid-type]
 
 
 @lru_cache(maxsize=2048)
@@ -33,75 +75,33 @@ def resolution_schema(
     holders: tuple[str, ...],
     items: tuple[str, ...],
     attributes: tuple[str, ...],
-) -> type[BaseModel]:
-    """{success, outcome, effects[]} with effects restricted to the names given."""
-    kinds: list[type[BaseModel]] = []
-    if agents and places:
-        kinds.append(
-            create_model(
-                "MoveOut",
-                __base__=_Out,
-                kind=(Literal["move"], ...),
-                agent=(_lit(agents), ...),
-                to=(_lit(places), ...),
-            )
+) -> Narrowed:
+    """{success, outcome, effects[]} with effects restricted to the names given; a kind
+    of effect with nothing to name is left out."""
+    exclude = [
+        kind
+        for kind, open_ in (
+            ("MoveOut", agents and places),
+            ("TransferOut", items and holders),
+            ("DestroyOut", items and holders),
+            ("SetOut", agents and attributes),
+            ("CreateOut", holders),
         )
-    if items and holders:
-        kinds.append(
-            create_model(
-                "TransferOut",
-                __base__=_Out,
-                kind=(Literal["transfer"], ...),
-                item=(_lit(items), ...),
-                from_=(_lit(holders), Field(alias="from")),
-                to=(_lit(holders), ...),
-                quantity=(int, Field(1, ge=1, le=10)),
-            )
-        )
-        kinds.append(
-            create_model(
-                "DestroyOut",
-                __base__=_Out,
-                kind=(Literal["destroy"], ...),
-                item=(_lit(items), ...),
-                holder=(_lit(holders), ...),
-                quantity=(int, Field(1, ge=1, le=10)),
-            )
-        )
-    if agents and attributes:
-        kinds.append(
-            create_model(
-                "SetOut",
-                __base__=_Out,
-                kind=(Literal["set"], ...),
-                agent=(_lit(agents), ...),
-                attribute=(_lit(attributes), ...),
-                delta=(int, Field(ge=-50, le=50)),
-            )
-        )
-    if holders:
-        kinds.append(
-            create_model(
-                "CreateOut",
-                __base__=_Out,
-                kind=(Literal["create"], ...),
-                item=(str, Field(min_length=1, max_length=30)),
-                holder=(_lit(holders), ...),
-                quantity=(int, Field(1, ge=1, le=10)),
-            )
-        )
-    effect: Any = kinds[0]
-    for k in kinds[1:]:
-        effect = effect | k
-    if len(kinds) > 1:
-        effect = Annotated[effect, Field(discriminator="kind")]
-    return create_model(
-        "Resolution",
-        __base__=_Out,
-        success=(bool, ...),
-        outcome=(str, Field(max_length=OUTCOME_MAX, description="what happens, one sentence")),
-        effects=(list[effect], Field(default_factory=list, max_length=MAX_EFFECTS)),
-    )
+        if not open_
+    ]
+    names = {
+        ("MoveOut", "agent"): agents,
+        ("MoveOut", "to"): places,
+        ("TransferOut", "item"): items,
+        ("TransferOut", "from_"): holders,
+        ("TransferOut", "to"): holders,
+        ("DestroyOut", "item"): items,
+        ("DestroyOut", "holder"): holders,
+        ("SetOut", "agent"): agents,
+        ("SetOut", "attribute"): attributes,
+        ("CreateOut", "holder"): holders,
+    }
+    return Narrowed.of(Resolution, names, exclude)
 
 
 def effects_as_dicts(resolution: BaseModel) -> list[dict[str, Any]]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
-from typing import Annotated, Any, Literal, get_args, get_origin
+from functools import cached_property
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
-from pydantic.fields import FieldInfo
+
+from concordia_like.llm.narrowed import Narrowed
 
 Role = Literal["system", "user", "assistant"]
 
@@ -84,7 +85,7 @@ class LLMRequest(BaseModel):
         )
 
     @cached_property
-    def adapter(self) -> TypeAdapter[Any] | None:
+    def adapter(self) -> Any:
         return _adapter(self.schema_)[0] if self.schema_ is not None else None
 
     @cached_property
@@ -113,15 +114,19 @@ class LLMRequest(BaseModel):
 _ADAPTERS: dict[int, tuple[Any, TypeAdapter[Any], dict[str, Any]]] = {}
 
 
-def _adapter(schema: Any) -> tuple[TypeAdapter[Any], dict[str, Any]]:
-    """One TypeAdapter and JSON schema per schema object: building them costs about a
-    millisecond, and a simulation sends the same few schemas thousands of times."""
+def _adapter(schema: Any) -> tuple[Any, dict[str, Any]]:
+    """What validates a schema's output (`validate_json`) and its JSON schema: for a type,
+    one TypeAdapter per schema object (building one costs about a millisecond, and a
+    simulation sends the same few schemas thousands of times); a `Narrowed` schema is
+    its own."""
+    if isinstance(schema, Narrowed):
+        return schema, schema.json_schema
     hit = _ADAPTERS.get(id(schema))
     if hit is None or hit[0] is not schema:
         if len(_ADAPTERS) > 8192:
             _ADAPTERS.clear()
         adapter = TypeAdapter(schema)
-        hit = (schema, adapter, _union_json_schema(schema) or adapter.json_schema())
+        hit = (schema, adapter, adapter.json_schema())
         _ADAPTERS[id(schema)] = hit  # the entry keeps `schema` alive, so its id stays its own
     return hit[1], hit[2]
 
@@ -151,40 +156,3 @@ class Completion:
     backend: str = ""
     model: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@lru_cache(maxsize=8192)
-def _model_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
-
-
-def _union_json_schema(schema: Any) -> dict[str, Any] | None:
-    """The JSON schema of `Annotated[M1 | ... | Mn, Field(discriminator=...)]` over flat
-    models, composed from each model's own schema (made once per model): what pydantic
-    would make (a test holds them equal) for a tenth of the cost. Agents' action unions
-    share most members and differ in one or two, and a crowd sends a hundred a step.
-    None for any other schema, which pydantic then describes itself."""
-    if get_origin(schema) is not Annotated:
-        return None
-    union, *meta = get_args(schema)
-    field = next((m for m in meta if isinstance(m, FieldInfo)), None)
-    key = field.discriminator if field is not None else None
-    members = get_args(union)
-    if not isinstance(key, str) or len(members) < 2:
-        return None
-    defs: dict[str, dict[str, Any]] = {}
-    mapping: dict[str, str] = {}
-    for m in members:
-        if not (isinstance(m, type) and issubclass(m, BaseModel)) or m.__name__ in defs:
-            return None
-        js = _model_json_schema(m)
-        const = js.get("properties", {}).get(key, {}).get("const")
-        if "$defs" in js or not isinstance(const, str) or const in mapping:
-            return None
-        defs[m.__name__] = js
-        mapping[const] = f"#/$defs/{m.__name__}"
-    return {
-        "$defs": dict(sorted(defs.items())),
-        "discriminator": {"mapping": dict(sorted(mapping.items())), "propertyName": key},
-        "oneOf": [{"$ref": f"#/$defs/{m.__name__}"} for m in members],
-    }
