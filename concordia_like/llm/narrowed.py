@@ -14,7 +14,6 @@ narrowed fields, failing with the same `ValidationError` pydantic gives for a
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -90,20 +89,28 @@ class Narrowed:
 
     @cached_property
     def json_schema(self) -> dict[str, Any]:
-        schema = copy.deepcopy(_base(self.base)[1])
-        defs = schema.get("$defs", {})
+        """The base's JSON schema with the narrowed properties replaced: new dictionaries
+        along the paths that change, the rest shared with the base's (never mutated;
+        backends only read a schema)."""
+        schema = dict(_base(self.base)[1])
+        defs = schema["$defs"] = dict(schema.get("$defs", {}))
         for model, name, allowed in self.names:
             if model in self.exclude:
                 continue
-            target = defs.get(model) or (schema if schema.get("title") == model else None)
-            if target is None:
+            if model in defs:
+                target = defs[model] = dict(defs[model])
+            elif schema.get("title") == model:
+                target = schema
+            else:
                 raise ValueError(f"{model} has no place in the JSON schema of the base")
+            props = target["properties"] = dict(target["properties"])
             key = self.models[model].model_fields[name].alias or name
-            prop = target["properties"][key]
-            prop.pop("const", None)
-            prop.update(type="string", enum=list(allowed))
+            prop = {k: v for k, v in props[key].items() if k != "const"}
+            props[key] = {**prop, "type": "string", "enum": list(allowed)}
         for model in self.exclude:
             defs.pop(model, None)
+        if not defs:
+            del schema["$defs"]
         return _drop_refs(schema, {f"#/$defs/{m}" for m in self.exclude})
 
     # -- validation -----------------------------------------------------------------

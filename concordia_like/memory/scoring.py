@@ -80,16 +80,17 @@ def score_candidates(
     )
     imp = min_max([float(c.record.importance) for c in candidates])
     rel = min_max([c.relevance for c in candidates])
-    scored = [
+    w_rec, w_imp, w_rel = weights.recency, weights.importance, weights.relevance
+    scores = [w_rec * r + w_imp * i + w_rel * v for r, i, v in zip(rec, imp, rel, strict=True)]
+    order = sorted(range(len(candidates)), key=lambda j: (-scores[j], -candidates[j].record.id))
+    return [  # only the kept ones are made: a retrieval scores dozens and keeps a few
         ScoredMemory(
-            record=c.record,
-            score=weights.recency * r + weights.importance * i + weights.relevance * v,
-            recency=r,
-            importance=i,
-            relevance=v,
-            raw_relevance=c.relevance,
+            record=candidates[j].record,
+            score=scores[j],
+            recency=rec[j],
+            importance=imp[j],
+            relevance=rel[j],
+            raw_relevance=candidates[j].relevance,
         )
-        for c, r, i, v in zip(candidates, rec, imp, rel, strict=True)
+        for j in (order if k is None else order[:k])
     ]
-    scored.sort(key=lambda s: (-s.score, -s.record.id))
-    return scored if k is None else scored[:k]
