@@ -285,18 +285,24 @@ class MemoryStore:
         with self.engine.connect() as conn:
             rows, extra = self._candidate_rows(conn, wanted)
         results: list[list[ScoredMemory]] = []
+        records: dict[int, MemoryRecord] = {}  # an agent's queries share its candidates
         for qi, q in enumerate(queries):
-            cands: list[Candidate] = []
-            for mid in hits[qi] | extra.get(q.agent, set()):
-                row = rows.get(mid)
-                if row is None or row.agent != q.agent:
-                    continue  # an index entry SQL does not have (reconcile drops it)
-                # relevance from SQL's vector, not the index's distance: the index only
-                # proposes candidates, so a score is the same whether the memory is still
-                # in the index's write buffer (exact) or in Chroma (float32 HNSW
-                # distance), and a resumed run ranks exactly as an uninterrupted one
-                rel = self._relevance(row, qvecs[qi])
-                cands.append(Candidate(_record(row, evidence=False), rel))
+            ids = [
+                mid
+                for mid in sorted(hits[qi] | extra.get(q.agent, set()))
+                if (row := rows.get(mid)) is not None and row.agent == q.agent
+            ]  # an index entry SQL does not have is left out (reconcile drops it)
+            # relevance from SQL's vector, not the index's distance: the index only
+            # proposes candidates, so a score is the same whether the memory is still
+            # in the index's write buffer (exact) or in Chroma (float32 HNSW
+            # distance), and a resumed run ranks exactly as an uninterrupted one
+            relevance = self._relevances([rows[mid] for mid in ids], qvecs[qi])
+            cands = []
+            for mid, rel in zip(ids, relevance, strict=True):
+                record = records.get(mid)
+                if record is None:
+                    record = records[mid] = _record(rows[mid], evidence=False)
+                cands.append(Candidate(record, rel))
             best = score_candidates(cands, naive_utc(q.now), self.weights, q.k)
             results.append(
                 [
@@ -392,10 +398,23 @@ class MemoryStore:
                 out[row.id] = row
         return out
 
-    def _relevance(self, row: Any, qvec: np.ndarray) -> float:
-        if row.embedding is not None:
-            return float(np.dot(from_bytes(row.embedding), qvec))
-        return float(np.dot(self.embedder.embed_one(row.text), qvec))
+    def _relevances(self, rows: Sequence[Any], qvec: np.ndarray) -> list[float]:
+        """Cosine similarity of each row's vector to the query's, in one product (a row
+        without a stored vector, written before vectors were kept, is embedded now)."""
+        if not rows:
+            return []
+        if any(row.embedding is None for row in rows):
+            vecs = np.stack(
+                [
+                    from_bytes(row.embedding)
+                    if row.embedding is not None
+                    else self.embedder.embed_one(row.text)
+                    for row in rows
+                ]
+            )
+        else:
+            vecs = from_bytes(b"".join(row.embedding for row in rows)).reshape(len(rows), -1)
+        return [float(x) for x in vecs @ qvec]
 
     def touch(
         self,
