@@ -14,8 +14,10 @@ from engine_support import (
     close,
     force,
     lm_factory,
+    memories,
     resolve_calls,
     run_steps,
+    store_path,
     timeline,
 )
 
@@ -202,4 +204,25 @@ async def test_hostile_claims_change_nothing_the_rules_forbid(runs_root, engine)
     failures = [e for e in timeline(sim) if e[3] == "failure"]
     assert failures and all("money is conserved" in e[7]["reason"] for e in failures)
     assert resolve_calls(sim.lm) == 2 * len(failures)
+    await close(sim)
+
+
+async def test_the_news_an_agent_asks_its_memory_about_is_its_latest_observation(runs_root):
+    sim = await start(runs_root, TOWN, seed=3)
+    sent = []
+    retrieve_many = sim.memory.retrieve_many
+
+    def spy(queries, **kw):
+        sent.extend(queries)
+        return retrieve_many(queries, **kw)
+
+    sim.memory.retrieve_many = spy
+    await run_steps(sim, 3)
+    rows = memories(store_path(runs_root, sim.run_id), sim.run_id)
+    latest = {agent: text for agent, kind, text, *_ in rows if kind == "observation"}
+    news_of = {n: a.news for n, a in sim.agents.items() if a.news}
+    assert len(news_of) >= 3 and news_of == {n: latest[n] for n in news_of}
+    stored = {text for _, kind, text, *_ in rows if kind == "observation"}
+    news = [q.parts[1] for q in sent if len(q.parts) == 2]
+    assert news and all(text in stored for text in news)  # embedded when stored: no new text
     await close(sim)

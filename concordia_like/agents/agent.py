@@ -31,6 +31,8 @@ class Agent:
     #: the query those memories were retrieved for
     last_query: str | None = None
     activity: str | None = None
+    #: the text of the agent's latest observation memory: what it last perceived
+    news: str | None = None
     plan: DayPlan | None = None
     #: the gist of yesterday's plan, which today's is made from
     yesterday: str = ""
@@ -43,15 +45,13 @@ class Agent:
     def name(self) -> str:
         return self.persona.name
 
-    def retrieval_query(self) -> str:
-        """What the agent's memory is asked about: its activity and the latest news."""
-        return ". ".join(self.retrieval_parts())[:300]
-
     def retrieval_parts(self) -> tuple[str, ...]:
-        """The query's parts, embedded apart (see RetrievalQuery): the activity, which
-        lasts, and the latest news, which everyone at the place shares."""
+        """What the agent's memory is asked about, in parts embedded apart (see
+        RetrievalQuery): its activity, which lasts, and the latest news, which is the
+        text of its latest observation memory: everyone at a place shares it, and it was
+        embedded when it was stored, so the news costs a query no embedding at all."""
         activity = self.activity or "my day"
-        return (activity, self.observations[-1][:300]) if self.observations else (activity,)
+        return (activity, self.news) if self.news else (activity,)
 
     def act_request(self, state: WorldState, seed: int) -> LLMRequest:
         """The step's one model call: a typed action under this agent's schema."""
@@ -88,6 +88,7 @@ class Agent:
             "memories": list(self.memories),
             "last_query": self.last_query,
             "activity": self.activity,
+            "news": self.news,
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "yesterday": self.yesterday,
         }
@@ -98,6 +99,7 @@ class Agent:
         self.memories = list(data.get("memories", []))
         self.last_query = data.get("last_query")
         self.activity = data.get("activity")
+        self.news = data.get("news")
         plan = data.get("plan")
         self.plan = DayPlan.from_dict(plan) if plan else None
         self.yesterday = data.get("yesterday", "")

@@ -236,8 +236,9 @@ class Simulation:
         for name, lines in perceived.items():
             if not lines:
                 continue
-            text = " ".join(dict.fromkeys(lines))
-            memories.append(NewMemory(agent=name, text=text[:OBSERVATION_MAX], created=now))
+            text = " ".join(dict.fromkeys(lines))[:OBSERVATION_MAX]
+            memories.append(NewMemory(agent=name, text=text, created=now))
+            self.agents[name].news = text
             if self.engine == "simultaneous":
                 for line in lines:
                     if line not in self.agents[name].observations:
@@ -255,10 +256,11 @@ class Simulation:
         queries = []
         for n in names:
             agent = self.agents[n]
-            text = agent.retrieval_query()
+            parts = agent.retrieval_parts()
+            text = " | ".join(parts)
             if text != agent.last_query:
                 agent.last_query = text
-                queries.append(RetrievalQuery(n, text, now, RETRIEVE_K, agent.retrieval_parts()))
+                queries.append(RetrievalQuery(n, text, now, RETRIEVE_K, parts))
         results = self.memory.retrieve_many(queries, touch=False)
         for q, found in zip(queries, results, strict=True):
             self.agents[q.agent].memories = [m.record.text for m in found]

@@ -60,9 +60,17 @@ _RECORD_COLS = (
     *(T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved),
     *(T.c.importance, T.c.evidence),
 )
-#: as _RECORD_COLS, with the evidence left as JSON text: most candidates lose, and only
-#: the winners' evidence is worth decoding
-_CANDIDATE_COLS = (*_RECORD_COLS[:-1], type_coerce(T.c.evidence, String).label("evidence"))
+#: as _RECORD_COLS, with the evidence and times left as text: a retrieval reads dozens
+#: of candidates per agent and keeps a few, and SQLAlchemy's datetime parsing of every
+#: candidate cost more than the rest of reading them (only `last_retrieved` is needed to
+#: score, and `datetime.fromisoformat` reads it)
+_CANDIDATE_COLS = (
+    *(T.c.id, T.c.agent, T.c.text, T.c.kind),
+    type_coerce(T.c.created, String).label("created"),
+    type_coerce(T.c.last_retrieved, String).label("last_retrieved"),
+    T.c.importance,
+    type_coerce(T.c.evidence, String).label("evidence"),
+)
 #: agents per candidate statement (two LIMIT subqueries each; SQLite allows 500 terms)
 _AGENTS_PER_STATEMENT = 100
 
@@ -76,6 +84,23 @@ def _evidence(value: Any) -> tuple[int, ...]:
     if isinstance(value, str):  # JSON text (SQLite); other drivers decode JSON themselves
         value = json.loads(value) if value != "[]" else ()
     return tuple(int(i) for i in value or ())
+
+
+def _when(value: Any) -> datetime:
+    """A time read as text (see _CANDIDATE_COLS), or as a datetime where the driver
+    makes one itself (PostgreSQL)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _candidate(row: Any) -> MemoryRecord:
+    """What scoring needs of a candidate row; `created` and `evidence` are filled in
+    for the winners only (`_winner`)."""
+    when = _when(row.last_retrieved)
+    return MemoryRecord(row.id, row.agent, row.text, row.kind, when, when, row.importance)
+
+
+def _winner(record: MemoryRecord, row: Any) -> MemoryRecord:
+    return replace(record, created=_when(row.created), evidence=_evidence(row.evidence))
 
 
 def _record(row: Any, *, evidence: bool = True) -> MemoryRecord:
@@ -301,16 +326,11 @@ class MemoryStore:
             for mid, rel in zip(ids, relevance, strict=True):
                 record = records.get(mid)
                 if record is None:
-                    record = records[mid] = _record(rows[mid], evidence=False)
+                    record = records[mid] = _candidate(rows[mid])
                 cands.append(Candidate(record, rel))
             best = score_candidates(cands, naive_utc(q.now), self.weights, q.k)
             results.append(
-                [
-                    replace(
-                        s, record=replace(s.record, evidence=_evidence(rows[s.record.id].evidence))
-                    )
-                    for s in best
-                ]
+                [replace(s, record=_winner(s.record, rows[s.record.id])) for s in best]
             )
         if touch:
             self.touch(queries, results)
