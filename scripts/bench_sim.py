@@ -16,8 +16,8 @@ the library around the model, and of how many calls it makes.
   importance, planning, reflection) and the 95th percentile of prompt tokens per call,
   also for each half of the run, to show whether prompts grow with the run.
 
-    .venv/bin/python scripts/bench_sim.py            # about 10 minutes
-    .venv/bin/python scripts/bench_sim.py --quick    # about two minutes, shorter runs
+    .venv/bin/python scripts/bench_sim.py            # about 2 to 3 minutes
+    .venv/bin/python scripts/bench_sim.py --quick    # about a minute, shorter runs
 
 Runs are written to a temporary folder, removed at the end. The machine's load average
 is printed: throughput measured beside other work (tests, another benchmark) is lower.
@@ -198,7 +198,7 @@ def print_budget(b: Budget) -> None:
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="shorter runs (under two minutes)")
+    ap.add_argument("--quick", action="store_true", help="shorter runs (about a minute)")
     ap.add_argument("--steps", type=int, help="steps of the budget run (default 500; quick 60)")
     ap.add_argument(
         "--agents",
