@@ -11,7 +11,6 @@ nothing."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,20 +22,20 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     Engine,
-    String,
-    bindparam,
     event,
     func,
     insert,
-    literal,
-    null,
     select,
-    type_coerce,
-    union_all,
     update,
 )
 from sqlalchemy.orm import Session
 
+from concordia_like.memory.candidates import (
+    CandidateReader,
+    candidate_record,
+    evidence_ids,
+    winner_record,
+)
 from concordia_like.memory.embedder import Embedder, from_bytes, get_embedder, to_bytes
 from concordia_like.memory.importance import heuristic_importance
 from concordia_like.memory.index import ChromaIndex, Layout
@@ -60,47 +59,11 @@ _RECORD_COLS = (
     *(T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved),
     *(T.c.importance, T.c.evidence),
 )
-#: as _RECORD_COLS, with the evidence and times left as text: a retrieval reads dozens
-#: of candidates per agent and keeps a few, and SQLAlchemy's datetime parsing of every
-#: candidate cost more than the rest of reading them (only `last_retrieved` is needed to
-#: score, and `datetime.fromisoformat` reads it)
-_CANDIDATE_COLS = (
-    *(T.c.id, T.c.agent, T.c.text, T.c.kind),
-    type_coerce(T.c.created, String).label("created"),
-    type_coerce(T.c.last_retrieved, String).label("last_retrieved"),
-    T.c.importance,
-    type_coerce(T.c.evidence, String).label("evidence"),
-)
-#: agents per candidate statement (two LIMIT subqueries each; SQLite allows 500 terms)
-_AGENTS_PER_STATEMENT = 100
 
 
 def naive_utc(when: datetime) -> datetime:
     """Simulation times are stored naive (UTC); aware ones are converted, not rejected."""
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
-
-
-def _evidence(value: Any) -> tuple[int, ...]:
-    if isinstance(value, str):  # JSON text (SQLite); other drivers decode JSON themselves
-        value = json.loads(value) if value != "[]" else ()
-    return tuple(int(i) for i in value or ())
-
-
-def _when(value: Any) -> datetime:
-    """A time read as text (see _CANDIDATE_COLS), or as a datetime where the driver
-    makes one itself (PostgreSQL)."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
-def _candidate(row: Any) -> MemoryRecord:
-    """What scoring needs of a candidate row; `created` and `evidence` are filled in
-    for the winners only (`_winner`)."""
-    when = _when(row.last_retrieved)
-    return MemoryRecord(row.id, row.agent, row.text, row.kind, when, when, row.importance)
-
-
-def _winner(record: MemoryRecord, row: Any) -> MemoryRecord:
-    return replace(record, created=_when(row.created), evidence=_evidence(row.evidence))
 
 
 def _record(row: Any, *, evidence: bool = True) -> MemoryRecord:
@@ -112,7 +75,7 @@ def _record(row: Any, *, evidence: bool = True) -> MemoryRecord:
         created=row.created,
         last_retrieved=row.last_retrieved,
         importance=row.importance,
-        evidence=_evidence(row.evidence) if evidence else (),
+        evidence=evidence_ids(row.evidence) if evidence else (),
     )
 
 
@@ -149,13 +112,10 @@ class MemoryStore:
         self.weights = weights
         #: nearest memories the index proposes per query
         self.n_candidates = n_candidates
-        #: besides those, the most recently retrieved and the most important memories
-        #: are always candidates: a fresh or poignant memory can win on recency or
-        #: importance with little relevance, as in the full Generative Agents score
-        self.n_recent = n_recent
-        self.n_important = n_important
+        #: besides those, each agent's `n_recent` most recently retrieved and
+        #: `n_important` most important memories (see candidates.py)
+        self.candidates = CandidateReader(run_id, n_recent, n_important)
         self._owns_engine = False
-        self._statements: dict[tuple[int, bool], Any] = {}
         if reconcile:
             self.reconcile()
 
@@ -308,7 +268,7 @@ class MemoryStore:
                 hits[qi] = {h.id for h in found}
         wanted = {a: set().union(*(hits[qi] for qi in qis)) for a, qis in by_agent.items()}
         with self.engine.connect() as conn:
-            rows, extra = self._candidate_rows(conn, wanted)
+            rows, extra = self.candidates.rows(conn, wanted)
         results: list[list[ScoredMemory]] = []
         records: dict[int, MemoryRecord] = {}  # an agent's queries share its candidates
         for qi, q in enumerate(queries):
@@ -326,11 +286,11 @@ class MemoryStore:
             for mid, rel in zip(ids, relevance, strict=True):
                 record = records.get(mid)
                 if record is None:
-                    record = records[mid] = _candidate(rows[mid])
+                    record = records[mid] = candidate_record(rows[mid])
                 cands.append(Candidate(record, rel))
             best = score_candidates(cands, naive_utc(q.now), self.weights, q.k)
             results.append(
-                [replace(s, record=_winner(s.record, rows[s.record.id])) for s in best]
+                [replace(s, record=winner_record(s.record, rows[s.record.id])) for s in best]
             )
         if touch:
             self.touch(queries, results)
@@ -349,64 +309,6 @@ class MemoryStore:
             out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
             at += n
         return out
-
-    def _candidate_rows(
-        self, conn: Any, hit_ids: dict[str, set[int]]
-    ) -> tuple[dict[int, Any], dict[str, set[int]]]:
-        """Rows, with their vectors, of each agent's index hits and of its most
-        recently retrieved and most important memories: one statement per 100 agents,
-        each LIMIT read through its index."""
-        rows: dict[int, Any] = {}
-        extra: dict[str, set[int]] = {}
-        agents = list(hit_ids)
-        for start in range(0, len(agents), _AGENTS_PER_STATEMENT):
-            chunk = agents[start : start + _AGENTS_PER_STATEMENT]
-            hits = sorted(set().union(*(hit_ids[a] for a in chunk)))
-            params: dict[str, Any] = {"run": self.run_id, "hits": hits}
-            params.update({f"a{i}": agent for i, agent in enumerate(chunk)})
-            stmt = self._candidate_statement(len(chunk), with_hits=bool(hits))
-            for row in conn.execute(stmt, params):
-                if row.extra:
-                    extra.setdefault(row.agent, set()).add(row.id)
-                    rows[row.id] = row
-                else:
-                    rows.setdefault(row.id, row)
-        return rows, extra
-
-    def _candidate_statement(self, n_agents: int, *, with_hits: bool) -> Any:
-        """The candidate statement for `n_agents` agents, built once per shape (it has a
-        subquery per agent; building it costs more than running it)."""
-        key = (n_agents, with_hits)
-        stmt = self._statements.get(key)
-        if stmt is not None:
-            return stmt
-        parts: list[Any] = []
-        for i in range(n_agents):
-            own = (T.c.run_id == bindparam("run")) & (T.c.agent == bindparam(f"a{i}"))
-            for order, n in (
-                ((T.c.last_retrieved.desc(), T.c.id.desc()), self.n_recent),
-                ((T.c.importance.desc(), T.c.id.desc()), self.n_important),
-            ):
-                if n > 0:
-                    part = select(T.c.id).where(own).order_by(*order).limit(n)
-                    parts.append(part.subquery().select())
-        selects: list[Any] = []
-        if parts:
-            ids = union_all(*parts) if len(parts) > 1 else parts[0]
-            cols = (*_CANDIDATE_COLS, T.c.embedding, literal(True).label("extra"))
-            selects.append(select(*cols).where(T.c.id.in_(ids)))
-        if with_hits:
-            cols = (*_CANDIDATE_COLS, T.c.embedding, literal(False).label("extra"))
-            selects.append(select(*cols).where(T.c.id.in_(bindparam("hits", expanding=True))))
-        if not selects:  # nothing to read: a statement that yields no rows
-            selects.append(
-                select(
-                    *_CANDIDATE_COLS, null().label("embedding"), literal(False).label("extra")
-                ).where(literal(False))
-            )
-        stmt = union_all(*selects) if len(selects) > 1 else selects[0]
-        self._statements[key] = stmt
-        return stmt
 
     def _rows(self, conn: Any, ids: Iterable[int]) -> dict[int, Any]:
         ids = list(ids)
