@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 #: (model name, field name, allowed values), sorted
 Names = tuple[tuple[str, str, tuple[str, ...]], ...]
@@ -183,6 +183,4 @@ def _drop_refs(node: Any, refs: set[str]) -> Any:
 
 def union_of(*models: type[BaseModel], discriminator: str = "kind") -> Any:
     """`Annotated[M1 | ... | Mn, Field(discriminator=...)]`, the base of a narrowing."""
-    from pydantic import Field
-
     return Annotated[Union[models], Field(discriminator=discriminator)]  # noqa: UP007
