@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from concordia_like.llm import LanguageModel, LLMError, LLMRequest, ModelFileError
-from concordia_like.llm.embedded import EmbeddedBackend
+from concordia_like.llm.embedded import EmbeddedBackend, schema_grammar
 
 pytestmark = pytest.mark.embedded
 
@@ -46,6 +46,16 @@ async def test_schema_outputs_parse_in_one_parallel_batch(backend):
     for d in done:
         assert isinstance(d.parsed, Act)
         assert d.parsed.kind in ("move", "say", "wait")
+
+
+def test_schema_grammars_keep_control_characters_out_of_strings():
+    """JSON strings may not hold raw control characters; llama-cpp-python's converter
+    allowed them, and pydantic then refused the output (the grammar itself is loaded
+    into llama.cpp by every schema test here)."""
+    rules = dict(
+        line.split(" ::= ", 1) for line in schema_grammar(Act.model_json_schema()).splitlines()
+    )
+    assert rules["char"].startswith('[^"\\\\\\x7F\\x00-\\x1F] |')
 
 
 async def test_choices_are_constrained(backend):

@@ -50,6 +50,22 @@ def choices_grammar(choices: tuple[str, ...]) -> str:
     return "root ::= " + " | ".join(json.dumps(c) for c in choices) + "\n"
 
 
+#: llama-cpp-python's converter lets a JSON string hold raw control characters (a
+#: newline, a tab), which JSON forbids and pydantic refuses ("control character"): an
+#: act call of the embedded model failed that way now and then. llama.cpp's own
+#: converter keeps them out, as here.
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def schema_grammar(schema: dict[str, object]) -> str:
+    """The GBNF grammar of a JSON schema, whose strings hold only what JSON allows."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    gbnf = json_schema_to_gbnf(json.dumps(schema))
+    return gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
+
+
 @dataclass
 class _Seq:
     """One request being decoded: its slot in the context, sampler state and output."""
@@ -215,9 +231,7 @@ class EmbeddedBackend(Backend):
         if req.choices is not None:
             return choices_grammar(req.choices)
         if req.json_schema is not None:
-            from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-            return json_schema_to_gbnf(json.dumps(req.json_schema))
+            return schema_grammar(req.json_schema)
         return None
 
     async def _decode(self, seqs: list[_Seq]) -> None:
