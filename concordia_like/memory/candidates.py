@@ -21,10 +21,10 @@ from concordia_like.store.memory_tables import MemoryRow
 
 T = MemoryRow.__table__
 
-#: as a record's columns, with the evidence and times left as text: a retrieval reads dozens
-#: of candidates per agent and keeps a few, and SQLAlchemy's datetime parsing of every
-#: candidate cost more than the rest of reading them (only `last_retrieved` is needed to
-#: score, and `datetime.fromisoformat` reads it)
+#: a record's columns, with the evidence and times left as text: a retrieval reads
+#: dozens of candidates per agent and keeps a few, so SQLAlchemy's parsing of two
+#: datetimes per row is spared (scoring needs `last_retrieved` only, which
+#: `datetime.fromisoformat` reads)
 CANDIDATE_COLS = (
     *(T.c.id, T.c.agent, T.c.text, T.c.kind),
     type_coerce(T.c.created, String).label("created"),
