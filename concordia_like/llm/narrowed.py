@@ -116,14 +116,13 @@ class Narrowed:
     # -- validation -----------------------------------------------------------------
 
     def validate_json(self, text: str | bytes) -> Any:
-        value = _base(self.base)[0].validate_json(text)
-        errors = list(self._check(value, ()))
-        if errors:
-            raise ValidationError.from_exception_data("Narrowed", errors)
-        return value
+        return self._checked(_base(self.base)[0].validate_json(text))
 
     def validate_python(self, data: Any) -> Any:
-        value = _base(self.base)[0].validate_python(data)
+        return self._checked(_base(self.base)[0].validate_python(data))
+
+    def _checked(self, value: Any) -> Any:
+        """`value` (valid against the base) if its narrowed fields hold allowed names."""
         errors = list(self._check(value, ()))
         if errors:
             raise ValidationError.from_exception_data("Narrowed", errors)

@@ -66,7 +66,7 @@ def naive_utc(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
 
 
-def _record(row: Any, *, evidence: bool = True) -> MemoryRecord:
+def _record(row: Any) -> MemoryRecord:
     return MemoryRecord(
         id=row.id,
         agent=row.agent,
@@ -75,7 +75,7 @@ def _record(row: Any, *, evidence: bool = True) -> MemoryRecord:
         created=row.created,
         last_retrieved=row.last_retrieved,
         importance=row.importance,
-        evidence=evidence_ids(row.evidence) if evidence else (),
+        evidence=evidence_ids(row.evidence),
     )
 
 

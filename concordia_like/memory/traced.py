@@ -98,7 +98,7 @@ def trace_encoder(model: Any) -> Encoder | None:
     with torch.inference_mode():
         features = model.preprocess(_CHECK_TEXTS)
         eager = model.forward(dict(features))["sentence_embedding"].float()
-        fast = torch.nn.functional.normalize(encode(features).float(), dim=-1)
+        fast = torch.nn.functional.normalize(encode(features), dim=-1)
         cosine = float((eager * fast).sum(dim=-1).min())
     if cosine < _CHECK_MIN_COSINE:
         log.warning("traced embedding model disagrees (cosine %.6f); running it eagerly", cosine)
