@@ -6,6 +6,7 @@ says which request it has never seen."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -46,6 +47,8 @@ class ResponseCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
         self._db.commit()
+        self._flush_scheduled = False
+        self._closed = False
 
     def get(self, key: str) -> RawCompletion | None:
         row = self._db.execute(
@@ -82,10 +85,27 @@ class ResponseCache:
                 time.time(),
             ),
         )
-        self._db.commit()
+        # one commit per batch, not per response: the responses of a batch reach their
+        # callers in one turn of the event loop, and the commit waits for the next
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._db.commit()
+            return
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._closed:
+            self._db.commit()
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        if not self._closed:
+            self._closed = True
+            self._db.commit()
+            self._db.close()

@@ -12,7 +12,8 @@ from typing import Any
 from concordia_like.llm.backend import Backend
 from concordia_like.llm.batcher import Batcher
 from concordia_like.llm.cache import ResponseCache
-from concordia_like.llm.errors import StructuredOutputError
+from concordia_like.llm.errors import ModelCallError, OutputError, StructuredOutputError
+from concordia_like.llm.sampling import SamplingPolicy, current_step
 from concordia_like.llm.structured import parse_output
 from concordia_like.llm.types import Completion, LLMRequest, RawCompletion
 from concordia_like.llm.usage import UsageLedger
@@ -26,9 +27,12 @@ class LanguageModel:
         cache: ResponseCache | None = None,
         ledger: UsageLedger | None = None,
         gather_ticks: int = 3,
+        sampling: SamplingPolicy | None = None,
     ) -> None:
         self.backend = backend
         self.cache = cache
+        #: applied to every request (see `llm.sampling`); None leaves requests as they are
+        self.sampling = sampling
         self.usage = ledger or UsageLedger()
         self.batcher = Batcher(backend, gather_ticks=gather_ticks)
 
@@ -40,9 +44,24 @@ class LanguageModel:
         """Answer one request; concurrent callers are batched together.
 
         Raises StructuredOutputError (with the raw text) when the output fails its
-        schema or choices; the call is still counted, as failed."""
+        schema or choices; the call is still counted, as failed. Any other failure
+        (a replay miss, a server gone, a bug) is raised as a `ModelCallError` that
+        names the call: the one triage of model errors (see `llm.triage`)."""
+        if self.sampling is not None:
+            request = self.sampling.apply(request, *current_step())
         start = time.perf_counter()
-        raw, cached = await self._raw(request)
+        try:
+            raw, cached = await self._raw(request)
+        except (OutputError, ModelCallError):
+            raise
+        except Exception as exc:
+            who = f" of {request.agent}" if request.agent else ""
+            raise ModelCallError(
+                f"the {request.purpose} call{who} failed: {exc}",
+                purpose=request.purpose,
+                agent=request.agent,
+                cause=exc,
+            ) from exc
         latency = time.perf_counter() - start
         try:
             parsed = parse_output(request, raw)

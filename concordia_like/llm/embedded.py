@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from concordia_like.llm.backend import Backend
-from concordia_like.llm.errors import LLMError, ModelFileError
+from concordia_like.llm.errors import LLMError, ModelFileError, SchemaRefusedError
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -223,7 +223,7 @@ class EmbeddedBackend(Backend):
             grammar = C.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
             if not grammar:
                 C.llama_sampler_free(chain)
-                raise LLMError("the request's schema could not be turned into a grammar")
+                raise SchemaRefusedError("the request's schema could not be turned into a grammar")
         return _Seq(index=index, request=req, prompt=prompt, chain=chain, grammar=grammar)
 
     @staticmethod

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from concordia_like.llm.backend import Backend
-from concordia_like.llm.errors import BackendUnavailableError, LLMError
+from concordia_like.llm.errors import BackendUnavailableError, LLMError, SchemaRefusedError
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
 log = logging.getLogger(__name__)
@@ -420,7 +420,7 @@ class OpenAIBackend(Backend):
             try:
                 payload = await self._post(self.build_body(request, model, "json_object"))
             except _RequestRejected as exc2:
-                raise LLMError(str(exc2)) from None
+                raise SchemaRefusedError(str(exc2)) from None
         return self._parse(payload, request)
 
     def _parse(self, payload: dict[str, Any], request: LLMRequest) -> RawCompletion:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, create_model
 
 from concordia_like.llm.client import LanguageModel
-from concordia_like.llm.errors import LLMError
+from concordia_like.llm.triage import triage
 from concordia_like.llm.types import LLMRequest
 from concordia_like.memory.constraints import int_enum
 from concordia_like.memory.records import MAX_IMPORTANCE, MIN_IMPORTANCE, NewMemory
@@ -180,11 +180,10 @@ class ImportanceScorer:
         )
 
     def _read(self, answer: Any, texts: list[str]) -> list[int | None]:
-        if isinstance(answer, LLMError):
+        answer = triage(answer)  # anything but unusable output aborts the step
+        if isinstance(answer, BaseException):
             self._fallback(f"importance of {len(texts)} memories: {answer}", len(texts))
             return [None] * len(texts)
-        if isinstance(answer, BaseException):
-            raise answer  # a bug or a cancellation, not bad model output
         return [int(v) for v in answer.parsed.scores]
 
     def _fallback(self, reason: str, n: int) -> None:

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
 from concordia_like.llm.client import LanguageModel
-from concordia_like.llm.errors import LLMError
+from concordia_like.llm.triage import triage
 from concordia_like.llm.types import LLMRequest
 from concordia_like.memory.constraints import int_enum
 from concordia_like.memory.plans import (
@@ -136,11 +136,10 @@ def _needs_day_plan(ctx: PlanContext, plan: DayPlan | None, now: datetime) -> bo
 
 
 def _parsed(answer: Any, what: str, agent: str) -> Any:
-    if isinstance(answer, LLMError):
+    answer = triage(answer)  # anything but unusable output aborts the step
+    if isinstance(answer, BaseException):
         log.warning("%s of %s skipped: unusable model output: %s", what, agent, answer)
         return None
-    if isinstance(answer, BaseException):
-        raise answer  # a bug or a cancellation, not bad model output
     return answer.parsed
 
 

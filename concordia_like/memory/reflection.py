@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, StringConstraints, create_model
 from sqlalchemy.orm import Session
 
 from concordia_like.llm.client import LanguageModel
-from concordia_like.llm.errors import LLMError
+from concordia_like.llm.triage import triage
 from concordia_like.llm.types import LLMRequest
 from concordia_like.memory.constraints import int_enum
 from concordia_like.memory.records import (
@@ -245,12 +245,11 @@ class Reflector:
         return pending.outcomes
 
     def _parsed(self, answer: Any, agent: str, what: str, outcome: ReflectionOutcome) -> Any:
-        if isinstance(answer, LLMError):
+        answer = triage(answer)  # anything but unusable output aborts the step
+        if isinstance(answer, BaseException):
             outcome.skipped = f"unusable {what} from the model: {answer}"
             log.warning("reflection of %s: %s", agent, outcome.skipped)
             return None
-        if isinstance(answer, BaseException):
-            raise answer  # a bug or a cancellation, not bad model output
         return answer.parsed
 
     def _questions_request(
