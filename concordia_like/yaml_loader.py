@@ -11,6 +11,16 @@ a line the same way, and every refusal reads like a compiler error:
 Two YAML 1.1 surprises are removed on the way: base-60 numbers (`at: 05:30` would be the
 integer 330, so times stay strings) and silently overwritten duplicate keys (refused).
 Loading never writes anything.
+
+Every file is read under `YamlLimits` (size in bytes, aliases, nesting depth, nodes), so
+a hostile file is refused in well under a second and a few MB: an "alias bomb" of a few
+hundred bytes (ten levels of nine aliases each) otherwise expands to billions of nodes.
+The limits are enforced while the node graph is composed, event by event: an alias
+counts as a full copy of the node it names (its nodes and its depth), so the expanded
+size is known, and refused, before anything is expanded by construction, by the line
+walk or by validation. The defaults are far above what a real world or persona needs
+(`worlds/town.yaml` is 13 KB, 915 nodes, 6 levels deep), and the node limit is about what
+a file at the size limit holds without aliases.
 """
 
 from __future__ import annotations
@@ -26,23 +36,154 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+from yaml.nodes import Node
+from yaml.resolver import Resolver
 
 from concordia_like.errors import ConfigError
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Limits on every configuration file read by `read_yaml` (worlds, personas, scenarios).
+# worlds/town.yaml: 13 KB, 915 nodes, 6 levels, no alias; a persona card: 2 KB, 110, 3.
+MAX_FILE_BYTES = 1024 * 1024  # 1 MiB
+MAX_ALIASES = 500  # uses of an anchor (`*name`, `<<: *name`) in one file
+MAX_DEPTH = 32  # nested mappings and sequences, an alias counted as the node it names
+MAX_NODES = 100_000  # scalars, mappings, sequences; an alias as a copy of its node
 
 
+@dataclass(frozen=True)
+class YamlLimits:
+    """How big a YAML file may be, read and composed; past any limit it is refused."""
+
+    file_bytes: int = MAX_FILE_BYTES
+    aliases: int = MAX_ALIASES
+    depth: int = MAX_DEPTH
+    nodes: int = MAX_NODES
+
+
+DEFAULT_LIMITS = YamlLimits()
+
+
+class _LimitExceeded(Exception):
+    """Raised by the composer at the event that crossed a limit; read_yaml names the file."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _LimitedComposer(Composer):
+    """PyYAML's composer, counting as it goes what the document would be once expanded.
+
+    Each node composed adds one node; each alias adds the expanded size of the node it
+    names, and reaches the current depth plus that node's height. Both are known when
+    the alias is met (its node is complete by then; an alias inside the node it names is
+    refused as recursive), so the count stops at the limit without ever expanding."""
+
+    def __init__(self, limits: YamlLimits) -> None:
+        super().__init__()
+        self._limits = limits
+        self._nodes = 0
+        self._aliases = 0
+        self._depth = 0  # collections open around the node being composed
+        self._deepest = 0  # deepest level reached in the node being composed
+        self._extent: dict[int, tuple[int, int]] = {}  # id(anchored node) -> (nodes, height)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0
+        if isinstance(event, AliasEvent):
+            self._aliases += 1
+            if self._aliases > self._limits.aliases:
+                raise _LimitExceeded(
+                    line, f"too many YAML aliases: over the alias limit of {self._limits.aliases}"
+                )
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # an undefined alias is the composer's own error
+                extent = self._extent.get(id(target))
+                if extent is None:
+                    raise _LimitExceeded(
+                        line, f"recursive YAML alias *{event.anchor} inside the node it names"
+                    )
+                self._add_nodes(extent[0], line)
+                self._reach(self._depth + extent[1], line)
+            return super().compose_node(parent, index)
+        start_nodes = self._nodes
+        outer_deepest = self._deepest
+        self._add_nodes(1, line)
+        collection = isinstance(event, SequenceStartEvent | MappingStartEvent)
+        if collection:
+            self._depth += 1
+        self._deepest = self._depth
+        self._reach(self._depth, line)
+        node = super().compose_node(parent, index)
+        if collection:
+            self._depth -= 1
+        if event.anchor is not None:
+            self._extent[id(node)] = (self._nodes - start_nodes, self._deepest - self._depth)
+        self._deepest = max(outer_deepest, self._deepest)
+        return node
+
+    def _add_nodes(self, count: int, line: int) -> None:
+        self._nodes += count
+        if self._nodes > self._limits.nodes:
+            raise _LimitExceeded(
+                line,
+                f"too many YAML nodes: over the node limit of {self._limits.nodes:,}"
+                " (an alias counts as a copy of what it names)",
+            )
+
+    def _reach(self, depth: int, line: int) -> None:
+        self._deepest = max(self._deepest, depth)
+        if depth > self._limits.depth:
+            raise _LimitExceeded(
+                line,
+                f"YAML nested too deep: over the depth limit of {self._limits.depth} levels"
+                " (an alias counts as a copy of what it names)",
+            )
+
+
+try:  # libyaml's parser, when PyYAML was built with it
+    from yaml.cyaml import CParser as _CParser
+except ImportError:  # pragma: no cover
+    _CParser = None
+
+if _CParser is not None:
+
+    class _Loader(_LimitedComposer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+        """libyaml's parser, our counting composer, SafeLoader's constructor."""
+
+        def __init__(self, stream: str, limits: YamlLimits = DEFAULT_LIMITS) -> None:
+            _CParser.__init__(self, stream)
+            _LimitedComposer.__init__(self, limits)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Loader(Reader, Scanner, Parser, _LimitedComposer, SafeConstructor, Resolver):  # type: ignore[no-redef]
+        """PyYAML's pure-Python parser, our counting composer, SafeLoader's constructor."""
+
+        def __init__(self, stream: str, limits: YamlLimits = DEFAULT_LIMITS) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            _LimitedComposer.__init__(self, limits)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+
+# YAML 1.1 without base-60 numbers: `05:30` stays the string '05:30'.
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
-
-
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """SafeLoader without YAML 1.1 base-60 numbers: `05:30` stays the string '05:30'."""
-
-
 _Loader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -159,18 +300,36 @@ def _child(node: Any, key: str | int) -> Any:
     return None
 
 
-def read_yaml(path: str | Path) -> YamlDoc:
-    """Parse `path` into a YamlDoc; a missing, unreadable or malformed file raises
-    ConfigFileError at the line of the problem."""
+def read_yaml(path: str | Path, limits: YamlLimits = DEFAULT_LIMITS) -> YamlDoc:
+    """Parse `path` into a YamlDoc; a missing, unreadable, malformed or oversized file
+    (past any of `limits`) raises ConfigFileError at the line of the problem."""
     path = Path(path)
     name = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(limits.file_bytes + 1)  # never more, whatever the file is
+            size = os.fstat(f.fileno()).st_size
     except FileNotFoundError:
         raise ConfigFileError([Issue(name, 0, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigFileError([Issue(name, 0, "", f"cannot read file: {exc}")]) from None
-    loader = _Loader(text)
+    if len(raw) > limits.file_bytes:
+        actual = f"{size:,} bytes" if size > limits.file_bytes else "larger"
+        raise ConfigFileError(
+            [
+                Issue(
+                    name,
+                    0,
+                    "",
+                    f"file too large: {actual}, over the size limit of {_size(limits.file_bytes)}",
+                )
+            ]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError([Issue(name, 0, "", f"cannot read file: {exc}")]) from None
+    loader = _Loader(text, limits)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -181,6 +340,8 @@ def read_yaml(path: str | Path) -> YamlDoc:
         if dups:
             raise ConfigFileError(dups)
         data = loader.construct_document(node)
+    except _LimitExceeded as exc:
+        raise ConfigFileError([Issue(name, exc.line, "", exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -192,6 +353,14 @@ def read_yaml(path: str | Path) -> YamlDoc:
         loader.dispose()
     lines[()] = node.start_mark.line + 1
     return YamlDoc(path, data, lines)
+
+
+def _size(n: int) -> str:
+    """1048576 -> '1 MiB'; 1536 -> '1.5 KiB'; 100 -> '100 bytes'."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
 
 
 def _walk(node: yaml.Node, path: Loc, lines: dict[Loc, int], dups: list[Issue], name: str) -> None:
@@ -322,7 +491,9 @@ def validate_doc(doc: YamlDoc, model: type[M], *, context: dict[str, Any] | None
         raise ConfigFileError(pydantic_issues(doc, exc, model)) from None
 
 
-def load_model(path: str | Path, model: type[M]) -> tuple[M, YamlDoc]:
+def load_model(
+    path: str | Path, model: type[M], *, limits: YamlLimits = DEFAULT_LIMITS
+) -> tuple[M, YamlDoc]:
     """Read and validate one YAML file; the YamlDoc is kept for cross-reference errors."""
-    doc = read_yaml(path)
+    doc = read_yaml(path, limits)
     return validate_doc(doc, model), doc
