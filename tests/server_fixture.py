@@ -40,67 +40,105 @@ def smollm2_gguf() -> Path | None:
     return path if path.is_file() else None
 
 
-@pytest.fixture(scope="session")
-def openai_server() -> Iterator[str]:
-    """Base URL (ending in /v1) of a running llama_cpp.server on the SmolLM2 model."""
+class LlamaServer:
+    """llama-cpp-python's OpenAI-compatible server on the SmolLM2 GGUF, on 127.0.0.1 at
+    `port`: started, killed and started again on the same port by the tests that need
+    a server to go away mid-run."""
+
+    def __init__(self, gguf: Path, port: int | None = None) -> None:
+        self.gguf = gguf
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open while it runs
+            prefix="llama_server_", suffix=".log", delete=False
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            "2048",
+            # one thread: llama.cpp's threads spin-wait on each other, and on a small
+            # shared machine a second one makes decoding slower and far less predictable
+            "--n_threads",
+            "1",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"llama_cpp.server exited with code {self.proc.returncode}: "
+                    f"{_tail(self._log.name)}"
+                )
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(
+                    f"llama_cpp.server did not answer on {self.base_url} within "
+                    f"{START_TIMEOUT_S:.0f}s: {_tail(self._log.name)}"
+                )
+            time.sleep(0.25)
+
+    def kill(self) -> None:
+        """Gone at once, as a crashed server is (SIGKILL)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        self._log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._log.name)
+
+
+def require_llama_server() -> Path:
+    """The GGUF to serve, or a skip naming what is missing."""
     gguf = smollm2_gguf()
     if gguf is None:
         pytest.skip(f"the {MODEL_PACKAGE} package (with {MODEL_FILE}) is not installed")
     for module in ("llama_cpp.server", "uvicorn", "fastapi", "sse_starlette"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is missing: pip install 'llama-cpp-python[server]'")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}/v1"
-    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's lifetime
-        prefix="llama_server_", suffix=".log", delete=False
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(gguf),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        # one thread: llama.cpp's threads spin-wait on each other, and on a small shared
-        # machine a second one makes decoding slower and far less predictable
-        "--n_threads",
-        "1",
-    ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    return gguf
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[str]:
+    """Base URL (ending in /v1) of a running llama_cpp.server on the SmolLM2 model."""
+    server = LlamaServer(require_llama_server())
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"llama_cpp.server exited with code {proc.returncode}: {_tail(log.name)}"
-                )
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"llama_cpp.server did not answer on {base_url} within "
-                    f"{START_TIMEOUT_S:.0f}s: {_tail(log.name)}"
-                )
-            time.sleep(0.25)
-        yield base_url
+        server.start()
+        yield server.base_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-        with contextlib.suppress(OSError):
-            os.unlink(log.name)
+        server.close()
 
 
 def _tail(path: str, n: int = 2000) -> str:

@@ -27,7 +27,7 @@ from engine_support import (
 )
 
 from concordia_like.engine.runs import resume_run, start_run
-from concordia_like.engine.simulation import ENGINES, Simulation
+from concordia_like.engine.simulation import ENGINES, Simulation, StepAborted
 from concordia_like.engine.upkeep import Upkeep, UpkeepConfig
 from concordia_like.memory.reflection import ReflectionConfig
 
@@ -85,8 +85,9 @@ async def test_a_step_that_crashed_before_its_commit_reruns_as_it_first_ran(tmp_
         raise Crash
 
     sim.recorder.commit_step = crash  # type: ignore[method-assign]
-    with pytest.raises(Crash):
+    with pytest.raises(StepAborted) as err:
         await sim.run_step()
+    assert isinstance(err.value.cause, Crash)
     await close(sim)
     resumed = reflect_often(resume_run(sim.run_id, lm_factory(), root=other))
     assert resumed.step == crash_at - 1

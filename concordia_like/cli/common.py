@@ -36,6 +36,10 @@ def user_errors(func: F) -> F:
 BackendOpt = Annotated[
     str, typer.Option("--backend", "-b", help="embedded, openai, langchain or scripted")
 ]
+OptionalBackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", "-b", help="embedded (default), openai, langchain or scripted"),
+]
 BaseUrlOpt = Annotated[
     str | None,
     typer.Option(help="OpenAI-compatible server URL (env CONCORDIA_OPENAI_BASE_URL)"),

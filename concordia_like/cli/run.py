@@ -12,20 +12,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from concordia_like.cli.common import (
     ApiKeyOpt,
-    BackendOpt,
     BaseUrlOpt,
     ModelOpt,
     ModelPathOpt,
+    OptionalBackendOpt,
     backend_options,
     console,
     user_errors,
 )
-from concordia_like.engine.runs import DEFAULT_ROOT, resume_run, start_run
-from concordia_like.engine.simulation import Simulation, StepReport
+from concordia_like.engine.runs import DEFAULT_ROOT, read_run, resume_run, start_run
+from concordia_like.engine.simulation import Simulation, StepAborted, StepReport
 from concordia_like.errors import ConfigError
 from concordia_like.llm import LanguageModel, ResponseCache, make_backend
 from concordia_like.llm.cache import CACHE_MODES
 from concordia_like.llm.faults import FaultInjectingBackend
+from concordia_like.llm.sampling import parse_overrides
 
 
 def digest(report: StepReport, limit: int = 3) -> str:
@@ -40,23 +41,30 @@ def digest(report: StepReport, limit: int = 3) -> str:
     return "\n".join(lines)
 
 
-async def _run(sim: Simulation, steps: int, quiet: bool) -> None:
-    todo = steps - sim.step
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"{sim.world.name}", total=steps, completed=sim.step)
-        for _ in range(max(0, todo)):
-            report = await sim.run_step()
-            progress.update(task, advance=1)
-            if not quiet:
-                progress.console.print(digest(report), highlight=False)
-    await sim.lm.aclose()
+async def _run(sim: Simulation, steps: int, quiet: bool, resume_cmd: str) -> None:
+    """Run to `steps`, closing the model and the stores on every path; an aborted step
+    becomes one error line that says what is committed and how to go on."""
+    async with sim:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"{sim.world.name}", total=steps, completed=sim.step)
+            while sim.step < steps:
+                try:
+                    report = await sim.run_step()
+                except StepAborted as exc:
+                    raise ConfigError(
+                        f"{exc}; last committed step: {exc.last_committed}; "
+                        f"resume with: {resume_cmd}"
+                    ) from exc
+                progress.update(task, advance=1)
+                if not quiet:
+                    progress.console.print(digest(report), highlight=False)
 
 
 @user_errors
@@ -65,8 +73,21 @@ def run(
     steps: Annotated[
         int, typer.Option(help="total steps of the run (a resumed run goes on to it)")
     ] = 10,
-    engine: Annotated[str, typer.Option(help="simultaneous or sequential")] = "simultaneous",
-    seed: Annotated[int, typer.Option(help="seed of the run: order, sampling")] = 0,
+    engine: Annotated[str | None, typer.Option(help="simultaneous (default) or sequential")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="seed of the run: order, sampling (default 0)")
+    ] = None,
+    sampling: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="sampling of one purpose (act, speech, resolve, plan, reflect, importance): "
+            "PURPOSE=TEMPERATURE or PURPOSE.top_p=P; repeatable"
+        ),
+    ] = None,
+    allow_change: Annotated[
+        bool,
+        typer.Option(help="resume even with another backend, model, engine or sampling"),
+    ] = False,
     store: Annotated[
         str | None,
         typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the run folder)"),
@@ -83,7 +104,7 @@ def run(
         float, typer.Option(help="inject faulty model output into this fraction of calls")
     ] = 0.0,
     quiet: Annotated[bool, typer.Option(help="no per-step digest")] = False,
-    backend: BackendOpt = "embedded",
+    backend: OptionalBackendOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
     api_key: ApiKeyOpt = None,
@@ -100,13 +121,33 @@ def run(
         raise ConfigError(f"--faults must be within 0..1, not {faults}")
     if not world.is_file():
         raise ConfigError(f"world file {world} does not exist")
+    try:
+        overrides = parse_overrides(sampling or [])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    recorded: dict = {}
+    if resume is not None:
+        # a resume goes on as the run was recorded: its backend options, seed and faults
+        row = read_run(resume, store=store, root=root)
+        recorded = row.config or {}
+        if seed is not None and seed != row.seed:
+            raise ConfigError(f"run {resume} has seed {row.seed}; --seed {seed} cannot change it")
+        seed, faults = row.seed, recorded.get("faults", faults)
+        backend = backend or recorded.get("backend")
+        base_url = base_url or recorded.get("base_url")
+        model = model or recorded.get("model")
+        if model_path is None and recorded.get("model_path"):
+            model_path = Path(recorded["model_path"])
+    backend = backend or "embedded"
+    seed = 0 if seed is None else seed
     if backend == "scripted":
         console.print("[yellow]note: the scripted backend is a test double, not a model[/]")
     opts = backend_options(backend, base_url, model, api_key, model_path)
     inner = make_backend(backend, **opts)
+    fault_seed = seed
 
     def lm_factory(folder: Path) -> LanguageModel:
-        b = FaultInjectingBackend(inner, faults, seed=seed) if faults > 0 else inner
+        b = FaultInjectingBackend(inner, faults, seed=fault_seed) if faults > 0 else inner
         rc = (
             None
             if cache_mode == "off"
@@ -115,23 +156,46 @@ def run(
         return LanguageModel(b, cache=rc)
 
     if resume is not None:
-        sim = resume_run(resume, lm_factory, world_path=world, store=store, root=root)
+        sim = resume_run(
+            resume,
+            lm_factory,
+            world_path=world,
+            store=store,
+            root=root,
+            engine=engine,
+            sampling=overrides,
+            allow_change=allow_change,
+        )
         console.print(f"resuming run [bold]{sim.run_id}[/] after step {sim.step}", soft_wrap=True)
     else:
         sim = start_run(
             world,
             lm_factory,
-            engine=engine,
+            engine=engine or "simultaneous",  # type: ignore[arg-type]
             seed=seed,
             store=store,
-            root=root,  # type: ignore[arg-type]
-            config={"backend": backend, "faults": faults},
+            root=root,
+            sampling=overrides,
+            config={
+                "backend": backend,
+                "base_url": base_url,
+                "model": model,
+                "model_path": str(model_path) if model_path else None,
+                "faults": faults,
+            },
         )
         # now, not only at the end: a run killed on the way is resumed by this id
         console.print(
             f"run [bold]{sim.run_id}[/] started; store: {sim.recorder.url}", soft_wrap=True
         )
-    asyncio.run(_run(sim, steps, quiet))
+    resume_cmd = f"concordia-like run {world} --steps {steps} --resume {sim.run_id}"
+    if store is not None:
+        resume_cmd += f" --store {store}"
+    if root != DEFAULT_ROOT:
+        resume_cmd += f" --root {root}"
+    if cache_mode != "readwrite" or cache is not None:
+        resume_cmd += f" --cache-mode {cache_mode}" + (f" --cache {cache}" if cache else "")
+    asyncio.run(_run(sim, steps, quiet, resume_cmd))
     total = sim.usage()["total"]
     agent_steps = max(1, sim.step * len(sim.agents))
     console.print(

@@ -83,6 +83,16 @@ class RunRecorder:
             raise ConfigError(f"no run {run_id!r} in store {self.url}")
         return row
 
+    def record_change(self, run_id: str, change: dict[str, Any]) -> None:
+        """Append to the run's config what a resume changed (asked for explicitly)."""
+        with self.sessions.begin() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise ConfigError(f"no run {run_id!r} in store {self.url}")
+            config = dict(row.config or {})
+            config["changes"] = [*config.get("changes", []), change]
+            row.config = config
+
     def runs(self) -> list[RunRow]:
         with self.sessions() as s:
             return list(s.scalars(select(RunRow).order_by(RunRow.created_at)))

@@ -1,12 +1,16 @@
 """Starting a run, and resuming one from its last committed step.
 
 A run lives in a folder (`memory/<run id>/` by default): its SQL store (unless a store
-URL puts it elsewhere, such as PostgreSQL), its Chroma index and its response cache."""
+URL puts it elsewhere, such as PostgreSQL), its Chroma index and its response cache.
+A run records what makes it that run (world and how it was built, engine, backend and
+model, seed, sampling): a resume that would change any of them would silently make it
+another run, so it is refused unless asked for, and then recorded in the run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,10 +19,13 @@ from concordia_like.engine.recorder import RunRecorder, new_run_id
 from concordia_like.engine.simulation import ENGINES, EngineKind, Simulation
 from concordia_like.errors import ConfigError
 from concordia_like.llm import LanguageModel
+from concordia_like.llm.sampling import SamplingPolicy
 from concordia_like.memory.records import NewMemory
 from concordia_like.memory.stream import MemoryStore
 from concordia_like.store.base import sqlite_url
+from concordia_like.store.run_tables import RunRow
 from concordia_like.world.loader import World, load_world
+from concordia_like.world.replicate import rebuild
 from concordia_like.world.state import WorldState
 
 DEFAULT_ROOT = Path("memory")
@@ -48,7 +55,11 @@ def start_run(
     store: str | None = None,
     root: Path = DEFAULT_ROOT,
     config: dict | None = None,
+    sampling: dict[str, dict[str, float]] | None = None,
 ) -> Simulation:
+    """A new run of a world (a file, or a World already built such as one with
+    replicated residents). `sampling` overrides the world file's, which overrides the
+    defaults of `SamplingPolicy`; the policy in force is recorded in the run."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     # a World already loaded (such as one with replicated residents) is run as it is
@@ -57,7 +68,9 @@ def start_run(
     run_id = new_run_id()
     folder = run_folder(run_id, root)
     folder.mkdir(parents=True, exist_ok=True)
+    policy = SamplingPolicy().with_overrides(world.spec.sampling).with_overrides(sampling or {})
     lm = lm_factory(folder)
+    lm.sampling = policy
     recorder = RunRecorder(store_url_for(folder, store))
     memory = MemoryStore.open(folder, run_id=run_id, engine=recorder.engine)
     start = world.state.clock.now
@@ -79,10 +92,22 @@ def start_run(
         engine=engine,
         backend=lm.name,
         seed=seed,
-        config=config or {},
+        config={**(config or {}), "sampling": policy.model_dump(), "world_build": world.built},
         extra=seed_memories,
     )
     return Simulation(world, lm, recorder, memory, run_id, engine, seed, _agents(world))
+
+
+def read_run(run_id: str, *, store: str | None = None, root: Path = DEFAULT_ROOT) -> RunRow:
+    """The run's record (what it was started with), without opening the run."""
+    folder = run_folder(run_id, root)
+    if store is None and not (folder / "store.sqlite").exists():
+        raise ConfigError(f"no run {run_id!r}: {folder / 'store.sqlite'} does not exist")
+    recorder = RunRecorder(store_url_for(folder, store))
+    try:
+        return recorder.run(run_id)
+    finally:
+        recorder.close()
 
 
 def resume_run(
@@ -92,18 +117,48 @@ def resume_run(
     world_path: str | Path | None = None,
     store: str | None = None,
     root: Path = DEFAULT_ROOT,
+    engine: str | None = None,
+    sampling: dict[str, dict[str, float]] | None = None,
+    allow_change: bool = False,
 ) -> Simulation:
+    """Go on with a run from its last committed step, as it was recorded: the same
+    world (rebuilt as it was built), engine, backend and model, sampling and seed.
+    Another engine, backend, model or sampling is refused unless `allow_change`, and
+    then recorded in the run's config under "changes"."""
+    row = read_run(run_id, store=store, root=root)
     folder = run_folder(run_id, root)
-    if store is None and not (folder / "store.sqlite").exists():
-        raise ConfigError(f"no run {run_id!r}: {folder / 'store.sqlite'} does not exist")
-    recorder = RunRecorder(store_url_for(folder, store))
-    row = recorder.run(run_id)
-    world = load_world(world_path or row.world_path)
+    world = rebuild(load_world(world_path or row.world_path), row.config.get("world_build") or {})
     if world.name != row.world_name:
         raise ConfigError(
             f"run {run_id} is of world {row.world_name!r}, not {world.name!r} ({world.path})"
         )
+    if engine is not None and engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    recorded = row.config.get("sampling")
+    # runs recorded before sampling policies sampled as their requests said
+    policy = SamplingPolicy.model_validate(recorded) if recorded else None
+    wanted = policy
+    if sampling:
+        wanted = (policy or SamplingPolicy()).with_overrides(sampling)
     lm = lm_factory(folder)
+    lm.sampling = wanted
+    changes: dict[str, list[Any]] = {}
+    if lm.name != row.backend:
+        changes["backend"] = [row.backend, lm.name]
+    if engine is not None and engine != row.engine:
+        changes["engine"] = [row.engine, engine]
+    if wanted != policy:
+        changes["sampling"] = [recorded, wanted.model_dump() if wanted else None]
+    if changes and not allow_change:
+        what = "; ".join(
+            f"{k} {a!r}, not {b!r}" if k != "sampling" else "other sampling"
+            for k, (a, b) in changes.items()
+        )
+        raise ConfigError(
+            f"run {run_id} was recorded with {what}: resuming it so would make it another "
+            "run; pass --allow-change to resume anyway (the change is recorded in the run)"
+        )
+    recorder = RunRecorder(store_url_for(folder, store))
     memory = MemoryStore.open(folder, run_id=run_id, engine=recorder.engine)
     sim = Simulation(
         world,
@@ -111,9 +166,9 @@ def resume_run(
         recorder,
         memory,
         run_id,
-        row.engine,
+        engine or row.engine,  # type: ignore[arg-type]
         row.seed,
-        _agents(world),  # type: ignore[arg-type]
+        _agents(world),
     )
     cp = recorder.last_checkpoint(run_id)
     if cp is not None:
@@ -124,4 +179,6 @@ def resume_run(
                 sim.agents[name].restore(data)
         sim.step = cp.step
         sim._usage_base = cp.usage
+    if changes:
+        recorder.record_change(run_id, {"after_step": sim.step, **changes})
     return sim

@@ -8,12 +8,14 @@
 
 Every step ends in one transaction (events, utterances, memories, checkpoint), so a run
 killed at any moment resumes after its last committed step with no gap and no
-duplicate. All randomness of a step derives from (seed, step): a resumed run goes on
-exactly as an uninterrupted one would have."""
+duplicate. A step that fails in process (a server gone, a replay miss, a bug, Ctrl-C)
+commits nothing and puts the simulation back as it was at the last commit, so the same
+step can simply be run again. All randomness of a step derives from (seed, step), model
+sampling included: a resumed run goes on exactly as an uninterrupted one would have."""
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import random
 import time
 from collections.abc import Callable
@@ -28,8 +30,12 @@ from concordia_like.agents.agent import Agent
 from concordia_like.engine.events import Event, Utterance
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.upkeep import Upkeep
+from concordia_like.errors import ConcordiaError
 from concordia_like.gm.master import GameMaster, Outcome
-from concordia_like.llm import LanguageModel, LLMError
+from concordia_like.llm import LanguageModel
+from concordia_like.llm.sampling import derive_seed, step_scope
+from concordia_like.llm.triage import triage
+from concordia_like.llm.usage import merge_usage
 from concordia_like.memory.records import NewMemory, RetrievalQuery, ScoredMemory
 from concordia_like.memory.stream import MemoryStore
 from concordia_like.world.loader import World
@@ -45,11 +51,6 @@ RETRIEVE_K = 4
 OBSERVATION_MAX = 600
 
 
-def derive_seed(*parts: Any) -> int:
-    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:4], "big")
-
-
 @dataclass
 class StepReport:
     """What the CLI shows of a step."""
@@ -58,6 +59,31 @@ class StepReport:
     sim_time: datetime
     events: list[Event]
     wall_s: float
+
+
+class StepAborted(ConcordiaError):
+    """A step failed for a reason that is not the model's wording: nothing of it was
+    committed, and the simulation is as it was after `last_committed`."""
+
+    def __init__(self, step: int, sim_time: datetime, last_committed: int, cause: BaseException):
+        what = (
+            str(cause) if isinstance(cause, ConcordiaError) else f"{type(cause).__name__}: {cause}"
+        )
+        super().__init__(
+            f"step {step} ({sim_time:%a %H:%M}) aborted, nothing of it committed: {what}"
+        )
+        self.step = step
+        self.last_committed = last_committed
+        self.cause = cause
+
+
+@dataclass
+class _Committed:
+    """The simulation's in-memory state as of its last commit, to go back to."""
+
+    step: int
+    world: dict[str, Any]
+    agents: dict[str, dict[str, Any]]
 
 
 @dataclass
@@ -74,6 +100,7 @@ class Simulation:
     upkeep: Upkeep = field(init=False)
     gm: GameMaster = field(init=False)
     _usage_base: dict[str, Any] = field(default_factory=dict)
+    _committed: _Committed | None = None
 
     def __post_init__(self) -> None:
         self.gm = GameMaster(self.world, self.lm)
@@ -86,9 +113,23 @@ class Simulation:
     # -- one step -------------------------------------------------------------------
 
     async def run_step(self) -> StepReport:
+        """Run and commit the next step. On any failure nothing of it is committed, the
+        simulation goes back to its last commit, and `StepAborted` names the cause (an
+        interrupt is put back the same way and passes through)."""
+        if self._committed is None or self._committed.step != self.step:
+            self._committed = self._snapshot()
+        step, now = self.step + 1, self.state.clock.now
+        try:
+            with step_scope(self.seed, step):
+                return await self._step(step, now)
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, Exception):
+                raise StepAborted(step, now, self.step, exc) from exc
+            raise
+
+    async def _step(self, step: int, now: datetime) -> StepReport:
         start = time.perf_counter()
-        step = self.step + 1
-        now = self.state.clock.now
         rng = random.Random(derive_seed(self.seed, step, "order"))
         events: list[Event] = []
         perceived: dict[str, list[str]] = {name: [] for name in self.agents}
@@ -118,19 +159,38 @@ class Simulation:
             self.upkeep.write(session, now)
 
         wall = time.perf_counter() - start
+        committed = _Committed(
+            step, self.state.to_dict(), {n: a.to_dict() for n, a in self.agents.items()}
+        )
         self.recorder.commit_step(
             self.run_id,
             step,
             now,
             events,
             utterances,
-            world=self.state.to_dict(),
-            agents={n: a.to_dict() for n, a in self.agents.items()},
+            world=committed.world,
+            agents=committed.agents,
             usage=self.usage(),
             wall_s=wall,
             extra=in_transaction,
         )
+        self._committed = committed
         return StepReport(step, now, events, wall)
+
+    def _snapshot(self) -> _Committed:
+        return _Committed(
+            self.step, self.state.to_dict(), {n: a.to_dict() for n, a in self.agents.items()}
+        )
+
+    def _rollback(self) -> None:
+        """Back to the last commit: world, clock, step, agents, upkeep's pending writes."""
+        c = self._committed
+        assert c is not None
+        self.world.state = WorldState.from_dict(copy.deepcopy(c.world))
+        for name, data in c.agents.items():
+            self.agents[name].restore(copy.deepcopy(data))
+        self.step = c.step
+        self.upkeep.discard()
 
     async def _simultaneous(self, names: list[str], step: int, rng: random.Random) -> list[Outcome]:
         requests = [
@@ -151,9 +211,9 @@ class Simulation:
             request = self.agents[n].act_request(self.state, derive_seed(self.seed, step, n))
             answers = await self.lm.complete_many([request], return_exceptions=True)
             actions, failures = self._read_actions([n], answers)
-            out = await self.gm.resolve_one(
-                n, actions[0], step_seed=derive_seed(self.seed, step, n)
-            )
+            # the same seed as the simultaneous engine's (the request's agent tells
+            # one actor's resolution from another's)
+            out = await self.gm.resolve_one(n, actions[0], step_seed=derive_seed(self.seed, step))
             self._mark_undecided([out], failures)
             for name in self._perceivers(out):
                 if name != n:
@@ -166,11 +226,10 @@ class Simulation:
     ) -> tuple[list[Any], dict[str, str]]:
         actions, failures = [], {}
         for n, answer in zip(names, answers, strict=True):
-            if isinstance(answer, LLMError):
+            answer = triage(answer)  # anything but unusable output aborts the step
+            if isinstance(answer, BaseException):
                 actions.append(None)
                 failures[n] = f"could not decide: {answer}"
-            elif isinstance(answer, BaseException):
-                raise answer
             else:
                 actions.append(answer.parsed)
             self.agents[n].reply_to = None  # answered, or let it pass
@@ -239,10 +298,11 @@ class Simulation:
             text = " ".join(dict.fromkeys(lines))[:OBSERVATION_MAX]
             memories.append(NewMemory(agent=name, text=text, created=now))
             self.agents[name].news = text
-            if self.engine == "simultaneous":
-                for line in lines:
-                    if line not in self.agents[name].observations:
-                        self.agents[name].perceive(line)
+            # the sequential engine told others at once; announcements and one's own
+            # outcome reach the recent observations here under both engines
+            for line in lines:
+                if line not in self.agents[name].observations:
+                    self.agents[name].perceive(line)
         return memories
 
     def _retrieve(
@@ -281,27 +341,28 @@ class Simulation:
         text = out.text if not out.reason else f"{out.text} [{out.reason}]"
         return Event(kind, text, actor=out.actor, place=out.places[0], data=data)
 
+    # -- lifetime -----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the model, the memory store (its index buffer flushed) and the recorder."""
+        try:
+            await self.lm.aclose()
+        finally:
+            self.memory.close()
+            self.recorder.close()
+
+    async def __aenter__(self) -> Simulation:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     # -- accounting -------------------------------------------------------------------
 
     def usage(self) -> dict[str, Any]:
         """Usage of the whole run, including what earlier sessions of it spent."""
         now = self.lm.usage.summary()
         return merge_usage(self._usage_base, now)
-
-
-def merge_usage(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    if not a:
-        return b
-    out: dict[str, Any] = {}
-    for key in set(a) | set(b):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) or isinstance(y, dict):
-            out[key] = merge_usage(x or {}, y or {})
-        elif key == "mean_latency_s":
-            out[key] = y if y is not None else x
-        else:
-            out[key] = (x or 0) + (y or 0)
-    return out
 
 
 StepCallback = Callable[[StepReport], None]

@@ -136,6 +136,11 @@ class Upkeep:
             self.reflector.commit(self._reflection, now, session=session)
             self._reflection = None
 
+    def discard(self) -> None:
+        """Forget what an aborted step made: nothing of it is to be written."""
+        self.planner.take_pending()
+        self._reflection = None
+
     def asleep(self, agent: Agent, location: str) -> bool:
         """In bed at home: such an agent needs no model call this step, unless spoken to."""
         return (

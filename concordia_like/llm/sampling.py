@@ -15,13 +15,14 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from concordia_like.llm.types import LLMRequest
 
 PURPOSES: tuple[str, ...] = ("act", "speech", "resolve", "plan", "reflect", "importance")
+Purpose = Literal["act", "speech", "resolve", "plan", "reflect", "importance"]
 
 
 def derive_seed(*parts: Any) -> int:
@@ -35,6 +36,19 @@ class PurposeSampling(BaseModel):
 
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class PurposeOverride(BaseModel):
+    """Some fields of one purpose's sampling, as a world file or a run config sets them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+
+
+#: what a world file's `sampling:` section holds, e.g. {act: {temperature: 0.9}}
+SamplingOverrides = dict[Purpose, PurposeOverride]
 
 
 class SamplingPolicy(BaseModel):
@@ -62,10 +76,14 @@ class SamplingPolicy(BaseModel):
             update |= {"temperature": mine.temperature, "top_p": mine.top_p}
         return request.model_copy(update={"sampling": s.model_copy(update=update)})
 
-    def with_overrides(self, overrides: dict[str, dict[str, float]]) -> SamplingPolicy:
+    def with_overrides(
+        self, overrides: dict[str, dict[str, float]] | SamplingOverrides
+    ) -> SamplingPolicy:
         """This policy with some purposes' fields changed (validated like the rest)."""
         data = self.model_dump()
         for purpose, fields in overrides.items():
+            if isinstance(fields, PurposeOverride):
+                fields = fields.model_dump(exclude_none=True)
             data.setdefault(purpose, {}).update(fields)
         return SamplingPolicy.model_validate(data)
 

@@ -50,6 +50,9 @@ class World:
     state: WorldState
     warnings: list[str] = field(default_factory=list)
     _initial: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: how this world was built from its file beyond loading it (such as
+    #: {"replicate_residents": 100}): recorded with a run, so that a resume rebuilds it
+    built: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -78,4 +78,11 @@ def replicate_residents(world: World, n: int) -> World:
         state=state,
         warnings=list(world.warnings),
         _initial=state.to_dict(),
+        built={**world.built, "replicate_residents": n},
     )
+
+
+def rebuild(world: World, built: dict[str, object]) -> World:
+    """`world` built again as a run recorded it (see `World.built`)."""
+    n = built.get("replicate_residents")
+    return replicate_residents(world, int(n)) if n is not None else world  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from concordia_like.llm.sampling import SamplingOverrides
 from concordia_like.world.effects import Effect, PropertyValue
 from concordia_like.world.hours import OpeningHours
 
@@ -128,6 +129,8 @@ class WorldSpec(_Strict):
     rules: list[str] = Field(default_factory=list, max_length=30)
     residents: list[ResidentSpec] = Field(default_factory=list)
     events: list[ScheduledEventSpec] = Field(default_factory=list)
+    #: the model's sampling per purpose, over the defaults (see `llm.sampling`)
+    sampling: SamplingOverrides = Field(default_factory=dict)
 
     @field_validator("start")
     @classmethod

@@ -1,0 +1,98 @@
+"""A real local OpenAI-compatible server (llama.cpp's, on SmolLM2) killed mid-run: the
+steps before stay committed, the run stops with one error line and a non-zero exit
+instead of "completing" with hesitant agents, and once the server is back the resumed
+run has the timeline of an uninterrupted one."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import subprocess
+import time
+
+import pytest
+from engine_support import MINI, REPO, query, store_path
+from server_fixture import LlamaServer, require_llama_server
+from test_engine_resume import cli, cli_env, wait_for_run
+
+pytestmark = pytest.mark.server
+
+STEPS = 3
+KILL_AFTER = 1  # committed steps when the server dies: step 2 is in flight
+
+
+def events(root, run_id) -> list[tuple]:
+    return query(
+        store_path(root, run_id),
+        "SELECT step, seq, kind, actor, text FROM events WHERE run_id = ? ORDER BY step, seq",
+        run_id,
+    )
+
+
+def steps_done(root, run_id) -> int:
+    with contextlib.suppress(sqlite3.Error):
+        return query(store_path(root, run_id), "SELECT steps_done FROM runs")[0][0]
+    return 0
+
+
+def test_a_killed_server_stops_the_run_and_resuming_gives_the_uninterrupted_timeline(tmp_path):
+    server = LlamaServer(require_llama_server())
+    # greedy everywhere: the point is the failure, and the server's prompt cache must
+    # not make the two runs differ by a sampled token
+    args = ["--backend", "openai", "--base-url", server.base_url, "--quiet", "--seed", "3"]
+    args += [f"--sampling={p}=0" for p in ("act", "speech", "resolve", "plan", "reflect")]
+    run = [*cli("run", str(MINI), "--steps", str(STEPS)), *args]
+    env = cli_env()
+    try:
+        server.start()
+        straight = subprocess.run(
+            [*run, "--root", str(tmp_path / "a")],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert straight.returncode == 0, straight.stderr
+        straight_id = straight.stdout.split("run ", 1)[1].split()[0]
+
+        root = tmp_path / "b"
+        proc = subprocess.Popen(
+            [*run, "--root", str(root)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        run_id = wait_for_run(root, proc)
+        while steps_done(root, run_id) < KILL_AFTER and proc.poll() is None:
+            time.sleep(0.02)
+        server.kill()
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1, (out, err)
+        assert steps_done(root, run_id) == KILL_AFTER
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: step {KILL_AFTER + 1} "), err
+        assert f"last committed step: {KILL_AFTER}" in lines[0]
+        assert f"--resume {run_id}" in lines[0]
+        assert "hesitates" not in out
+
+        server.start()  # back, on the same port
+        resumed = subprocess.run(
+            [
+                *cli("run", str(MINI), "--steps", str(STEPS), "--resume", run_id),
+                "--root",
+                str(root),
+                "--quiet",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        assert events(root, run_id) == events(tmp_path / "a", straight_id)
+    finally:
+        server.close()
