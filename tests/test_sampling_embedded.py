@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_support import MINI, close, run_steps, timeline
+from engine_support import MINI, run_steps, timeline
 
 from concordia_like.engine.runs import start_run
 from concordia_like.llm import LanguageModel
@@ -30,7 +30,13 @@ def factory(backend):
     return make
 
 
-async def run_of(world, backend, root, seed, steps=2):
+async def close(sim):
+    """The stores only: the module's model is shared by every test here."""
+    sim.memory.close()
+    sim.recorder.close()
+
+
+async def run_of(world, backend, root, seed, steps=1):
     sim = start_run(world, factory(backend), seed=seed, root=root)
     await run_steps(sim, steps)
     events = [(e[0], e[3], e[4], e[6]) for e in timeline(sim)]  # step, kind, actor, text
@@ -53,7 +59,7 @@ async def test_seeds_give_different_runs_and_the_same_seed_the_same_run(
 async def test_cloned_residents_in_one_place_do_not_act_in_lockstep(tmp_path, runs_root, backend):
     world = replicate_residents(load_world(MINI), 6)  # Ann Reed 2 beside Ann Reed, and so on
     sim = start_run(world, factory(backend), seed=4, root=tmp_path / "clones")
-    await run_steps(sim, 2)
+    await run_steps(sim, 1)
     by_actor: dict[str, list[tuple]] = {}
     for step, _, _, kind, actor, _, _text, data in timeline(sim):
         if kind in ("action", "speech", "failure") and actor:
