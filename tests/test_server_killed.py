@@ -17,7 +17,7 @@ from test_engine_resume import cli, cli_env, wait_for_run
 
 pytestmark = pytest.mark.server
 
-STEPS = 3
+STEPS = 2
 KILL_AFTER = 1  # committed steps when the server dies: step 2 is in flight
 
 
