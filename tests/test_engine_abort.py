@@ -231,3 +231,67 @@ def test_the_cli_stops_a_departed_replay_with_one_error_line(tmp_path):
     assert "last committed step: 0" in errors[0]
     assert "resume with: concordia-like run" in errors[0] and "--cache-mode replay" in errors[0]
     assert "hesitates" not in other.stdout
+
+
+async def test_the_response_cache_commits_once_per_batch(tmp_path):
+    from concordia_like.llm import LLMRequest
+
+    cache = ResponseCache(tmp_path / "cache.sqlite", "readwrite")
+
+    class Counting:
+        """The cache's connection, counting commits."""
+
+        def __init__(self, db):
+            self.db, self.commits = db, 0
+
+        def commit(self):
+            self.commits += 1
+            self.db.commit()
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    counting = Counting(cache._db)
+    cache._db = counting
+    lm = LanguageModel(ScriptedBackend(), cache=cache)
+    await lm.complete_many([LLMRequest.chat(f"greet {i}", seed=i) for i in range(16)])
+    await asyncio.sleep(0)
+    assert counting.commits == 1
+    await lm.aclose()
+    reopened = ResponseCache(tmp_path / "cache.sqlite", "replay")
+    assert len(reopened) == 16  # all of them on disk
+    reopened.close()
+
+
+def test_the_cli_closes_its_stores_so_the_index_holds_every_memory(tmp_path):
+    import subprocess
+
+    import chromadb
+    from engine_support import REPO, query
+    from test_engine_resume import cli, cli_env
+
+    root = tmp_path / "runs"
+    out = subprocess.run(
+        cli(
+            "run",
+            str(TOWN),
+            "--steps",
+            "3",
+            "--backend",
+            "scripted",
+            "--quiet",
+            "--root",
+            str(root),
+        ),
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    run_id = out.stdout.split("run ", 1)[1].split()[0]
+    [(in_sql,)] = query(root / run_id / "store.sqlite", "SELECT COUNT(*) FROM memories")
+    client = chromadb.PersistentClient(path=str(root / run_id / "chroma"))
+    in_index = sum(c.count() for c in client.list_collections())
+    assert in_sql > 0 and in_index == in_sql
