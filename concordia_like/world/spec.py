@@ -31,6 +31,8 @@ it at its line just the same.
       - {persona: ../personas/ines_marlowe.yaml, start: marlowe_house, attributes: {money: 120}}
     events:
       - {at: 2025-04-19 08:00, repeat: weekly, place: market_square, text: Market day opens.}
+    sampling:                        # optional, over the defaults of llm.sampling
+      act: {temperature: 0.9, top_p: 0.95}
 """
 
 from __future__ import annotations
