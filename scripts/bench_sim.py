@@ -39,7 +39,7 @@ from pathlib import Path
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import Simulation
 from concordia_like.llm import LanguageModel, make_backend
-from concordia_like.llm.usage import percentile
+from concordia_like.llm.usage import Histogram
 from concordia_like.memory.embedder import get_embedder
 from concordia_like.world import World, load_world, replicate_residents
 
@@ -74,8 +74,8 @@ class Budget:
     steps: int
     wall_s: float
     calls_by_purpose: dict[str, int]
-    tokens: list[int]
-    halfway: int
+    tokens: Histogram
+    first_half: Histogram
     awake: int = 0
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -145,7 +145,7 @@ async def budget(world: World, root: Path, steps: int) -> Budget:
     sim = start_run(world, scripted, root=root)
     start = time.perf_counter()
     awake = await run_steps(sim, steps // 2)
-    halfway = len(sim.lm.usage.total.prompt_token_samples)
+    first_half = sim.lm.usage.total.prompt_token_hist.copy()
     awake += await run_steps(sim, steps - steps // 2)
     wall = time.perf_counter() - start
     usage = sim.lm.usage
@@ -154,8 +154,8 @@ async def budget(world: World, root: Path, steps: int) -> Budget:
         steps,
         wall,
         {p: s.calls for p, s in sorted(usage.by_purpose.items())},
-        list(usage.total.prompt_token_samples),
-        halfway,
+        usage.total.prompt_token_hist.copy(),
+        first_half,
         awake,
     )
     await sim.lm.aclose()
@@ -178,7 +178,7 @@ def print_throughput(rows: list[Throughput]) -> None:
 
 
 def print_budget(b: Budget) -> None:
-    first, last = b.tokens[: b.halfway], b.tokens[b.halfway :]
+    first, last = b.first_half, b.tokens.since(b.first_half)
     print(
         f"{b.agents} residents, {b.steps} steps ({b.agents * b.steps} agent-steps, "
         f"{b.awake} awake) in {b.wall_s:.1f} s"
@@ -187,12 +187,12 @@ def print_budget(b: Budget) -> None:
     for purpose, n in b.calls_by_purpose.items():
         print(f"  {purpose:<12} {n:>6}  {n / (b.agents * b.steps):.3f} per agent-step")
     print(
-        f"prompt tokens per call: p50 {percentile(b.tokens, 50):.0f}, "
-        f"p95 {percentile(b.tokens, 95):.0f}, max {max(b.tokens, default=0)}"
+        f"prompt tokens per call: p50 {b.tokens.percentile(50):.0f}, "
+        f"p95 {b.tokens.percentile(95):.0f}, max {b.tokens.percentile(100):.0f}"
     )
     print(
-        f"  p95 first half {percentile(first, 95):.0f} ({len(first)} calls), "
-        f"last half {percentile(last, 95):.0f} ({len(last)} calls)"
+        f"  p95 first half {first.percentile(95):.0f} ({first.count} calls), "
+        f"last half {last.percentile(95):.0f} ({last.count} calls)"
     )
 
 
@@ -260,7 +260,7 @@ async def main() -> None:
     print()
     print(
         f"calls_per_agent_step={b.calls_per_agent_step:.2f} "
-        f"prompt_tokens_p95={percentile(b.tokens, 95):.0f} "
+        f"prompt_tokens_p95={b.tokens.percentile(95):.0f} "
         f"agent_steps_per_s_100={per_s.get(100, float('nan')):.1f}"
     )
 

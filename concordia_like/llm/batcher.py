@@ -9,10 +9,14 @@ timer."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from concordia_like.llm.backend import Backend
 from concordia_like.llm.types import LLMRequest, RawCompletion
+
+#: how many of the latest batch sizes `Batcher.batch_sizes` keeps
+RECENT_BATCHES = 1024
 
 
 @dataclass
@@ -28,8 +32,23 @@ class Batcher:
         self._pending: list[_Pending] = []
         self._runner: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
-        #: sizes of the batches handed to the backend, for benchmarks and tests
-        self.batch_sizes: list[int] = []
+        # sizes of the batches handed to the backend, for benchmarks and tests; bounded:
+        # the latest RECENT_BATCHES in order, and counts by size (no batch is larger
+        # than the backend's max_batch, so there are at most that many sizes)
+        self.recent_batch_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
+        self.batch_size_counts: Counter[int] = Counter()
+        #: batches handed to the backend, and the requests in them, since the start
+        self.batches = 0
+        self.batched_requests = 0
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """Sizes of the latest batches (at most RECENT_BATCHES), oldest first."""
+        return list(self.recent_batch_sizes)
+
+    @property
+    def mean_batch_size(self) -> float:
+        return self.batched_requests / self.batches if self.batches else 0.0
 
     async def submit(self, request: LLMRequest) -> RawCompletion:
         loop = asyncio.get_running_loop()
@@ -57,7 +76,10 @@ class Batcher:
                     await asyncio.sleep(0)
 
     async def _dispatch(self, batch: list[_Pending]) -> None:
-        self.batch_sizes.append(len(batch))
+        self.recent_batch_sizes.append(len(batch))
+        self.batch_size_counts[len(batch)] += 1
+        self.batches += 1
+        self.batched_requests += len(batch)
         try:
             results = await self.backend.generate_batch([p.request for p in batch])
         except Exception as exc:  # the whole batch failed: every caller hears why
