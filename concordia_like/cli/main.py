@@ -8,6 +8,7 @@ from concordia_like.cli.demo import demo
 from concordia_like.cli.log import log
 from concordia_like.cli.models import models
 from concordia_like.cli.run import run
+from concordia_like.cli.town import town
 
 app = typer.Typer(
     name="concordia-like",
@@ -20,6 +21,7 @@ app.command()(run)
 app.command()(log)
 app.command()(models)
 app.command()(demo)
+app.command()(town)
 
 
 if __name__ == "__main__":

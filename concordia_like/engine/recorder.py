@@ -204,5 +204,57 @@ class RunRecorder:
                 or 0
             )
 
+    def utterances(self, run_id: str, *, speaker: str | None = None) -> list[UtteranceRow]:
+        """A run's speech in order, optionally of one speaker."""
+        q = select(UtteranceRow).where(UtteranceRow.run_id == run_id)
+        if speaker is not None:
+            q = q.where(UtteranceRow.speaker == speaker)
+        with self.sessions() as s:
+            return list(s.scalars(q.order_by(UtteranceRow.step, UtteranceRow.id)))
+
+    # -- copying ----------------------------------------------------------------------
+
+    def copy_run(
+        self,
+        run_id: str,
+        target: RunRecorder,
+        new_id: str,
+        *,
+        config: dict[str, Any] | None = None,
+        extra: Callable[[Session], None] | None = None,
+    ) -> str:
+        """Copy a run as it stands (its row, events, utterances, last checkpoint) into
+        `target` (this store or another) as run `new_id`, with `config` merged into its
+        config; `extra` (the memories) joins the same transaction, so a copy is whole
+        or absent."""
+        with self.sessions() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise ConfigError(f"no run {run_id!r} in store {self.url}")
+            tables = (EventRow, UtteranceRow, CheckpointRow)
+            rows = [
+                (table, _columns(r))
+                for table in tables
+                for r in s.scalars(select(table).where(table.run_id == run_id))
+            ]
+            head = _columns(run)
+        head.update(id=new_id, created_at=datetime.now())
+        head["config"] = {**(head.get("config") or {}), **(config or {})}
+        with target.sessions.begin() as t:
+            t.add(RunRow(**head))
+            t.flush()
+            for table, cols in rows:
+                if table is not CheckpointRow:  # serial ids are the target's to give
+                    cols.pop("id", None)
+                t.add(table(**{**cols, "run_id": new_id}))
+            if extra is not None:
+                extra(t)
+        return new_id
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    """A mapped row's column values, to build a copy of it."""
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}

@@ -28,6 +28,15 @@ from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
 from concordia_like.engine.events import Event, Utterance
+from concordia_like.engine.hooks import (
+    HOOKS_KEY,
+    announce,
+    gather_inputs,
+    hook_states,
+    notify_committed,
+    notify_observed,
+    restore_hooks,
+)
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.upkeep import Upkeep
 from concordia_like.errors import ConcordiaError
@@ -36,7 +45,12 @@ from concordia_like.llm import LanguageModel
 from concordia_like.llm.sampling import derive_seed, step_scope
 from concordia_like.llm.triage import triage
 from concordia_like.llm.usage import merge_usage
-from concordia_like.memory.records import NewMemory, RetrievalQuery, ScoredMemory
+from concordia_like.memory.records import (
+    MemoryRecord,
+    NewMemory,
+    RetrievalQuery,
+    ScoredMemory,
+)
 from concordia_like.memory.stream import MemoryStore
 from concordia_like.world.loader import World
 from concordia_like.world.rules import apply_effects
@@ -84,6 +98,7 @@ class _Committed:
     step: int
     world: dict[str, Any]
     agents: dict[str, dict[str, Any]]
+    hooks: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,6 +112,8 @@ class Simulation:
     seed: int
     agents: dict[str, Agent]
     step: int = 0
+    #: step hooks (engine/hooks.py), called in order at fixed points of each step
+    hooks: list[Any] = field(default_factory=list)
     upkeep: Upkeep = field(init=False)
     gm: GameMaster = field(init=False)
     _usage_base: dict[str, Any] = field(default_factory=dict)
@@ -134,20 +151,30 @@ class Simulation:
         events: list[Event] = []
         perceived: dict[str, list[str]] = {name: [] for name in self.agents}
         self._scheduled(now, events, perceived)
+        given = await gather_inputs(self.hooks, self, step)
+        for ann in given.announcements:
+            announce(self, ann, events, perceived)
         events += await self.upkeep.before_acting(now)
         names = [
-            n for n, a in self.agents.items() if not self.upkeep.asleep(a, self.state.location(n))
+            n
+            for n, a in self.agents.items()
+            if n not in given.actions and not self.upkeep.asleep(a, self.state.location(n))
         ]
         touched = self._retrieve(names, now)
         if self.engine == "simultaneous":
             outcomes = await self._simultaneous(names, step, rng)
         else:
             outcomes = await self._sequential(names, step, rng)
+        for n, action in given.actions.items():  # a hook's action, grounded like any
+            outcomes.append(
+                await self.gm.resolve_one(n, action, step_seed=derive_seed(self.seed, step))
+            )
         utterances: list[Utterance] = []
         for out in outcomes:
             events.append(self._event(out))
             self._route(out, perceived, utterances, now)
         memories = self._observations(perceived, now)
+        notify_observed(self.hooks, self, step, events, perceived)
         memories = await self.upkeep.score(memories)
         self.state.clock.advance()
         self.step = step
@@ -160,7 +187,10 @@ class Simulation:
 
         wall = time.perf_counter() - start
         committed = _Committed(
-            step, self.state.to_dict(), {n: a.to_dict() for n, a in self.agents.items()}
+            step,
+            self.state.to_dict(),
+            {n: a.to_dict() for n, a in self.agents.items()},
+            hook_states(self.hooks),
         )
         self.recorder.commit_step(
             self.run_id,
@@ -169,17 +199,24 @@ class Simulation:
             events,
             utterances,
             world=committed.world,
-            agents=committed.agents,
+            agents={**committed.agents, HOOKS_KEY: committed.hooks}
+            if committed.hooks
+            else committed.agents,
             usage=self.usage(),
             wall_s=wall,
             extra=in_transaction,
         )
         self._committed = committed
-        return StepReport(step, now, events, wall)
+        report = StepReport(step, now, events, wall)
+        notify_committed(self.hooks, self, report)
+        return report
 
     def _snapshot(self) -> _Committed:
         return _Committed(
-            self.step, self.state.to_dict(), {n: a.to_dict() for n, a in self.agents.items()}
+            self.step,
+            self.state.to_dict(),
+            {n: a.to_dict() for n, a in self.agents.items()},
+            hook_states(self.hooks),
         )
 
     def _rollback(self) -> None:
@@ -189,6 +226,7 @@ class Simulation:
         self.world.state = WorldState.from_dict(copy.deepcopy(c.world))
         for name, data in c.agents.items():
             self.agents[name].restore(copy.deepcopy(data))
+        restore_hooks(self.hooks, copy.deepcopy(c.hooks))
         self.step = c.step
         self.upkeep.discard()
 
@@ -340,6 +378,17 @@ class Simulation:
             data["reason"] = out.reason
         text = out.text if not out.reason else f"{out.text} [{out.reason}]"
         return Event(kind, text, actor=out.actor, place=out.places[0], data=data)
+
+    # -- from outside the world ---------------------------------------------------------
+
+    def plant_memory(self, agent: str, text: str) -> MemoryRecord:
+        """A memory given to a resident between steps (the sandbox's whisper), committed
+        now. Its next retrieval is asked afresh so that it can come to mind from the next
+        step on, and the state a failed step goes back to includes that."""
+        record = self.memory.add(NewMemory(agent=agent, text=text, created=self.state.now))
+        self.agents[agent].last_query = None
+        self._committed = None  # snapshot again at the next step
+        return record
 
     # -- lifetime -----------------------------------------------------------------------
 

@@ -401,6 +401,43 @@ class MemoryStore:
         with self.engine.connect() as conn:
             return list(conn.execute(stmt).scalars())
 
+    def important(self, agent: str, n: int) -> list[MemoryRecord]:
+        """The agent's `n` most important memories (newest first among equals)."""
+        stmt = (
+            select(*_RECORD_COLS)
+            .where((T.c.run_id == self.run_id) & (T.c.agent == agent))
+            .order_by(T.c.importance.desc(), T.c.id.desc())
+            .limit(n)
+        )
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(stmt)]
+
+    def copy_into(self, session: Session, run_id: str) -> int:
+        """Copy every memory of this run, with its embedding, and the reflection marks
+        into `session` (any store's transaction) as memories of run `run_id`; return
+        how many. Ids are the target's to give, so a reflection's evidence and a mark
+        are moved onto the copies' ids. The copy's index is rebuilt from SQL when its
+        store is opened (see `reconcile`)."""
+        with self.engine.connect() as conn:
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(select(T).where(T.c.run_id == self.run_id).order_by(T.c.id))
+            ]
+            marks = [
+                dict(r._mapping)
+                for r in conn.execute(select(MARKS).where(MARKS.c.run_id == self.run_id))
+            ]
+        new_ids: dict[int, int] = {}
+        for row in rows:
+            old = row.pop("id")
+            row["run_id"] = run_id
+            row["evidence"] = [new_ids[i] for i in evidence_ids(row["evidence"]) if i in new_ids]
+            new_ids[old] = session.execute(insert(T).values(**row).returning(T.c.id)).scalar_one()
+        for mark in marks:
+            upto = max((new for old, new in new_ids.items() if old <= mark["upto_id"]), default=0)
+            session.execute(insert(MARKS).values({**mark, "run_id": run_id, "upto_id": upto}))
+        return len(rows)
+
     # -- reflection bookkeeping -----------------------------------------------------
 
     def reflection_marks(self, agents: Sequence[str]) -> dict[str, int]:

@@ -1,0 +1,193 @@
+"""`concordia-like town [WORLD]`: the interactive town sandbox (concordia_like/sandbox).
+
+A new town of WORLD, or an earlier one (`--open RUN`), or the list of them (`--list`).
+Commands come from the prompt at a terminal, from `--script FILE`, or from stdin when
+it is not a terminal; `--tour` runs a short built-in tour instead (what `make run`
+does when its input is not a terminal)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from concordia_like.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    ModelOpt,
+    ModelPathOpt,
+    OptionalBackendOpt,
+    backend_options,
+    user_errors,
+)
+from concordia_like.engine.recorder import RunRecorder
+from concordia_like.engine.runs import DEFAULT_ROOT, read_run, resume_run, start_run, store_url_for
+from concordia_like.engine.simulation import Simulation
+from concordia_like.errors import ConfigError
+from concordia_like.llm import LanguageModel, ResponseCache, make_backend
+from concordia_like.llm.cache import CACHE_MODES
+from concordia_like.sandbox.session import TownSession
+from concordia_like.sandbox.terminal import run_lines, run_prompt
+
+DEFAULT_WORLD = Path("worlds/town.yaml")
+HISTORY = ".town_history"
+
+
+def tour(sim: Simulation) -> list[str]:
+    """The built-in tour: a look, two steps, one resident inspected and interviewed."""
+    first = sorted(sim.agents)[0]
+    return [
+        "look",
+        "step 2",
+        f"inspect {first}",
+        f"interview {first} What are you up to this morning?",
+        "stats",
+        "quit",
+    ]
+
+
+def list_towns(console: Console, root: Path, store: str | None) -> None:
+    table = Table(title=f"towns in {root}", title_justify="left")
+    for col in ("run", "world", "clock", "steps", "backend", "forked from"):
+        table.add_column(col)
+    urls = [store] if store else [store_url_for(d, None) for d in sorted(root.glob("*/"))]
+    for url in urls:
+        if url is None or (store is None and not Path(url.split("///", 1)[-1]).exists()):
+            continue
+        recorder = RunRecorder(url)
+        try:
+            for row in recorder.runs():
+                cp = recorder.last_checkpoint(row.id)
+                when = f"{cp.sim_time:%a %d %b %H:%M}" if cp is not None else "not started"
+                fork = (row.config or {}).get("forked_from") or {}
+                label = (row.config or {}).get("label")
+                origin = f"{fork['run']} step {fork['step']}" if fork else ""
+                table.add_row(
+                    row.id + (f" ({label})" if label else ""),
+                    row.world_name,
+                    when,
+                    str(row.steps_done),
+                    row.backend,
+                    origin,
+                )
+        finally:
+            recorder.close()
+    console.print(table)
+
+
+@user_errors
+def town(
+    world: Annotated[
+        Path, typer.Argument(help="world file (default: worlds/town.yaml)")
+    ] = DEFAULT_WORLD,
+    open_: Annotated[str | None, typer.Option("--open", help="an earlier town's run id")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="list the towns and exit")] = False,
+    script: Annotated[
+        Path | None, typer.Option(help="read commands from this file instead of the prompt")
+    ] = None,
+    tour_: Annotated[bool, typer.Option("--tour", help="run a short built-in tour and exit")] = (
+        False
+    ),
+    seed: Annotated[int, typer.Option(help="seed of a new town")] = 0,
+    engine: Annotated[str, typer.Option(help="simultaneous or sequential")] = "simultaneous",
+    store: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the store (default: SQLite per town)")
+    ] = None,
+    root: Annotated[Path, typer.Option(help="folder where towns keep their stores")] = DEFAULT_ROOT,
+    cache_mode: Annotated[str, typer.Option(help="off, readwrite or replay")] = "readwrite",
+    backend: OptionalBackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key: ApiKeyOpt = None,
+    model_path: ModelPathOpt = None,
+) -> None:
+    """The interactive town: step, look, inspect, interview, whisper, inject, play, fork."""
+    interactive = script is None and not tour_ and sys.stdin.isatty()
+    console = Console(highlight=False) if interactive else Console(highlight=False, width=100)
+    if list_:
+        list_towns(console, root, store)
+        return
+    if cache_mode not in CACHE_MODES:
+        raise ConfigError(
+            f"--cache-mode must be one of {', '.join(CACHE_MODES)}, not {cache_mode!r}"
+        )
+    if script is not None and not script.is_file():
+        raise ConfigError(f"script {script} does not exist")
+    recorded: dict = {}
+    if open_ is not None:
+        row = read_run(open_, store=store, root=root)
+        recorded = row.config or {}
+        world = Path(row.world_path)
+        backend = backend or recorded.get("backend")
+        base_url = base_url or recorded.get("base_url")
+        model = model or recorded.get("model")
+        if model_path is None and recorded.get("model_path"):
+            model_path = Path(recorded["model_path"])
+    if not world.is_file():
+        raise ConfigError(f"world file {world} does not exist")
+    backend = backend or "embedded"
+    inner = make_backend(backend, **backend_options(backend, base_url, model, api_key, model_path))
+
+    def lm_factory(folder: Path) -> LanguageModel:
+        cache = None if cache_mode == "off" else ResponseCache(folder / "cache.sqlite", cache_mode)  # type: ignore[arg-type]
+        return LanguageModel(inner, cache=cache)
+
+    def opener(run_id: str) -> Simulation:
+        return resume_run(run_id, lm_factory, world_path=world, store=store, root=root)
+
+    if open_ is not None:
+        sim = opener(open_)
+        what = f"reopened town {sim.run_id} after step {sim.step}"
+    else:
+        sim = start_run(
+            world,
+            lm_factory,
+            engine=engine,  # type: ignore[arg-type]
+            seed=seed,
+            store=store,
+            root=root,
+            config={
+                "backend": backend,
+                "base_url": base_url,
+                "model": model,
+                "model_path": str(model_path) if model_path else None,
+                "sandbox": True,
+            },
+        )
+        what = f"new town {sim.run_id}"
+    note = (
+        " [yellow](scripted backend: a test double, not a model)[/]"
+        if backend == "scripted"
+        else ""
+    )
+    console.print(
+        f"{sim.world.name}: {what}, {len(sim.agents)} residents; store {sim.recorder.url}{note}",
+        soft_wrap=True,
+    )
+    console.print("type help for the commands, quit to leave", soft_wrap=True)
+
+    async def main() -> None:
+        async with TownSession(
+            sim, console, opener=opener, root=root, store=store, live=interactive
+        ) as session:
+            if interactive:
+                await run_prompt(session, root / HISTORY)
+            elif tour_:
+                await run_lines(session, tour(sim))
+            elif script is not None:
+                await run_lines(session, script.read_text().splitlines())
+            else:  # stdin, not a terminal: its commands, or the tour if it has none
+                lines = sys.stdin.read().splitlines()
+                await run_lines(session, lines if any(x.strip() for x in lines) else tour(sim))
+            console.print(
+                f"closed town {session.sim.run_id} after step {session.sim.step}; "
+                f"reopen with: concordia-like town --open {session.sim.run_id}",
+                soft_wrap=True,
+            )
+
+    asyncio.run(main())

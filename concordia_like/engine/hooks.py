@@ -1,0 +1,148 @@
+"""Step hooks: how a capability joins the simulation loop without patching it.
+
+The loop calls its hooks at three points of a step: before anyone acts (a hook may give
+actions that replace some residents' model actions, as the sandbox's player seat does,
+and announcements perceived like scheduled events, as the sandbox's `inject` does),
+after the step's perceptions are known (to see what a resident perceived), and once
+the step is committed. A hook never writes the world itself: its actions are grounded
+by the Game Master under the same rules as everyone's, and its announcements are
+routed like any other.
+
+`before_acting` must not consume anything: a step that aborts is run again, and must
+find the same inputs. A hook consumes its inputs in `after_commit`, which runs only
+once the step is in the store. A hook with simulated state of its own (not inputs
+waiting for a step) checkpoints it: `checkpoint()` is committed with each step, under
+the hook's name, and `restore()` puts it back when a step is rolled back or a run is
+reopened. Every method is optional; `StepHook` is the base with no-op defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concordia_like.engine.events import Event
+    from concordia_like.engine.simulation import Simulation, StepReport
+
+#: where hook states sit in a checkpoint's agents dict (no resident has this name: a
+#: persona name has no brackets)
+HOOKS_KEY = "[hooks]"
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """Something that happens in the world: at one place (perceived by whoever is
+    there) or, with `place` None, everywhere."""
+
+    text: str
+    place: str | None = None
+
+
+@dataclass
+class StepInput:
+    """What hooks bring to a step before anyone acts."""
+
+    #: resident -> typed action (agents.actions) taken instead of asking its model
+    actions: dict[str, Any] = field(default_factory=dict)
+    announcements: list[Announcement] = field(default_factory=list)
+
+
+class StepHook:
+    """What a hook may do, every method a no-op: override what the hook needs. The loop
+    also takes any object with some of these methods and a `name` (which keys its
+    checkpointed state)."""
+
+    name = "hook"
+
+    async def before_acting(self, sim: Simulation, step: int) -> StepInput | None:
+        """Inputs for `step` (not consumed here: see the module's text)."""
+        return None
+
+    def after_observing(
+        self,
+        sim: Simulation,
+        step: int,
+        events: Sequence[Event],
+        perceived: Mapping[str, Sequence[str]],
+    ) -> None:
+        """The step's events so far and what each resident perceived in it."""
+
+    def after_commit(self, sim: Simulation, report: StepReport) -> None:
+        """The step is committed: consume the inputs it used."""
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """State to commit with the step (None: nothing to keep)."""
+        return None
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Back to a checkpointed state."""
+
+
+# -- what the loop calls ------------------------------------------------------------------
+
+
+async def gather_inputs(hooks: Sequence[Any], sim: Simulation, step: int) -> StepInput:
+    """Every hook's inputs for the step, merged (a later hook's action for a resident
+    wins over an earlier one's)."""
+    merged = StepInput()
+    for hook in hooks:
+        before = getattr(hook, "before_acting", None)
+        got = await before(sim, step) if before is not None else None
+        if got is not None:
+            merged.actions.update(got.actions)
+            merged.announcements.extend(got.announcements)
+    return merged
+
+
+def announce(
+    sim: Simulation,
+    ann: Announcement,
+    events: list[Event],
+    perceived: dict[str, list[str]],
+) -> None:
+    """Route an announcement as scheduled events are routed: an event in the log, a
+    line perceived by everyone at its place (or everyone)."""
+    from concordia_like.engine.events import Event
+
+    events.append(Event("announcement", ann.text, place=ann.place, data={"injected": True}))
+    for name in sim.agents:
+        if ann.place is None or sim.state.location(name) == ann.place:
+            perceived[name].append(ann.text)
+
+
+def notify_observed(
+    hooks: Sequence[Any],
+    sim: Simulation,
+    step: int,
+    events: Sequence[Event],
+    perceived: Mapping[str, Sequence[str]],
+) -> None:
+    for hook in hooks:
+        if (f := getattr(hook, "after_observing", None)) is not None:
+            f(sim, step, events, perceived)
+
+
+def notify_committed(hooks: Sequence[Any], sim: Simulation, report: StepReport) -> None:
+    for hook in hooks:
+        if (f := getattr(hook, "after_commit", None)) is not None:
+            f(sim, report)
+
+
+def hook_states(hooks: Sequence[Any]) -> dict[str, Any]:
+    """Each hook's checkpoint, by name; hooks with nothing to keep are left out."""
+    states = {}
+    for hook in hooks:
+        if (f := getattr(hook, "checkpoint", None)) is not None:
+            data = f()
+            if data is not None:
+                states[hook.name] = data
+    return states
+
+
+def restore_hooks(hooks: Sequence[Any], states: Mapping[str, Any] | None) -> None:
+    """Give each hook back its state (a hook absent from `states` gets nothing)."""
+    for hook in hooks:
+        f = getattr(hook, "restore", None)
+        if f is not None and states and hook.name in states:
+            f(states[hook.name])

@@ -1,0 +1,411 @@
+"""One sandbox session: a town, the person's seat in it, and what each command does.
+
+The session owns the simulation's lifetime (`async with TownSession(...)` closes the
+model and the stores on every path) and turns every line, from the prompt or a script,
+into at most one change: a mistake is a one-line hint with nothing changed, a step that
+fails is one error line with nothing of it committed (the next `step` tries again), and
+Ctrl-C during `step N` stops after the step in flight (a second one abandons it, which
+the engine puts back as at its last commit). Where the line comes from is the
+terminal module's business, not this one's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from concordia_like.agents.persona import clip
+from concordia_like.engine.simulation import Simulation, StepAborted, StepReport
+from concordia_like.errors import ConcordiaError
+from concordia_like.llm import LLMRequest
+from concordia_like.llm.sampling import derive_seed, step_scope
+from concordia_like.llm.usage import merge_usage
+from concordia_like.memory.records import RetrievalQuery
+from concordia_like.sandbox import render
+from concordia_like.sandbox.commands import COMMANDS, Hint, help_text, resolve, split
+from concordia_like.sandbox.fork import fork_run
+from concordia_like.sandbox.inject import Injections
+from concordia_like.sandbox.seat import PlayerSeat, parse_action, parse_say
+
+#: `until` goes at most this far ahead
+UNTIL_MAX = timedelta(days=1)
+INTERVIEW_TOKENS = 80
+INTERVIEW_MEMORIES = 5
+
+Opener = Callable[[str], Simulation]
+
+
+class TownSession:
+    def __init__(
+        self,
+        sim: Simulation,
+        console: Console,
+        *,
+        opener: Opener,
+        root: Path,
+        store: str | None = None,
+        live: bool = False,
+    ) -> None:
+        self.sim = sim
+        self.console = console
+        #: opens a run by id, with this session's model (fork switches to the copy)
+        self.opener = opener
+        self.root, self.store = root, store
+        #: spinners and Ctrl-C handling: only at a terminal
+        self.live = live
+        self.seat = PlayerSeat()
+        self.injections = Injections()
+        sim.hooks.extend([self.seat, self.injections])
+        self.per_step: list[dict[str, Any]] = []
+        self._spent_before: dict[str, Any] = {}  # usage of towns left by `fork`
+        self._stop = False
+        self._abandon = False
+        self._task: asyncio.Future[StepReport] | None = None
+
+    async def __aenter__(self) -> TownSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sim.aclose()
+
+    # -- what the prompt needs ----------------------------------------------------------
+
+    def prompt(self) -> str:
+        who = f"{self.seat.resident} " if self.seat.resident else ""
+        return f"{who}{self.sim.state.now:%a %H:%M}> "
+
+    def words(self) -> list[str]:
+        """What Tab completes after a command: residents' names and first names, places."""
+        s = self.sim.state
+        names = sorted(self.sim.agents)
+        return [*names, *sorted({n.split(" ")[0] for n in names}), *sorted(s.places), "to", "at"]
+
+    def say(self, *lines: Any) -> None:
+        for line in lines:
+            self.console.print(line, highlight=False, soft_wrap=isinstance(line, str))
+
+    # -- one line -----------------------------------------------------------------------
+
+    async def execute(self, line: str) -> bool:
+        """Run one line; False once the session is to end."""
+        word, rest = split(line)
+        if not word or word.startswith("#"):
+            return True
+        try:
+            if word in COMMANDS:
+                return await getattr(self, f"_cmd_{word}")(rest)
+            if self.seat.resident is not None:
+                await self._act(parse_action(self.sim.state, self.seat.resident, line))
+                return True
+            raise Hint(f"unknown command {word!r}; type help for the list")
+        except Hint as hint:
+            self.say(f"[yellow]hint:[/] {escape(str(hint))}")
+        except StepAborted as exc:
+            self.say(
+                f"[bold red]error:[/] {escape(str(exc))}; the town is as after step "
+                f"{exc.last_committed}; `step` tries again"
+            )
+        except ConcordiaError as exc:
+            self.say(f"[bold red]error:[/] {escape(str(exc))}")
+        except Exception as exc:  # never a traceback at the prompt
+            self.say(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}")
+        return True
+
+    # -- advancing ----------------------------------------------------------------------
+
+    async def advance(self, n: int) -> None:
+        """Run n steps, showing each; Ctrl-C stops after the step in flight."""
+        self._stop = self._abandon = False
+        loop = asyncio.get_running_loop()
+        handled = False
+        if self.live:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGINT, self._interrupt)
+                handled = True
+        try:
+            for i in range(n):
+                if self._stop:
+                    self.say(f"stopped after step {self.sim.step} (Ctrl-C); it is committed")
+                    return
+                self._task = asyncio.ensure_future(self._one_step(i + 1, n))
+                try:
+                    report = await self._task
+                except asyncio.CancelledError:
+                    if not self._abandon:
+                        raise
+                    self.say(
+                        f"step {self.sim.step + 1} abandoned (Ctrl-C twice): nothing of it "
+                        f"committed; the town is as after step {self.sim.step}"
+                    )
+                    return
+                finally:
+                    self._task = None
+                self._show(report)
+        finally:
+            if handled:
+                loop.remove_signal_handler(signal.SIGINT)
+
+    def _interrupt(self) -> None:
+        if not self._stop:
+            self._stop = True
+            self.say("[dim](Ctrl-C: stopping after this step; again to abandon it)[/]")
+        elif self._task is not None:
+            self._abandon = True
+            self._task.cancel()
+
+    async def _one_step(self, i: int, n: int) -> StepReport:
+        before = self.sim.lm.usage.summary()["total"]
+        status = (
+            self.console.status(f"step {self.sim.step + 1} ({i}/{n}): the residents think…")
+            if self.live
+            else contextlib.nullcontext()
+        )
+        with status:
+            report = await self.sim.run_step()
+        after = self.sim.lm.usage.summary()["total"]
+        tokens = lambda t: t.get("prompt_tokens", 0) + t.get("completion_tokens", 0)  # noqa: E731
+        self.per_step.append(
+            {
+                "step": report.step,
+                "clock": f"{report.sim_time:%a %H:%M}",
+                "calls": after.get("calls", 0) - before.get("calls", 0),
+                "tokens": tokens(after) - tokens(before),
+                "wall_s": report.wall_s,
+            }
+        )
+        return report
+
+    def _show(self, report: StepReport) -> None:
+        resident = self.seat.resident
+        if resident is None:
+            self.say(*render.step_lines(report))
+            return
+        self.say(*render.seen_lines(report, self.seat.seen, resident))
+        self.say(f"  [dim]{escape(self.sim.state.describe_for(resident))}[/]")
+
+    async def _act(self, action: Any) -> None:
+        self.seat.queued = action
+        await self.advance(1)
+
+    # -- commands -----------------------------------------------------------------------
+
+    async def _cmd_step(self, rest: str) -> bool:
+        n = _count(rest)
+        await self.advance(n)
+        return True
+
+    async def _cmd_until(self, rest: str) -> bool:
+        try:
+            hh, mm = (int(x) for x in rest.strip().split(":"))
+            now = self.sim.state.now
+            target = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        except ValueError:
+            raise Hint("until HH:MM, e.g. until 08:00") from None
+        if target <= now:
+            target += timedelta(days=1)
+        step = self.sim.state.clock.step
+        n = math.ceil((target - now) / step)
+        if target - now > UNTIL_MAX:
+            raise Hint("until goes at most a day ahead")
+        await self.advance(n)
+        return True
+
+    async def _cmd_look(self, rest: str) -> bool:
+        s, resident = self.sim.state, self.seat.resident
+        if resident is not None:
+            if rest:
+                pid, _ = self._place(rest)
+                if pid != s.location(resident):
+                    raise Hint(f"{resident} is not at {pid}: you see only where you are")
+            self.say(render.clock(self.sim), escape(s.describe_for(resident)))
+            return True
+        if rest:
+            pid, extra = self._place(rest)
+            if extra:
+                raise Hint(f"look PLACE: unexpected {extra!r}")
+            self.say(*render.place(self.sim, pid))
+        else:
+            self.say(render.town(self.sim))
+        return True
+
+    async def _cmd_inspect(self, rest: str) -> bool:
+        name = self._name(rest, whole=True)
+        self._private(name)
+        self.say(*render.resident(self.sim, name))
+        return True
+
+    async def _cmd_interview(self, rest: str) -> bool:
+        name, question = self._name(rest)
+        self._private(name, interview=True)
+        if not question:
+            raise Hint("interview NAME QUESTION, e.g. interview Margo How is the café?")
+        answer = await self.interview(name, question)
+        self.say(f"[bold]{escape(name)}:[/] {escape(answer)}")
+        return True
+
+    async def _cmd_whisper(self, rest: str) -> bool:
+        name, text = self._name(rest)
+        if not text:
+            raise Hint("whisper NAME TEXT")
+        self.sim.plant_memory(name, text)
+        self.say(f"{escape(name)} will remember: {escape(text)}")
+        return True
+
+    async def _cmd_inject(self, rest: str) -> bool:
+        where = None
+        if rest.lower().startswith("at "):
+            where, rest = self._place(rest[3:])
+        if not rest:
+            raise Hint("inject [at PLACE] TEXT")
+        self.injections.add(rest, where)
+        at = f"at {where}" if where else "everywhere"
+        self.say(f"at the next step, {at}: {escape(rest)}")
+        return True
+
+    async def _cmd_play(self, rest: str) -> bool:
+        if rest.startswith("--new"):
+            raise Hint("play --new is not available yet: play one of the residents")
+        name = self._name(rest, whole=True)
+        self.seat.take(name)
+        self.say(
+            f"you are {escape(name)} now: type what you do "
+            + escape("(go PLACE, say [to NAME] TEXT, give ITEM to NAME, use ITEM, wait, ")
+            + "or anything in words); leave hands back",
+            f"  [dim]{escape(self.sim.state.describe_for(name))}[/]",
+        )
+        return True
+
+    async def _cmd_say(self, rest: str) -> bool:
+        if self.seat.resident is None:
+            raise Hint("say is for playing: play NAME first")
+        await self._act(parse_say(self.sim.state, self.seat.resident, rest))
+        return True
+
+    async def _cmd_leave(self, rest: str) -> bool:
+        was = self.seat.leave()
+        if was is None:
+            raise Hint("you are not playing anyone")
+        self.say(f"{escape(was)} is back in its model's hands")
+        return True
+
+    async def _cmd_fork(self, rest: str) -> bool:
+        old = self.sim
+        new_id = fork_run(old, self.root, self.store, rest or None)
+        self._spent_before = merge_usage(self._spent_before, old.lm.usage.summary())
+        sim = self.opener(new_id)
+        # the model stays: the old town's stores close, not its backend
+        old.memory.close()
+        old.recorder.close()
+        if old.lm.cache is not None:
+            old.lm.cache.close()
+        old.hooks.clear()
+        sim.hooks.extend([self.seat, self.injections])
+        self.sim = sim
+        label = f" ({escape(rest)})" if rest else ""
+        self.say(
+            f"forked town {old.run_id} after step {old.step} into {new_id}{label}; you are in "
+            f"the copy now (reopen the original with: concordia-like town --open {old.run_id})"
+        )
+        return True
+
+    async def _cmd_save(self, rest: str) -> bool:
+        self.say(
+            f"town {self.sim.run_id} is committed after every step (now after step "
+            f"{self.sim.step}); reopen it with: concordia-like town --open {self.sim.run_id}"
+        )
+        return True
+
+    async def _cmd_quit(self, rest: str) -> bool:
+        return False
+
+    async def _cmd_stats(self, rest: str) -> bool:
+        spent = merge_usage(self._spent_before, self.sim.lm.usage.summary())
+        try:
+            from concordia_like.llm.usage import summary_percentiles
+
+            pct = summary_percentiles(spent)
+        except Exception:  # an older ledger without histograms: no percentiles
+            pct = {}
+        self.say(*render.usage_table(spent.get("total", {}), pct, self.per_step))
+        return True
+
+    async def _cmd_help(self, rest: str) -> bool:
+        self.say(*[escape(x) for x in help_text(rest or None)])
+        return True
+
+    # -- interview ----------------------------------------------------------------------
+
+    async def interview(self, name: str, question: str) -> str:
+        """The resident's answer, in character, from the memories the question brings
+        up. Nothing changes: retrieval leaves last-retrieved times alone, no memory is
+        written, the clock and the agents stay, and the request's seed derives from
+        (run seed, step, name, question), not from any random state."""
+        sim = self.sim
+        agent, now = sim.agents[name], sim.state.now
+        query = RetrievalQuery(name, question, now, INTERVIEW_MEMORIES)
+        found = sim.memory.retrieve_many([query], touch=False)[0]
+        remembered = "\n".join(f"- {m.record.text}" for m in found) or "- nothing in particular"
+        where = sim.state.places[sim.state.location(name)].name
+        prompt = (
+            f"It is {now:%A %H:%M}; you are at {where}, {agent.activity or 'going about your day'}."
+            f"\nYou remember:\n{remembered}\n"
+            f'Someone asks you: "{question}"\n'
+            f"Answer as {name}, in character, in one to three sentences."
+        )
+        request = LLMRequest.chat(
+            prompt,
+            system=agent.prefix,
+            purpose="speech",
+            agent=name,
+            max_tokens=INTERVIEW_TOKENS,
+            seed=derive_seed(sim.seed, sim.step, name, "interview", question),
+        )
+        with step_scope(sim.seed, sim.step):
+            answer = await sim.lm.complete(request)
+        return clip(" ".join(answer.text.split()), 500) or "(says nothing)"
+
+    # -- names --------------------------------------------------------------------------
+
+    def _name(self, text: str, *, whole: bool = False) -> Any:
+        name, rest = resolve(text, self.sim.agents, "resident")
+        if whole:
+            if rest:
+                raise Hint(f"unexpected {rest!r} after {name}")
+            return name
+        return name, rest
+
+    def _place(self, text: str) -> tuple[str, str]:
+        places = self.sim.state.places
+        by_name = {p.name: pid for pid, p in places.items()}
+        found, rest = resolve(text, [*places, *by_name], "place")
+        return by_name.get(found, found), rest
+
+    def _private(self, name: str, *, interview: bool = False) -> None:
+        """While playing, only one's own resident is open to inspection."""
+        resident = self.seat.resident
+        if resident is None:
+            return
+        if interview:
+            raise Hint("while playing you cannot interview: leave first")
+        if name != resident:
+            raise Hint(f"while playing you see only what {resident} perceives: leave first")
+
+
+def _count(rest: str) -> int:
+    if not rest:
+        return 1
+    try:
+        n = int(rest)
+    except ValueError:
+        raise Hint(f"step [N]: N is a number of steps, not {rest!r}") from None
+    if not 1 <= n <= 1000:
+        raise Hint("step N: N from 1 to 1000")
+    return n
