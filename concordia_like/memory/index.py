@@ -42,6 +42,10 @@ Layout = Literal["per_agent", "shared"]
 ADD_BATCH = 2000
 
 
+class IndexGoneError(RuntimeError):
+    """A collection this index used was deleted on the Chroma server meanwhile."""
+
+
 @dataclass(frozen=True)
 class Hit:
     id: int
@@ -70,7 +74,11 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     settings = Settings(anonymized_telemetry=False)
     if url is not None:
         parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        if (
+            parsed.scheme not in ("http", "https")
+            or not parsed.hostname
+            or parsed.path not in ("", "/")
+        ):
             raise ConfigError(f"Chroma URL {url!r} must look like http://host:8000")
         return chromadb.HttpClient(
             host=parsed.hostname,
@@ -82,6 +90,24 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
         raise ConfigError("a Chroma index needs a folder (path) or a server (url)")
     Path(path).mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def is_remote(client: Any) -> bool:
+    """Whether `client` talks to a Chroma server over HTTP (not an embedded client)."""
+    get_settings = getattr(client, "get_settings", None)
+    if not callable(get_settings):
+        return False
+    return str(get_settings().chroma_api_impl).endswith("fastapi.FastAPI")
+
+
+def _not_found(exc: BaseException) -> bool:
+    """Whether Chroma said that a collection does not exist (NotFoundError; ValueError
+    in old versions), as opposed to failing to answer at all."""
+    from chromadb.errors import NotFoundError
+
+    return isinstance(exc, NotFoundError) or (
+        isinstance(exc, ValueError) and "does not exist" in str(exc)
+    )
 
 
 class _Pending:
@@ -121,6 +147,9 @@ class ChromaIndex:
         self._pending: dict[str, _Pending] = {}
         self._n_pending = 0
         self._pool: ThreadPoolExecutor | None = None
+        #: a Chroma server over HTTP: other clients may change its collections, and a
+        #: failure to answer is not an answer
+        self.remote = is_remote(client)
 
     @classmethod
     def open(
@@ -159,7 +188,10 @@ class ChromaIndex:
         else:
             try:
                 col = self.client.get_collection(name, embedding_function=None)
-            except Exception:  # chromadb raises NotFoundError (ValueError in old versions)
+            except Exception as exc:  # chromadb raises NotFoundError (ValueError in old versions)
+                if self.remote and not _not_found(exc):
+                    # a server that does not answer must not pass for an empty index
+                    raise
                 self._missing.add(key)
                 return None
         self._missing.discard(key)
@@ -220,6 +252,17 @@ class ChromaIndex:
                 self._n_pending -= len(self._pending.pop(agent).ids)
 
     def _write(self, agent: str, ids: list[int], owners: list[str], vecs: np.ndarray) -> None:
+        try:
+            self._upsert(agent, ids, owners, vecs)
+        except Exception as exc:
+            if not (self.remote and _not_found(exc)):
+                raise
+            # deleted on the server since we cached it (another client, a reset server):
+            # create it again and write once more (upserts: a repeat is harmless)
+            self._forget(agent)
+            self._upsert(agent, ids, owners, vecs)
+
+    def _upsert(self, agent: str, ids: list[int], owners: list[str], vecs: np.ndarray) -> None:
         col = self._collection(agent, create=True)
         for start in range(0, len(ids), ADD_BATCH):
             end = start + ADD_BATCH
@@ -228,6 +271,12 @@ class ChromaIndex:
                 embeddings=np.ascontiguousarray(vecs[start:end]),
                 metadatas=[{"agent": a} for a in owners[start:end]],
             )
+
+    def _forget(self, agent: str) -> None:
+        """Drop what this index believes about the agent's collection."""
+        key = self._key(agent)
+        self._collections.pop(key, None)
+        self._missing.discard(key)
 
     @property
     def pending(self) -> int:
@@ -268,12 +317,24 @@ class ChromaIndex:
             return out
         col = self._collection(agent, create=False)
         if col is not None:
-            res = col.query(
-                query_embeddings=vectors,
-                n_results=n,
-                where={"agent": agent} if self.layout == "shared" else None,
-                include=["distances"],
-            )
+            try:
+                res = col.query(
+                    query_embeddings=vectors,
+                    n_results=n,
+                    where={"agent": agent} if self.layout == "shared" else None,
+                    include=["distances"],
+                )
+            except Exception as exc:
+                if self.remote and _not_found(exc):
+                    # deleted on the server: what it held is known only to SQL, so
+                    # answering from the buffer alone would hide memories. Fail loudly;
+                    # MemoryStore.reconcile (as on every open) re-indexes them
+                    self._forget(agent)
+                    raise IndexGoneError(
+                        f"the memory index of {agent!r} is gone from the Chroma server; "
+                        "MemoryStore.reconcile() rebuilds it from SQL"
+                    ) from exc
+                raise
             for q, (ids, dists) in enumerate(zip(res["ids"], res["distances"], strict=True)):
                 out[q] = [Hit(int(i), 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
         buf = self._pending.get(agent)
@@ -323,6 +384,13 @@ class ChromaIndex:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self.remote:
+            # an HTTP client has a system of its own: close just it (its connections),
+            # not the process-wide cache that embedded clients still open rely on
+            close = getattr(self.client, "close", None)
+            if callable(close):
+                close()
+            return
         clear = getattr(self.client, "clear_system_cache", None)
         if callable(clear):
             clear()

@@ -21,7 +21,8 @@ class RunRow(Base):
     world_path: Mapped[str] = mapped_column(Text)
     world_name: Mapped[str] = mapped_column(String(200))
     engine: Mapped[str] = mapped_column(String(32))
-    backend: Mapped[str] = mapped_column(String(200))
+    #: backend:model; a model may be named by a long path or hub id: no bound
+    backend: Mapped[str] = mapped_column(Text)
     seed: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     #: the last step whose events and checkpoint are committed (0: none yet)
@@ -66,7 +67,9 @@ class UtteranceRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
     step: Mapped[int] = mapped_column(Integer)
-    conversation: Mapped[str] = mapped_column(String(64), index=True)
+    #: the speakers' sorted names joined by '|' plus '@date' (names run to 60 characters
+    #: each): no bound, which PostgreSQL would enforce and SQLite does not
+    conversation: Mapped[str] = mapped_column(Text, index=True)
     speaker: Mapped[str] = mapped_column(String(100))
     addressees: Mapped[list] = mapped_column(JSON)
     place: Mapped[str] = mapped_column(String(100))
