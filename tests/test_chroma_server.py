@@ -250,3 +250,35 @@ def test_a_server_that_does_not_answer_is_an_error_not_an_empty_index(stores):
     # the server is gone: retrieval must fail, not answer as if there were no memories
     with pytest.raises(httpx.TransportError):
         reopened.retrieve(AGENTS[0], "bread", NOW)
+
+
+def test_a_cli_run_keeps_its_index_on_the_server_and_resumes_with_it(tmp_path, chroma_url):
+    from engine_support import REPO, TOWN, query
+    from test_engine_resume import cli, cli_env
+
+    root = tmp_path / "runs"
+    base = ["--backend", "scripted", "--quiet", "--root", str(root)]
+
+    def run(*args):
+        return subprocess.run(
+            cli("run", str(TOWN), *base, *args),
+            cwd=REPO,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    first = run("--steps", "2", "--chroma-url", chroma_url)
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.split("run ", 1)[1].split()[0]
+    resumed = run("--steps", "4", "--resume", run_id)  # the index stays on the server
+    assert resumed.returncode == 0, resumed.stderr
+    assert not (root / run_id / "chroma").exists()
+    rows = query(root / run_id / "store.sqlite", "SELECT agent, id FROM memories")
+    by_agent: dict[str, set[int]] = {}
+    for agent, i in rows:
+        by_agent.setdefault(agent, set()).add(i)
+    assert rows and all(server_ids(chroma_url, run_id, a) == ids for a, ids in by_agent.items())
+    moved = run("--steps", "5", "--resume", run_id, "--chroma-url", "http://127.0.0.1:9")
+    assert moved.returncode == 1 and "cannot move it" in moved.stderr

@@ -92,6 +92,12 @@ def run(
         str | None,
         typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the run folder)"),
     ] = None,
+    chroma_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Chroma server for the vector index (default: chroma/ in the run folder)"
+        ),
+    ] = None,
     resume: Annotated[
         str | None, typer.Option(help="run id to resume from its last committed step")
     ] = None,
@@ -132,6 +138,11 @@ def run(
         recorded = row.config or {}
         if seed is not None and seed != row.seed:
             raise ConfigError(f"run {resume} has seed {row.seed}; --seed {seed} cannot change it")
+        if chroma_url is not None and chroma_url != recorded.get("chroma_url"):
+            raise ConfigError(
+                f"run {resume} keeps its index at {recorded.get('chroma_url') or 'chroma/'}; "
+                "--chroma-url cannot move it"
+            )
         seed, faults = row.seed, recorded.get("faults", faults)
         backend = backend or recorded.get("backend")
         base_url = base_url or recorded.get("base_url")
@@ -176,6 +187,7 @@ def run(
             store=store,
             root=root,
             sampling=overrides,
+            chroma_url=chroma_url,
             config={
                 "backend": backend,
                 "base_url": base_url,

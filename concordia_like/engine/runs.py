@@ -56,6 +56,7 @@ def start_run(
     root: Path = DEFAULT_ROOT,
     config: dict | None = None,
     sampling: dict[str, dict[str, float]] | None = None,
+    chroma_url: str | None = None,
 ) -> Simulation:
     """A new run of a world (a file, or a World already built such as one with
     replicated residents). `sampling` overrides the world file's, which overrides the
@@ -72,7 +73,7 @@ def start_run(
     lm = lm_factory(folder)
     lm.sampling = policy
     recorder = RunRecorder(store_url_for(folder, store))
-    memory = MemoryStore.open(folder, run_id=run_id, engine=recorder.engine)
+    memory = MemoryStore.open(folder, run_id=run_id, engine=recorder.engine, chroma_url=chroma_url)
     start = world.state.clock.now
     seeds = [
         NewMemory(
@@ -92,7 +93,12 @@ def start_run(
         engine=engine,
         backend=lm.name,
         seed=seed,
-        config={**(config or {}), "sampling": policy.model_dump(), "world_build": world.built},
+        config={
+            **(config or {}),
+            "sampling": policy.model_dump(),
+            "world_build": world.built,
+            "chroma_url": chroma_url,
+        },
         extra=seed_memories,
     )
     return Simulation(world, lm, recorder, memory, run_id, engine, seed, _agents(world))
@@ -159,7 +165,10 @@ def resume_run(
             "run; pass --allow-change to resume anyway (the change is recorded in the run)"
         )
     recorder = RunRecorder(store_url_for(folder, store))
-    memory = MemoryStore.open(folder, run_id=run_id, engine=recorder.engine)
+    # the index is where the run put it (SQL is the truth: opening reconciles with it)
+    memory = MemoryStore.open(
+        folder, run_id=run_id, engine=recorder.engine, chroma_url=row.config.get("chroma_url")
+    )
     sim = Simulation(
         world,
         lm,
