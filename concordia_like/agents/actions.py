@@ -6,15 +6,23 @@ yield actions that are well formed and name real things; a small model left free
 sentences where names belong. A kind with no valid target (nobody to talk to, nothing
 to give) is left out of the union. The action classes are written once, and an agent's
 schema narrows them (`concordia_like.llm.narrowed`): agents in the same situation share
-one, and a new situation costs tens of microseconds, not a new pydantic class."""
+one, and a new situation costs tens of microseconds, not a new pydantic class.
+
+What the model decodes under that grammar is a *decision* (`decision_schema`): the kind
+and its targets, with no sentence to write except for the free-form kinds (`use`,
+`other`), which the Game Master needs described. A small model asked for a JSON
+"text" writes "says", or the prompt back in a loop; the words of a `say` are written
+apart, as plain text (`agents.speech`), and `to_action` makes the full action the Game
+Master grounds."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
+from concordia_like.agents.persona import clip
 from concordia_like.llm.narrowed import Narrowed, union_of
 
 TEXT_MAX = 100
@@ -68,6 +76,109 @@ class Other(ActionBase):
 
 
 ACTION = union_of(Move, Say, Give, Use, Wait, Continue, Other)
+_ACTION_ADAPTER = TypeAdapter(ACTION)
+
+# -- decisions: what the act call decodes ---------------------------------------------
+
+_DOING = Field(max_length=80, description="what you do, in a few words")
+
+
+class MoveTo(BaseModel):
+    kind: Literal["move"]
+    to: str
+
+
+class SayTo(BaseModel):
+    kind: Literal["say"]
+    to: str
+
+
+class GiveTo(BaseModel):
+    kind: Literal["give"]
+    item: str
+    to: str
+    quantity: int = Field(1, ge=1, le=20)
+
+
+class UseItem(BaseModel):
+    kind: Literal["use"]
+    item: str
+    text: str = _DOING
+
+
+class WaitHere(BaseModel):
+    kind: Literal["wait"]
+
+
+class CarryOn(BaseModel):
+    kind: Literal["continue"]
+
+
+class OtherAct(BaseModel):
+    kind: Literal["other"]
+    text: str = _DOING
+
+
+DECISION = union_of(MoveTo, SayTo, GiveTo, UseItem, WaitHere, CarryOn, OtherAct)
+
+
+@lru_cache(maxsize=4096)
+def decision_schema(
+    reachable: tuple[str, ...],
+    listeners: tuple[str, ...],
+    held: tuple[str, ...],
+    usable: tuple[str, ...],
+    givees: tuple[str, ...] = (),
+) -> Narrowed:
+    """`action_schema`'s narrowing of the decisions (same targets, same left-out kinds)."""
+    exclude = [
+        kind
+        for kind, open_ in (
+            ("MoveTo", reachable),
+            ("SayTo", listeners),
+            ("GiveTo", held and givees),
+            ("UseItem", usable),
+        )
+        if not open_
+    ]
+    names = {
+        ("MoveTo", "to"): reachable,
+        ("SayTo", "to"): listeners,
+        ("GiveTo", "item"): held if givees else (),
+        ("GiveTo", "to"): givees if held else (),
+        ("UseItem", "item"): usable,
+    }
+    return Narrowed.of(DECISION, names, exclude)
+
+
+def decision_for(
+    reachable: list[str],
+    present: list[str],
+    held: list[str],
+    usable: list[str],
+    actor: str | None = None,
+) -> Narrowed:
+    """The decision schema of an agent (see `schema_for`)."""
+    listeners = set(present) | ({actor} if actor is not None and present else set())
+    return decision_schema(
+        tuple(sorted(reachable)),
+        tuple(sorted(listeners)),
+        tuple(sorted(held)),
+        tuple(sorted(usable)),
+        tuple(sorted(present)) if held else (),
+    )
+
+
+def to_action(decision: Any, text: str) -> Any:
+    """The full action of a decision, with `text` (the words said, or what the agent is
+    doing) where the decision has none of its own. An action already full (a test's,
+    a hook's) is returned as it is."""
+    if isinstance(decision, ActionBase):
+        return decision
+    data = decision.model_dump()
+    limit = WORDS_MAX if data["kind"] == "say" else TEXT_MAX
+    data["text"] = clip(" ".join(str(data.get("text") or text).split()), limit)
+    return _ACTION_ADAPTER.validate_python(data)
 
 
 @lru_cache(maxsize=4096)

@@ -11,14 +11,24 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from concordia_like.agents.actions import schema_for
+from concordia_like.agents.actions import decision_for, schema_for
 from concordia_like.agents.persona import PersonaCard
-from concordia_like.agents.prompt import MAX_OBSERVATIONS, situation, stable_prefix
+from concordia_like.agents.prompt import (
+    MAX_OBSERVATIONS,
+    situation_body,
+    speech_prompt,
+    stable_prefix,
+)
 from concordia_like.llm import LLMRequest
 from concordia_like.memory.plans import DayPlan
 from concordia_like.world.state import WorldState
 
 ACT_MAX_TOKENS = 96
+#: a line of speech: short, ends at the end of the line, held back from repeating itself
+SPEECH_MAX_TOKENS = 40
+SPEECH_REPEAT_PENALTY = 1.3
+#: the speaker's last utterances an utterance must not repeat
+LAST_SAID = 3
 
 
 @dataclass
@@ -36,10 +46,23 @@ class Agent:
     plan: DayPlan | None = None
     #: the gist of yesterday's plan, which today's is made from
     yesterday: str = ""
+    #: what the agent said last (newest last), which it must not say again
+    last_said: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_SAID))
+    #: the words it is answering, if any (set with the act request)
+    heard: str | None = None
+    _body: str = ""
+    #: the old act path (one JSON action, its text the words said; see `use_old_path`)
+    old_path: bool = False
 
     @classmethod
     def create(cls, persona: PersonaCard, world_name: str, rules: list[str]) -> Agent:
         return cls(persona=persona, prefix=stable_prefix(persona, world_name, rules))
+
+    def use_old_path(self, world_name: str, rules: list[str]) -> None:
+        """Act as before speech was written apart: one JSON action whose `text` holds
+        the words said (kept only to measure the new path against, bench_quality)."""
+        self.old_path = True
+        self.prefix = stable_prefix(self.persona, world_name, rules, old=True)
 
     @property
     def name(self) -> str:
@@ -54,20 +77,29 @@ class Agent:
         return (activity, self.news) if self.news else (activity,)
 
     def act_request(self, state: WorldState, seed: int) -> LLMRequest:
-        """The step's one model call: a typed action under this agent's schema."""
+        """The step's model call: a typed decision (kind, targets) under this agent's
+        schema; the words of a `say` are asked for apart (`speech_request`)."""
         here = state.location(self.name)
         held = sorted({i.name for i in state.items_held(self.name)})
         usable = sorted(set(held) | {i.name for i in state.items_held(here)})
-        schema = schema_for(
+        make = schema_for if self.old_path else decision_for
+        schema = make(
             state.reachable(self.name), state.others_present(self.name), held, usable, self.name
         )
-        prompt = situation(
+        self._body = situation_body(
             here=state.describe_for(self.name),
             activity=self.activity,
             memories=self.memories,
             observations=list(self.observations),
             reply_to=self.reply_to,
         )
+        self.heard = _quoted(self.reply_to)
+        prompt = f"{self._body}\nWhat do you do next?"
+        if self.old_path:
+            prompt = prompt.replace(
+                "You may answer, or do something else.",
+                "Answer with a say action, or do something else.",
+            )
         return LLMRequest.chat(
             prompt,
             system=self.prefix,
@@ -75,6 +107,24 @@ class Agent:
             purpose="act",
             agent=self.name,
             max_tokens=ACT_MAX_TOKENS,
+            seed=seed,
+        )
+
+    def speech_request(self, to: str, seed: int) -> LLMRequest:
+        """What the agent says to `to`, as plain text: the act prompt's situation (its
+        prefix is reused) and who is spoken to; one line, at a role-play temperature
+        (the policy's "speech" purpose), held back from repeating itself. Made after
+        `act_request` of the same step."""
+        return LLMRequest.chat(
+            speech_prompt(self._body, self.name, to),
+            system=self.prefix,
+            purpose="speech",
+            agent=self.name,
+            max_tokens=SPEECH_MAX_TOKENS,
+            stop=("\n",),
+            temperature=0.8,
+            top_p=0.95,
+            repeat_penalty=SPEECH_REPEAT_PENALTY,
             seed=seed,
         )
 
@@ -91,6 +141,7 @@ class Agent:
             "news": self.news,
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "yesterday": self.yesterday,
+            "last_said": list(self.last_said),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -103,3 +154,11 @@ class Agent:
         plan = data.get("plan")
         self.plan = DayPlan.from_dict(plan) if plan else None
         self.yesterday = data.get("yesterday", "")
+        self.last_said = deque(data.get("last_said", []), maxlen=LAST_SAID)
+
+
+def _quoted(line: str | None) -> str | None:
+    """The words in a `... said to you: "..."` line."""
+    if not line or '"' not in line:
+        return None
+    return line.split('"', 1)[1].rsplit('"', 1)[0] or None

@@ -3,7 +3,12 @@
 The prefix (persona card and world rules) is the same every step, so a server's prefix
 cache can reuse it; the variable part holds only the situation (time, place, company,
 ways out), the current activity, the few retrieved memories that matter and the latest
-observations, each capped, so a prompt does not grow with the length of the run."""
+observations, each capped, so a prompt does not grow with the length of the run.
+
+The act prompt and the speech prompt (`speech_prompt`: the words of a `say` the act
+call decided) are the same text but for their last lines, so a backend that keeps
+prefixes (the embedded one does) decodes only those lines for the second. The prefix
+holds a one-shot example of a line of speech; no prompt names a JSON field."""
 
 from __future__ import annotations
 
@@ -18,17 +23,59 @@ RULES_MAX = 6
 PERSONA_MAX = 900
 
 
-def stable_prefix(p: PersonaCard, world_name: str, rules: Sequence[str]) -> str:
+def stable_prefix(
+    p: PersonaCard, world_name: str, rules: Sequence[str], *, old: bool = False
+) -> str:
     lines = [
         p.prompt_text(PERSONA_MAX),
         f"You live in {world_name}. Rules of the world:",
         *[f"- {clip(r, 160)}" for r in list(rules)[:RULES_MAX]],
-        "Stay in character. Choose one action and answer in JSON.",
+    ]
+    if old:  # the path before speech was written apart (kept to measure against)
+        return "\n".join([*lines, "Stay in character. Choose one action and answer in JSON."])
+    lines += [
+        "Stay in character. When asked what you do, choose one action. When asked what "
+        "you say, answer with only your words: one or two plain sentences, in your own "
+        "voice, about what is going on.",
+        f"For example, a ferryman asked what he says to a neighbour: {SPEECH_EXAMPLE}",
     ]
     return "\n".join(lines)
 
 
+#: the one-shot example of a good line of speech in every stable prefix (an utterance
+#: that copies it is degenerate)
+SPEECH_EXAMPLE = "The river rose a foot overnight, so I'd keep your boat tied up until Friday."
+
+
 def situation(
+    *,
+    here: str,
+    activity: str | None,
+    memories: Sequence[str],
+    observations: Sequence[str],
+    reply_to: str | None = None,
+) -> str:
+    """The act prompt: what is going on, then the question."""
+    body = situation_body(
+        here=here,
+        activity=activity,
+        memories=memories,
+        observations=observations,
+        reply_to=reply_to,
+    )
+    return f"{body}\nWhat do you do next?"
+
+
+def speech_prompt(body: str, me: str, to: str) -> str:
+    """The speech prompt: the act prompt's situation, then who is spoken to."""
+    if to == me:
+        ask = "You think aloud. What do you say to yourself?"
+    else:
+        ask = f"You turn to {to}. What do you say to {to.split(' ')[0]}?"
+    return f"{body}\n{ask}"
+
+
+def situation_body(
     *,
     here: str,
     activity: str | None,
@@ -46,6 +93,5 @@ def situation(
         lines.append("Just now:")
         lines.extend(f"- {clip(o, LINE_MAX)}" for o in list(observations)[-MAX_OBSERVATIONS:])
     if reply_to:
-        lines.append(f"{clip(reply_to, LINE_MAX)} Answer with a say action, or do something else.")
-    lines.append("What do you do next?")
+        lines.append(f"{clip(reply_to, LINE_MAX)} You may answer, or do something else.")
     return "\n".join(lines)

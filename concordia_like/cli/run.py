@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from concordia_like.agents.persona import parse_hhmm
 from concordia_like.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -110,6 +111,12 @@ def run(
         float, typer.Option(help="inject faulty model output into this fraction of calls")
     ] = 0.0,
     quiet: Annotated[bool, typer.Option(help="no per-step digest")] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="begin at this time (HH:MM) of the world's first day (a new run)"
+        ),
+    ] = None,
     backend: OptionalBackendOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -127,6 +134,13 @@ def run(
         raise ConfigError(f"--faults must be within 0..1, not {faults}")
     if not world.is_file():
         raise ConfigError(f"world file {world} does not exist")
+    if start is not None:
+        if resume is not None:
+            raise ConfigError("--start begins a new run; a resumed run goes on from its clock")
+        try:
+            parse_hhmm(start)
+        except ValueError as exc:
+            raise ConfigError(f"--start: {exc}") from None
     try:
         overrides = parse_overrides(sampling or [])
     except ValueError as exc:
@@ -188,6 +202,7 @@ def run(
             root=root,
             sampling=overrides,
             chroma_url=chroma_url,
+            start_time=start,
             config={
                 "backend": backend,
                 "base_url": base_url,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
+from concordia_like.agents.persona import parse_hhmm
 from concordia_like.engine.recorder import RunRecorder, new_run_id
 from concordia_like.engine.simulation import ENGINES, EngineKind, Simulation
 from concordia_like.errors import ConfigError
@@ -30,6 +31,17 @@ from concordia_like.world.state import WorldState
 
 DEFAULT_ROOT = Path("memory")
 LMFactory = Callable[[Path], LanguageModel]
+
+
+def set_start_time(world: World, hhmm: str) -> None:
+    """Move a world's clock, not yet started, to `hhmm` of its first day. Raises
+    ConfigError on a time that is not HH:MM."""
+    try:
+        minutes = parse_hhmm(hhmm)
+    except ValueError as exc:
+        raise ConfigError(f"--start: {exc}") from None
+    clock = world.state.clock
+    clock.now = clock.now.replace(hour=minutes // 60, minute=minutes % 60, second=0)
 
 
 def run_folder(run_id: str, root: Path = DEFAULT_ROOT) -> Path:
@@ -57,14 +69,19 @@ def start_run(
     config: dict | None = None,
     sampling: dict[str, dict[str, float]] | None = None,
     chroma_url: str | None = None,
+    start_time: str | None = None,
 ) -> Simulation:
     """A new run of a world (a file, or a World already built such as one with
     replicated residents). `sampling` overrides the world file's, which overrides the
-    defaults of `SamplingPolicy`; the policy in force is recorded in the run."""
+    defaults of `SamplingPolicy`; the policy in force is recorded in the run.
+    `start_time` ("HH:MM") begins the run at that time of the world's first day
+    instead of the time of its `start` (recorded in the run's config)."""
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     # a World already loaded (such as one with replicated residents) is run as it is
     world = world_path if isinstance(world_path, World) else load_world(world_path)
+    if start_time is not None:
+        set_start_time(world, start_time)
     world_path = world.path
     run_id = new_run_id()
     folder = run_folder(run_id, root)
@@ -98,6 +115,7 @@ def start_run(
             "sampling": policy.model_dump(),
             "world_build": world.built,
             "chroma_url": chroma_url,
+            "start_time": start_time,
         },
         extra=seed_memories,
     )
@@ -180,6 +198,8 @@ def resume_run(
         _agents(world),
     )
     cp = recorder.last_checkpoint(run_id)
+    if cp is None and row.config.get("start_time"):
+        set_start_time(world, row.config["start_time"])
     if cp is not None:
         world.state = WorldState.from_dict(cp.world)
         sim.gm.world = world

@@ -26,7 +26,9 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from concordia_like.agents.actions import ActionBase, to_action
 from concordia_like.agents.agent import Agent
+from concordia_like.agents.speech import write_speech
 from concordia_like.engine.events import Event, Utterance
 from concordia_like.engine.hooks import (
     HOOKS_KEY,
@@ -122,6 +124,7 @@ class Simulation:
     def __post_init__(self) -> None:
         self.gm = GameMaster(self.world, self.lm)
         self.upkeep = Upkeep(self.lm, self.memory, self.agents)
+        self.upkeep.place_names = {pid: p.name for pid, p in self.state.places.items()}
 
     @property
     def state(self) -> WorldState:
@@ -235,7 +238,7 @@ class Simulation:
             self.agents[n].act_request(self.state, derive_seed(self.seed, step, n)) for n in names
         ]
         answers = await self.lm.complete_many(requests, return_exceptions=True)
-        actions, failures = self._read_actions(names, answers)
+        actions, failures = await self._decide(names, answers, step)
         outcomes = await self.gm.resolve(
             list(zip(names, actions, strict=True)), rng, step_seed=derive_seed(self.seed, step)
         )
@@ -248,7 +251,7 @@ class Simulation:
         for n in order:
             request = self.agents[n].act_request(self.state, derive_seed(self.seed, step, n))
             answers = await self.lm.complete_many([request], return_exceptions=True)
-            actions, failures = self._read_actions([n], answers)
+            actions, failures = await self._decide([n], answers, step)
             # the same seed as the simultaneous engine's (the request's agent tells
             # one actor's resolution from another's)
             out = await self.gm.resolve_one(n, actions[0], step_seed=derive_seed(self.seed, step))
@@ -258,6 +261,41 @@ class Simulation:
                     self.agents[name].perceive(out.text)
             outcomes.append(out)
         return outcomes
+
+    async def _decide(
+        self, names: list[str], answers: list[Any], step: int
+    ) -> tuple[list[Any], dict[str, str]]:
+        """The actions of the act answers: decisions made full, the words of every
+        `say` written in one batch of speech calls (`agents.speech`). A speaker whose
+        words come out degenerate twice hesitates, with the reason in its event."""
+        decisions, failures = self._read_actions(names, answers)
+        wants = [
+            (n, d.to)
+            for n, d in zip(names, decisions, strict=True)
+            if d is not None and d.kind == "say" and not isinstance(d, ActionBase)
+        ]
+        spoken = (
+            await write_speech(
+                self.lm, self.agents, wants, lambda n, k: derive_seed(self.seed, step, n, k)
+            )
+            if wants
+            else {}
+        )
+        actions = []
+        for n, d in zip(names, decisions, strict=True):
+            if d is None or isinstance(d, ActionBase):
+                actions.append(d)
+            elif d.kind == "say":
+                words = spoken[n]
+                if words.text is None:
+                    actions.append(None)
+                    failures[n] = f"speech dropped: {words.reason}"
+                else:
+                    self.agents[n].last_said.append(words.text)
+                    actions.append(to_action(d, words.text))
+            else:
+                actions.append(to_action(d, self.agents[n].activity or "a moment"))
+        return actions, failures
 
     def _read_actions(
         self, names: list[str], answers: list[Any]

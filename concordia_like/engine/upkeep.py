@@ -67,6 +67,8 @@ class Upkeep:
         self.planner = Planner(lm, memory, config.planning, defer=True)
         self.reflector = Reflector(lm, memory, config.reflection)
         self._personas = {n: planning_persona(a.persona) for n, a in agents.items()}
+        #: place id -> name, for the places plans name (the engine sets it)
+        self.place_names: dict[str, str] = {}
         self._reflection: PendingReflection | None = None
 
     async def before_acting(self, now: datetime) -> list[Event]:
@@ -82,6 +84,8 @@ class Upkeep:
                 yesterday=a.yesterday,
                 wake_hour=wake_hour(a.persona),
                 bedtime_hour=self.config.bedtime_hour,
+                routine=self._routine(a.persona),
+                places=tuple(self.place_names.values()),
             )
             for n, a in self.agents.items()
         ]
@@ -95,6 +99,13 @@ class Upkeep:
             agent.plan = plan
             agent.activity = activities[name].description
         return events
+
+    def _routine(self, card: PersonaCard) -> tuple[tuple[int, str, str | None], ...]:
+        """The card's usual day as a plan's skeleton, places by name."""
+        return tuple(
+            (r.minutes, r.activity, self.place_names.get(r.place, r.place) if r.place else None)
+            for r in sorted(card.routine, key=lambda r: r.minutes)
+        )
 
     async def _reflect(self, now: datetime) -> list[Event]:
         due = self.reflector.due(list(self.agents))

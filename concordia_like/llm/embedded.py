@@ -11,7 +11,20 @@ step is costly, so a token is first sampled freely and only checked against the 
 (llama.cpp's own trick); when it is rejected, the grammar masks the 64 most likely
 tokens and the sampler picks among those allowed, and only when none is allowed does
 the grammar mask the whole vocabulary. Sampling at temperature > 0 is thereby limited
-to the top 64 tokens on the steps where the grammar intervenes."""
+to the top 64 tokens on the steps where the grammar intervenes.
+
+Prefixes are kept across calls. The context holds `n_slots` sequences (more than a
+batch decodes at once), and each slot keeps the KV cache of the last prompt it decoded;
+a request goes to the free slot whose cached tokens share the longest prefix with its
+prompt, only the rest of the slot is removed (`llama_memory_seq_rm`) and only the new
+tokens are decoded. An agent's act and speech prompts, and its prompts of successive
+steps, share its stable prefix (persona, rules), most of every prompt. A token's KV
+depends only on the tokens before it, whatever batch it was decoded in (which is also
+why a batched request answers as it would alone), so a request decoded on a reused
+prefix answers exactly as one decoded from nothing: a resumed run, which starts with
+empty slots, goes on as the uninterrupted one. `prefix_reuse=False` is the old path
+(every batch decodes its prompts whole and clears the cache), kept to measure against.
+`stats` counts prompt tokens and those served from reused prefixes."""
 
 from __future__ import annotations
 
@@ -76,6 +89,11 @@ class _Seq:
     chain: int  # llama_sampler* of the free sampler chain
     grammar: int | None  # llama_sampler* of the grammar, checked separately
     pos: int = 0
+    #: the context sequence (slot) it decodes in, and how many prompt tokens were reused
+    slot: int = 0
+    reused: int = 0
+    #: generated tokens fed back into the KV cache (all but the last sampled)
+    fed: list[int] = field(default_factory=list)
     out: list[int] = field(default_factory=list)
     text: bytes = b""
     finish: str | None = None
@@ -94,6 +112,8 @@ class EmbeddedBackend(Backend):
         n_ctx: int = 2048,
         n_threads: int | None = None,
         kv_unified: bool = False,
+        n_slots: int | None = None,
+        prefix_reuse: bool = True,
     ) -> None:
         from llama_cpp import _internals, llama_cpp
         from llama_cpp._logger import set_verbose
@@ -106,6 +126,15 @@ class EmbeddedBackend(Backend):
         self.path = path
         self.max_batch = n_parallel
         self.n_ctx_seq = n_ctx
+        self.prefix_reuse = prefix_reuse
+        #: sequences the context holds: with prefix reuse, more than a batch decodes at
+        #: once, so that a town's agents (and the Game Master) each keep their prefix
+        self.n_slots = max(n_parallel, n_slots or (2 * n_parallel if prefix_reuse else 0))
+        #: the tokens whose KV each slot holds (positions 0..len-1), and when it was used
+        self._slot_tokens: list[list[int]] = [[] for _ in range(self.n_slots)]
+        self._slot_used: list[int] = [0] * self.n_slots
+        self._uses = 0
+        self.stats = {"prompt_tokens": 0, "reused_tokens": 0}
         try:
             self._model = _internals.LlamaModel(
                 path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
@@ -114,10 +143,10 @@ class EmbeddedBackend(Backend):
             raise ModelFileError(f"model file {path} could not be loaded: {exc}") from None
         threads = n_threads or max(1, os.cpu_count() or 1)
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = n_ctx * n_parallel
+        params.n_ctx = n_ctx * self.n_slots
         params.n_batch = min(params.n_ctx, 2048)
         params.n_ubatch = 512
-        params.n_seq_max = n_parallel
+        params.n_seq_max = self.n_slots
         params.n_threads = threads
         params.n_threads_batch = threads
         params.kv_unified = kv_unified
@@ -174,13 +203,16 @@ class EmbeddedBackend(Backend):
             raise LLMError("the embedded model has been closed")
         results: list[RawCompletion | Exception] = [LLMError("not decoded") for _ in requests]
         seqs: list[_Seq] = []
+        ok = False
         try:
             for i, req in enumerate(requests):
                 try:
                     seqs.append(self._start(i, req))
                 except LLMError as exc:
                     results[i] = exc
+            self._assign_slots(seqs)
             await self._decode(seqs)
+            ok = True
             for s in seqs:
                 text = s.text.decode("utf-8", errors="replace")
                 text = _cut_at_stop(text, s.request.sampling.stop)
@@ -195,8 +227,42 @@ class EmbeddedBackend(Backend):
                 self._C.llama_sampler_free(s.chain)
                 if s.grammar is not None:
                     self._C.llama_sampler_free(s.grammar)
-            self._C.llama_memory_clear(self._ctx.memory, True)
+            if ok and self.prefix_reuse:
+                for s in seqs:
+                    self._slot_tokens[s.slot] = s.prompt + s.fed
+            else:
+                self._C.llama_memory_clear(self._ctx.memory, True)
+                self._slot_tokens = [[] for _ in range(self.n_slots)]
         return results
+
+    def _assign_slots(self, seqs: list[_Seq]) -> None:
+        """Give each sequence a slot: the free one holding the longest prefix of its
+        prompt (the least recently used among equals), with the rest of that slot
+        removed. At least the prompt's last token is decoded (its logits are needed)."""
+        for s in seqs:
+            self.stats["prompt_tokens"] += len(s.prompt)
+        if not self.prefix_reuse:
+            for s in seqs:
+                s.slot = s.index
+            return
+        C, mem = self._C, self._ctx.memory
+        free = set(range(self.n_slots))
+        for s in seqs:
+            best, best_len = -1, -1
+            for slot in sorted(free, key=lambda k: self._slot_used[k]):
+                n = _common_prefix(self._slot_tokens[slot], s.prompt)
+                if n > best_len:
+                    best, best_len = slot, n
+            free.discard(best)
+            self._uses += 1
+            self._slot_used[best] = self._uses
+            reuse = min(best_len, len(s.prompt) - 1)
+            if reuse <= 0 or not C.llama_memory_seq_rm(mem, best, reuse, -1):
+                C.llama_memory_seq_rm(mem, best, -1, -1)
+                reuse = 0
+            self._slot_tokens[best] = s.prompt[:reuse]
+            s.slot, s.reused, s.pos = best, reuse, reuse
+            self.stats["reused_tokens"] += reuse
 
     def _start(self, index: int, req: LLMRequest) -> _Seq:
         C = self._C
@@ -210,6 +276,13 @@ class EmbeddedBackend(Backend):
             )
         s = req.sampling
         chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
+        if s.repeat_penalty != 1.0:
+            # over the tokens generated (the prompt is not fed to it): a small model's
+            # loops ("You remember the bridge. You remember the bridge.") are held back
+            C.llama_sampler_chain_add(
+                chain,
+                C.llama_sampler_init_penalties(self._n_vocab, 64, s.repeat_penalty, 0.0, 0.0),
+            )
         if s.temperature <= 0:
             C.llama_sampler_chain_add(chain, C.llama_sampler_init_greedy())
         else:
@@ -238,7 +311,7 @@ class EmbeddedBackend(Backend):
         # prefill: pack prompts into shared decode calls of at most n_batch tokens. Logits
         # live only until the next decode call, so a sequence whose prompt ends in this
         # call samples its first token right after it.
-        pending = [(s, 0) for s in seqs]
+        pending = [(s, s.reused) for s in seqs]
         while pending:
             self._batch.n_tokens = 0
             rest, ended = [], []
@@ -250,7 +323,7 @@ class EmbeddedBackend(Backend):
                 chunk = s.prompt[start : start + room]
                 last = start + len(chunk) == len(s.prompt)
                 for j, tok in enumerate(chunk):
-                    idx = self._add(tok, start + j, s.index, last and j == len(chunk) - 1)
+                    idx = self._add(tok, start + j, s.slot, last and j == len(chunk) - 1)
                     if last and j == len(chunk) - 1:
                         s.logit_idx = idx
                 s.pos = start + len(chunk)
@@ -267,7 +340,8 @@ class EmbeddedBackend(Backend):
         while live:
             self._batch.n_tokens = 0
             for s in live:
-                s.logit_idx = self._add(s.out[-1], s.pos, s.index, True)
+                s.logit_idx = self._add(s.out[-1], s.pos, s.slot, True)
+                s.fed.append(s.out[-1])
                 s.pos += 1
             self._run_decode()
             for s in live:
@@ -363,6 +437,20 @@ class EmbeddedBackend(Backend):
             self._C.llama_batch_free(self._batch)
             self._ctx.close()
             self._model.close()
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str:

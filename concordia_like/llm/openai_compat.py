@@ -390,6 +390,11 @@ class OpenAIBackend(Backend):
         }
         if s.stop:
             body["stop"] = list(s.stop)
+        if s.repeat_penalty != 1.0:
+            # the one repetition control every OpenAI-compatible server takes (vLLM,
+            # llama.cpp's server, Ollama, hosted APIs); `repetition_penalty` is not
+            # standard and some servers refuse unknown fields
+            body["frequency_penalty"] = round(s.repeat_penalty - 1.0, 3)
         response_format = response_format_for(request, mode, strict=self.strict)
         if response_format is not None:
             body["response_format"] = response_format

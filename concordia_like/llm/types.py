@@ -36,6 +36,18 @@ class Sampling(BaseModel):
     max_tokens: int = Field(128, ge=1, le=8192)
     stop: tuple[str, ...] = ()
     seed: int = 0
+    #: llama.cpp's repeat penalty over the tokens generated so far (1.0: none); an
+    #: OpenAI-compatible server gets it as `repetition_penalty` (vLLM, llama.cpp's
+    #: server) and `frequency_penalty`
+    repeat_penalty: float = Field(1.0, ge=1.0, le=2.0)
+
+    def key_dump(self) -> dict[str, Any]:
+        """What the cache key holds of the sampling: everything, except a repeat penalty
+        left at 1.0, so that caches recorded before it existed still answer."""
+        dump = self.model_dump()
+        if dump["repeat_penalty"] == 1.0:
+            del dump["repeat_penalty"]
+        return dump
 
 
 class LLMRequest(BaseModel):
@@ -103,7 +115,7 @@ class LLMRequest(BaseModel):
             "backend": backend,
             "model": model,
             "messages": [m.model_dump() for m in self.messages],
-            "sampling": self.sampling.model_dump(),
+            "sampling": self.sampling.key_dump(),
             "schema": self.json_schema if self.schema_ is not None else None,
             "choices": list(self.choices) if self.choices is not None else None,
         }

@@ -11,7 +11,16 @@ in one batch, and plans are stored as `plan` memories so that agents can recall 
 Prompts are bounded (persona, yesterday and reflections are cut to fixed lengths), and a
 model answer that is unusable never stops the simulation: a failed day plan falls back
 to a one-block day of the agent's usual routine, a failed decomposition to the block
-itself, a failed replan to the plan as it was, each logged."""
+itself, a failed replan to the plan as it was, each logged.
+
+An agent with a usual day (`PlanContext.routine`) plans from it: its routine is the
+skeleton, shown as one line per activity, and the model keeps, changes or adds
+activities under a grammar whose hours are the waking day's and whose places are the
+world's (`skeleton_plan_schema`). What it proposes is merged into the skeleton (the
+model's entry wins at its hour), and a proposal that repeats an activity already in
+the plan, or is degenerate, is dropped, so a plan cannot be one activity repeated
+(SmolLM2-135M, asked for free activities with hours, wrote one activity eight times).
+A decomposition's repeated steps are dropped the same way."""
 
 from __future__ import annotations
 
@@ -20,10 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
+from concordia_like.agents.degenerate import is_loop, normalized
 from concordia_like.llm.client import LanguageModel
 from concordia_like.llm.triage import triage
 from concordia_like.llm.types import LLMRequest
@@ -46,6 +56,7 @@ from concordia_like.memory.stream import MemoryStore
 log = logging.getLogger(__name__)
 
 SYSTEM = "You plan a person's day. Answer with JSON only."
+PLAN_SYSTEM = "You plan a person's day from their usual day."
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,60 @@ class PlanContext:
     reflections: Sequence[str] | None = None
     wake_hour: int = 7
     bedtime_hour: int = 23
+    #: the usual day, the skeleton of the plan: (minutes after midnight, activity,
+    #: place name or None), in time order
+    routine: tuple[tuple[int, str, str | None], ...] = ()
+    #: the names of the places a plan may name
+    places: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=256)
+def skeleton_plan_schema(
+    first_hour: int, last_hour: int, places: tuple[str, ...], max_blocks: int
+) -> type[BaseModel]:
+    """Activities of a day made from a routine: the hour each starts (the waking
+    day's), the place (a real one) and what is done there."""
+    item = create_model(
+        f"PlanEntry{first_hour}_{last_hour}",
+        hour=(int_enum(first_hour, last_hour), ...),
+        place=(Literal[places] if places else str, ...),  # type: ignore[valid-type]
+        activity=(Annotated[str, StringConstraints(min_length=3, max_length=60)], ...),
+    )
+    return create_model(
+        f"SkeletonPlan{first_hour}_{last_hour}",
+        items=(Annotated[list[item], Field(min_length=1, max_length=max_blocks)], ...),  # type: ignore[valid-type]
+    )
+
+
+def _with_place(activity: str, place: str | None) -> str:
+    text = " ".join(activity.split()).rstrip(".")
+    if place and normalized(place) not in normalized(text):
+        return f"{text} at {place}"
+    return text
+
+
+def merge_into_skeleton(
+    routine: Sequence[tuple[int, str, str | None]],
+    proposals: Sequence[tuple[int, str, str | None]],
+    wake_hour: int,
+) -> list[tuple[int, str]]:
+    """(hour, activity) items of a day: the routine's from `wake_hour` on, then each
+    proposal (hour, activity, place) in turn replacing the entry at its hour or adding
+    one, unless it repeats an activity already in the plan at another hour, is a loop
+    or is under two words."""
+    plan: dict[int, str] = {}
+    for minutes, activity, place in routine:
+        if minutes // 60 >= wake_hour:
+            plan.setdefault(minutes // 60, _with_place(activity, place))
+    for hour, activity, place in proposals:
+        text = _with_place(activity, place)
+        if len(normalized(activity).split()) < 2 or is_loop(text):
+            continue
+        key = normalized(activity)
+        if any(key == normalized(v) or key in normalized(v) for h, v in plan.items() if h != hour):
+            continue
+        plan[hour] = text
+    return sorted(plan.items())
 
 
 Text = Annotated[str, StringConstraints(min_length=3, max_length=80)]
@@ -159,6 +224,9 @@ class Planner:
         #: engine writes them in its step's transaction) instead of being written here
         self.defer = defer
         self.pending: list[NewMemory] = []
+        #: plan from the routine where an agent has one (False: the old free plans, kept
+        #: only to measure against)
+        self.skeleton = True
 
     # -- the whole step -------------------------------------------------------------
 
@@ -193,7 +261,11 @@ class Planner:
         for ctx, answer in zip(contexts, answers, strict=True):
             wake, bed = _day_bounds(ctx, day)
             parsed = _parsed(answer, "day plan", ctx.agent)
-            items = [(i.hour, i.activity) for i in parsed.items] if parsed is not None else []
+            if self._uses_skeleton(ctx):
+                proposals = [(i.hour, i.activity, i.place) for i in parsed.items] if parsed else []
+                items = merge_into_skeleton(ctx.routine, proposals, wake.hour)
+            else:
+                items = [(i.hour, i.activity) for i in parsed.items] if parsed is not None else []
             blocks = blocks_from_hours(items, wake, bed)
             if not blocks:
                 blocks = [PlanBlock(wake, bed, "go about the usual daily routine")]
@@ -202,6 +274,36 @@ class Planner:
             [(p.agent, f"Plan for {day:%A %B %d}: {p.describe()}") for p in plans.values()], now
         )
         return plans
+
+    def _uses_skeleton(self, ctx: PlanContext) -> bool:
+        return self.skeleton and bool(ctx.routine)
+
+    def _skeleton_request(self, ctx: PlanContext, day: date, lines: list[str]) -> LLMRequest:
+        cfg = self.config
+        wake, bed = _day_bounds(ctx, day)
+        first = ctx.agent.split(" ")[0]
+        usual = [
+            f"{m // 60:02d}:{m % 60:02d} {_with_place(a, p)}"
+            for m, a, p in ctx.routine
+            if m // 60 >= wake.hour
+        ]
+        lines.append(f"Today is {day:%A %B %d}. {ctx.agent}'s usual day:")
+        lines.extend(usual)
+        lines.append(
+            f"Write {first}'s plan for today, one activity per hour it starts, from "
+            f"{wake:%H:%M} to {bed:%H:%M}: keep the usual day, change an activity, or add "
+            f"one where something on {first}'s mind calls for it. Each activity is "
+            "different, in a few plain words."
+        )
+        places = tuple(sorted(set(ctx.places) | {p for _, _, p in ctx.routine if p}))
+        return LLMRequest.chat(
+            "\n".join(lines),
+            system=PLAN_SYSTEM,
+            schema=skeleton_plan_schema(wake.hour, bed.hour - 1, places, cfg.max_blocks),
+            purpose="plan",
+            agent=ctx.agent,
+            max_tokens=40 * cfg.max_blocks + 16,
+        )
 
     def _day_request(self, ctx: PlanContext, day: date) -> LLMRequest:
         cfg = self.config
@@ -219,6 +321,8 @@ class Planner:
             lines.append(
                 f"{ctx.agent} has concluded lately:\n" + "\n".join(f"- {r}" for r in quoted)
             )
+        if self._uses_skeleton(ctx):
+            return self._skeleton_request(ctx, day, lines)
         lines.append(
             f"Today is {day:%A %B %d}. {ctx.agent} wakes up at {wake:%H:%M} and goes to bed at "
             f"{bed:%H:%M}. Plan {ctx.agent}'s day in broad strokes: 3 to {cfg.max_blocks} "
@@ -259,6 +363,15 @@ class Planner:
             proposals = (
                 [(s.activity, s.minutes) for s in parsed.steps] if parsed is not None else []
             )
+            if self.skeleton:  # a step said twice, or looping, is no step
+                seen: set[str] = set()
+                kept = []
+                for text, minutes in proposals:
+                    key = normalized(text)
+                    if key and key not in seen and not is_loop(text):
+                        seen.add(key)
+                        kept.append((text, minutes))
+                proposals = kept
             steps = activities_in(window, proposals) or activities_in(
                 window, [(block.description if block else "carry on", 60)]
             )

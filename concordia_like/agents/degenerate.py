@@ -1,0 +1,106 @@
+"""Checks for degenerate model text: what a small model writes when it fails.
+
+One place for them, so that the engine's speech guard, the quality benchmark and (later)
+the dialogue-data filters agree on what "degenerate" means. Each check returns the
+reason as a short phrase, or None when the text is fine:
+
+- too short: fewer than three words ("says", "Hello there");
+- a repeat: the speaker said the same words (or nearly) among its last utterances;
+- a loop: a phrase said again and again ("You remember the bridge. You remember the
+  bridge."), or a text made mostly of a few words;
+- a copy of the prompt's one-shot example, or of a field or kind name (`say`, `text`).
+
+A day plan is degenerate when one activity fills most of it."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+MIN_WORDS = 3
+#: words that are the prompt's or the schema's, not speech
+SCHEMA_WORDS = frozenset({"say", "says", "said", "text", "kind", "to", "speech", "wait", "move"})
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def normalized(text: str) -> str:
+    return " ".join(words(text))
+
+
+def is_loop(text: str) -> bool:
+    """A phrase repeated: some 3-gram occurs three times or more, or a sentence occurs
+    twice, or under a third of the words are distinct (in a text of ten words or more)."""
+    w = words(text)
+    if len(w) >= 5:
+        grams = Counter(zip(w, w[1:], w[2:], strict=False))
+        if grams and grams.most_common(1)[0][1] >= 3:
+            return True
+    sentences = [normalized(s) for s in re.split(r"[.!?]+", text)]
+    sentences = [s for s in sentences if len(s.split()) >= 3]
+    if len(sentences) != len(set(sentences)):
+        return True
+    return len(w) >= 10 and len(set(w)) < len(w) / 3
+
+
+def _similar(a: str, b: str) -> bool:
+    """Same words, or one holding the other, or mostly the same 2-grams."""
+    if not a or not b:
+        return False
+    if a == b or (len(b) >= 12 and b in a) or (len(a) >= 12 and a in b):
+        return True
+    ga = set(zip(a.split(), a.split()[1:], strict=False))
+    gb = set(zip(b.split(), b.split()[1:], strict=False))
+    if not ga or not gb:
+        return False
+    return len(ga & gb) / min(len(ga), len(gb)) >= 0.8
+
+
+def utterance_problem(
+    text: str, previous: Iterable[str] = (), examples: Iterable[str] = ()
+) -> str | None:
+    """Why `text` is not fit to be said, or None. `previous`: the speaker's last
+    utterances; `examples`: texts shown to the model that it must not copy."""
+    w = words(text)
+    if len(w) < MIN_WORDS:
+        return f"too short ({len(w)} word{'s' if len(w) != 1 else ''})"
+    if all(x in SCHEMA_WORDS for x in w):
+        return "only the prompt's own words"
+    if is_loop(text):
+        return "a loop"
+    norm = normalized(text)
+    for ex in examples:
+        if _similar(norm, normalized(ex)):
+            return "a copy of the example"
+    for before in previous:
+        if _similar(norm, normalized(before)):
+            return "a repeat of the speaker's last words"
+    return None
+
+
+def plan_problem(activities: Sequence[str]) -> str | None:
+    """Why a day plan (its activities in order) is degenerate, or None: empty, one
+    activity filling more than half of it (when it has three or more), or loops."""
+    acts = [normalized(a) for a in activities]
+    if not acts:
+        return "empty"
+    if len(acts) >= 3:
+        top, n = Counter(acts).most_common(1)[0]
+        if n > len(acts) / 2:
+            return f"one activity repeated ({top!r} {n} of {len(acts)})"
+    if any(is_loop(a) for a in activities):
+        return "an activity loops"
+    return None
+
+
+def distinct_n(texts: Iterable[str], n: int = 2) -> float:
+    """Distinct n-grams over all n-grams of `texts` (0 with none): how varied they are."""
+    grams: list[tuple[str, ...]] = []
+    for t in texts:
+        w = words(t)
+        grams.extend(zip(*(w[i:] for i in range(n)), strict=False))
+    return len(set(grams)) / len(grams) if grams else 0.0
