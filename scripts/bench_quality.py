@@ -133,6 +133,7 @@ async def run(path: str, steps: int, seed: int, root: Path, threads: int | None)
                     fig.speech.append(text)
                     before.append(text)
                     fig.samples.append(e.text[:140])
+                    print(f"    {e.text[:160]}", flush=True)
             print(
                 f"  [{path}] step {report.step} {report.sim_time:%H:%M} {report.wall_s:.1f} s",
                 flush=True,
@@ -173,11 +174,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-quality-"))
     try:
         paths = ["new", "old"] if args.path == "both" else [args.path]
-        figs = {p: asyncio.run(run(p, steps, args.seed, root, args.threads)) for p in paths}
+        figs = {}
+        for p in paths:  # each path's figures as soon as it is done
+            figs[p] = asyncio.run(run(p, steps, args.seed, root, args.threads))
+            show(figs[p])
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    for fig in figs.values():
-        show(fig)
     if len(figs) == 2 and figs["new"].s_per_agent_step:
         ratio = figs["old"].s_per_agent_step / figs["new"].s_per_agent_step
         print(

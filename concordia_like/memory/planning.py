@@ -93,6 +93,16 @@ class PlanContext:
     places: tuple[str, ...] = ()
 
 
+#: an activity in words: letters first, no digits (SmolLM2 filled free strings with
+#: "dre 12, 13, 14"), short
+ACTIVITY_PATTERN = r"^[A-Za-z][A-Za-z ,'-]{2,39}$"
+Activity_ = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=ACTIVITY_PATTERN)]
+#: how many changes to the routine a skeleton plan proposes at most (the routine is
+#: the rest of the day): each entry costs some 30 tokens of decoding
+SKELETON_CHANGES = 3
+SKELETON_STEPS = 3
+
+
 @lru_cache(maxsize=256)
 def skeleton_plan_schema(
     first_hour: int, last_hour: int, places: tuple[str, ...], max_blocks: int
@@ -103,7 +113,7 @@ def skeleton_plan_schema(
         f"PlanEntry{first_hour}_{last_hour}",
         hour=(int_enum(first_hour, last_hour), ...),
         place=(Literal[places] if places else str, ...),  # type: ignore[valid-type]
-        activity=(Annotated[str, StringConstraints(min_length=3, max_length=60)], ...),
+        activity=(Activity_, ...),
     )
     return create_model(
         f"SkeletonPlan{first_hour}_{last_hour}",
@@ -165,14 +175,17 @@ def day_plan_schema(first_hour: int, last_hour: int, max_blocks: int) -> type[Ba
 
 
 @lru_cache(maxsize=8)
-def steps_schema(max_steps: int) -> type[BaseModel]:
+def steps_schema(max_steps: int, in_words: bool = False) -> type[BaseModel]:
+    """Steps of a block; `in_words`: activities as ACTIVITY_PATTERN has them."""
+    free = Annotated[str, StringConstraints(min_length=3, max_length=60)]
     step = create_model(
-        "PlanStep",
-        activity=(Annotated[str, StringConstraints(min_length=3, max_length=60)], ...),
+        "PlanStepWords" if in_words else "PlanStep",
+        activity=(Activity_ if in_words else free, ...),
         minutes=(int_enum(STEP_MIN, STEP_MAX, STEP_UNIT), ...),
     )
     return create_model(
-        "PlanSteps", steps=(Annotated[list[step], Field(min_length=1, max_length=max_steps)], ...)
+        "PlanStepsWords" if in_words else "PlanSteps",
+        steps=(Annotated[list[step], Field(min_length=1, max_length=max_steps)], ...),
     )
 
 
@@ -279,7 +292,6 @@ class Planner:
         return self.skeleton and bool(ctx.routine)
 
     def _skeleton_request(self, ctx: PlanContext, day: date, lines: list[str]) -> LLMRequest:
-        cfg = self.config
         wake, bed = _day_bounds(ctx, day)
         first = ctx.agent.split(" ")[0]
         usual = [
@@ -290,19 +302,19 @@ class Planner:
         lines.append(f"Today is {day:%A %B %d}. {ctx.agent}'s usual day:")
         lines.extend(usual)
         lines.append(
-            f"Write {first}'s plan for today, one activity per hour it starts, from "
-            f"{wake:%H:%M} to {bed:%H:%M}: keep the usual day, change an activity, or add "
-            f"one where something on {first}'s mind calls for it. Each activity is "
-            "different, in a few plain words."
+            f"What will {first} do differently today, from {wake:%H:%M} to {bed:%H:%M}? "
+            f"Give one to {SKELETON_CHANGES} activities, each at the hour it starts, that "
+            f"change the usual day or add to it, for what is on {first}'s mind. Each "
+            "activity in a few plain words."
         )
         places = tuple(sorted(set(ctx.places) | {p for _, _, p in ctx.routine if p}))
         return LLMRequest.chat(
             "\n".join(lines),
             system=PLAN_SYSTEM,
-            schema=skeleton_plan_schema(wake.hour, bed.hour - 1, places, cfg.max_blocks),
+            schema=skeleton_plan_schema(wake.hour, bed.hour - 1, places, SKELETON_CHANGES),
             purpose="plan",
             agent=ctx.agent,
-            max_tokens=40 * cfg.max_blocks + 16,
+            max_tokens=40 * SKELETON_CHANGES + 16,
         )
 
     def _day_request(self, ctx: PlanContext, day: date) -> LLMRequest:
@@ -394,13 +406,14 @@ class Planner:
             f"of {STEP_MIN} to {STEP_MAX} minutes that fill the {total} minutes.\n"
             'Answer as JSON: "steps", a list of {"activity", "minutes"}.'
         )
+        n = SKELETON_STEPS if self.skeleton else cfg.max_steps
         return LLMRequest.chat(
-            prompt,
+            prompt.replace(f"1 to {cfg.max_steps} steps", f"1 to {n} steps"),
             system=SYSTEM,
-            schema=steps_schema(cfg.max_steps),
+            schema=steps_schema(n, self.skeleton),
             purpose="plan",
             agent=plan.agent,
-            max_tokens=28 * cfg.max_steps + 16,
+            max_tokens=28 * n + 16,
         )
 
     # -- replanning -----------------------------------------------------------------
