@@ -1,11 +1,17 @@
 """The schema a Game Master's model answers a free-form action under.
 
 Built per action from the relevant slice of the world, like the agents' action schema:
-every name in an effect is an enum of the real names involved (the actor and the people
-present, the places at hand, the items held here), so the model cannot invent a
-holder or a place. What it can still do is propose effects the rules forbid (take what
-is not held, walk to a closed shop, mint money): the world's validator refuses those,
-whatever the schema let through."""
+every name in an effect is an enum of the real names involved, so the model cannot
+invent a holder or a place. The names are the actor's authority, not everyone's: one
+resident's action moves and changes only that resident (`move.agent`, `set.agent`: the
+actor alone), takes, destroys or makes things only from the actor's holdings and the
+place's (`transfer.from`, `destroy.holder`, `create.holder`: the actor and the place),
+and may hand things to anyone present (`transfer.to`) and `pay` someone present or a
+keeper of the place (a conserved attribute from the actor to them: how a purchase is
+paid for). What it can still do is propose effects the rules forbid (take the shop's
+bread without paying, walk to a closed shop, mint money, slip another resident's name
+past a lax backend): the world's validator, given the actor, refuses those, whatever
+the schema let through."""
 
 from __future__ import annotations
 
@@ -52,6 +58,15 @@ class SetOut(_Out):
     delta: int = Field(ge=-50, le=50)
 
 
+class PayOut(_Out):
+    """`amount` of a conserved attribute (money) from the actor to `to`: two sets."""
+
+    kind: Literal["pay"]
+    to: str
+    attribute: str
+    amount: int = Field(ge=1, le=100)
+
+
 class CreateOut(_Out):
     kind: Literal["create"]
     item: str = Field(min_length=1, max_length=30)
@@ -59,7 +74,7 @@ class CreateOut(_Out):
     quantity: int = Field(1, ge=1, le=10)
 
 
-EFFECT = union_of(MoveOut, TransferOut, DestroyOut, SetOut, CreateOut)
+EFFECT = union_of(MoveOut, TransferOut, DestroyOut, SetOut, PayOut, CreateOut)
 
 
 class Resolution(_Out):
@@ -75,17 +90,28 @@ def resolution_schema(
     holders: tuple[str, ...],
     items: tuple[str, ...],
     attributes: tuple[str, ...],
+    *,
+    sources: tuple[str, ...] | None = None,
+    payees: tuple[str, ...] = (),
+    currencies: tuple[str, ...] = (),
 ) -> Narrowed:
     """{success, outcome, effects[]} with effects restricted to the names given; a kind
-    of effect with nothing to name is left out."""
+    of effect with nothing to name is left out.
+
+    `agents` may move and have `attributes` set; things go to `holders` and come from
+    (or are made or destroyed at) `sources` (default: `holders`); `pay` goes to `payees`
+    in one of `currencies`. The Game Master gives `agents=(actor,)`, `sources=(actor,
+    place)`: see the module's text."""
+    sources = holders if sources is None else sources
     exclude = [
         kind
         for kind, open_ in (
             ("MoveOut", agents and places),
-            ("TransferOut", items and holders),
-            ("DestroyOut", items and holders),
+            ("TransferOut", items and sources and holders),
+            ("DestroyOut", items and sources),
             ("SetOut", agents and attributes),
-            ("CreateOut", holders),
+            ("PayOut", payees and currencies),
+            ("CreateOut", sources),
         )
         if not open_
     ]
@@ -93,17 +119,29 @@ def resolution_schema(
         ("MoveOut", "agent"): agents,
         ("MoveOut", "to"): places,
         ("TransferOut", "item"): items,
-        ("TransferOut", "from_"): holders,
+        ("TransferOut", "from_"): sources,
         ("TransferOut", "to"): holders,
         ("DestroyOut", "item"): items,
-        ("DestroyOut", "holder"): holders,
+        ("DestroyOut", "holder"): sources,
         ("SetOut", "agent"): agents,
         ("SetOut", "attribute"): attributes,
-        ("CreateOut", "holder"): holders,
+        ("PayOut", "to"): payees,
+        ("PayOut", "attribute"): currencies,
+        ("CreateOut", "holder"): sources,
     }
     return Narrowed.of(Resolution, names, exclude)
 
 
-def effects_as_dicts(resolution: BaseModel) -> list[dict[str, Any]]:
-    """The resolution's effects in the world's effect language (`from`, not `from_`)."""
-    return [e.model_dump(by_alias=True) for e in getattr(resolution, "effects", [])]
+def effects_as_dicts(resolution: BaseModel, actor: str) -> list[dict[str, Any]]:
+    """The resolution's effects in the world's effect language (`from`, not `from_`); a
+    `pay` is two sets, the actor's decrease and the payee's increase."""
+    out: list[dict[str, Any]] = []
+    for e in getattr(resolution, "effects", []):
+        if isinstance(e, PayOut):
+            out.append(
+                {"kind": "set", "agent": actor, "attribute": e.attribute, "delta": -e.amount}
+            )
+            out.append({"kind": "set", "agent": e.to, "attribute": e.attribute, "delta": e.amount})
+        else:
+            out.append(e.model_dump(by_alias=True))
+    return out

@@ -15,6 +15,17 @@ world's constraints hold whatever a model writes:
 - a list of effects may not change the total of a conserved attribute (money changes
   hands, it is not minted): checked over the whole list, since a sale is two sets.
 
+One resident's action (`actor` given) is bounded besides: it may change only that
+resident (its place, its attributes), what it holds and what the world leaves open.
+Another resident is never moved, never loses a thing and has no attribute changed,
+except that it may receive: a thing handed over, or a conserved attribute paid to it
+(present, or a keeper of the actor's place). A place's things are open to its keepers,
+and at a public place (no keepers, or of kind `public`) to anyone; a priced stack at a
+kept place is stock, taken only by buying it: its price times the quantity paid to the
+place's keepers in the same effects. Effects of the world itself (scheduled events,
+interventions: no `actor`) have no such bound. Another resident's own typed actions
+(a `give`, a `move`) are how its holdings and place change.
+
 `apply_effects` validates each effect against the state as the earlier ones left it and
 undoes everything on the first failure; its reason names the effect.
 """
@@ -36,7 +47,7 @@ from concordia_like.world.effects import (
     TransferEffect,
     parse_effect,
 )
-from concordia_like.world.state import Item, Number, WorldState, slug
+from concordia_like.world.state import Item, Number, Place, WorldState, slug
 
 EPS = 1e-9
 
@@ -77,11 +88,17 @@ def validate(state: WorldState, effect: Any) -> str | None:
     return f"unknown effect {type(effect).__name__}"
 
 
-def apply_effects(state: WorldState, effects: Iterable[Any]) -> ApplyResult:
-    """Apply `effects` (models or dicts) in order, atomically: all or nothing."""
+def apply_effects(
+    state: WorldState, effects: Iterable[Any], *, actor: str | None = None
+) -> ApplyResult:
+    """Apply `effects` (models or dicts) in order, atomically: all or nothing.
+
+    With `actor`, they are one resident's action and bounded by its authority (see the
+    module's text): an effect on another resident is refused, naming them."""
     effects = list(effects)
     before = state.conserved_totals()
     applied: list[Any] = []
+    bound = _Authority(state, actor) if actor is not None else None
     state.begin()
     try:
         for i, raw in enumerate(effects):
@@ -90,12 +107,21 @@ def apply_effects(state: WorldState, effects: Iterable[Any]) -> ApplyResult:
             except ValidationError as exc:
                 state.rollback()
                 return ApplyResult(False, (), f"effect {i + 1}: {_parse_reason(exc)}", i)
-            reason = validate(state, effect)
+            reason = (bound.refusal(effect) if bound else None) or validate(state, effect)
             if reason is not None:
                 state.rollback()
                 return ApplyResult(False, (), f"effect {i + 1} ({effect.describe()}): {reason}", i)
+            if bound:
+                bound.note(i, effect)
             _apply(state, effect)
             applied.append(effect)
+        unpaid = bound.unpaid() if bound else None
+        if unpaid is not None:
+            state.rollback()
+            index, reason = unpaid
+            return ApplyResult(
+                False, (), f"effect {index + 1} ({applied[index].describe()}): {reason}", index
+            )
         touched = sorted({e.attribute for e in applied if isinstance(e, SetEffect)} & set(before))
         after = state.conserved_totals() if touched else before
         for name in touched:
@@ -245,6 +271,150 @@ def _check_destroy(s: WorldState, e: DestroyEffect) -> str | None:
     if stack.quantity < e.quantity:
         return f"{e.holder} holds only {stack.quantity} {stack.name}"
     return None
+
+
+# -- authority: what one resident's action may change ---------------------------------
+
+
+def is_public(place: Place) -> bool:
+    """Whether what lies at `place` is anyone's to take: nobody keeps it, or it is public."""
+    return not place.keyholders or place.kind == "public"
+
+
+def currency(state: WorldState) -> str | None:
+    """The conserved attribute prices are paid in: `money`, else the first conserved one."""
+    conserved = [a.name for a in state.attributes.values() if a.conserved]
+    return "money" if "money" in conserved else (conserved[0] if conserved else None)
+
+
+def price(item: Item) -> Number | None:
+    """The price of one of `item`, when it is for sale."""
+    value = item.properties.get("price")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        return None
+    return value
+
+
+def _names(people: Iterable[str]) -> str:
+    return ", ".join(sorted(people)) or "nobody"
+
+
+class _Authority:
+    """One resident's action: which effects it may have (checked before the physical
+    rules, against the state as the earlier effects left it), and what it owes for the
+    stock it takes (settled after the last effect)."""
+
+    def __init__(self, state: WorldState, actor: str) -> None:
+        self.s = state
+        self.actor = actor
+        self.money = currency(state)
+        self.owed: list[tuple[int, str, Number, str]] = []  # (effect, place, cost, what)
+        self.paid: dict[str, Number] = {}  # resident -> money received
+
+    def refusal(self, e: Any) -> str | None:
+        s, a = self.s, self.actor
+        if a not in s.agents:
+            return f"no agent named {a!r} acts"
+        if isinstance(e, MoveEffect):
+            if e.agent != a:
+                return (
+                    f"{e.agent} is another resident: {a}'s action may move only {a} "
+                    f"({e.agent} goes where they choose to go)"
+                )
+        elif isinstance(e, SetEffect):
+            return self._set_refusal(e)
+        elif isinstance(e, TransferEffect):
+            return self._take_refusal(e.from_, e.item, "take")
+        elif isinstance(e, DestroyEffect):
+            return self._take_refusal(e.holder, e.item, "destroy")
+        elif isinstance(e, CreateEffect):
+            here = s.location(a)
+            if e.holder in s.agents and e.holder != a:
+                return (
+                    f"{e.holder} is another resident: {a}'s action may make things for "
+                    f"{a} (or leave them here), then give them"
+                )
+            if e.holder in s.places and e.holder != here:
+                return f"{a} is at {here}, not at {e.holder}"
+        return None
+
+    def _set_refusal(self, e: SetEffect) -> str | None:
+        s, a = self.s, self.actor
+        if e.agent == a or e.agent not in s.agents or e.attribute not in s.attributes:
+            return None  # the physical check names what does not exist
+        current = s.attribute(e.agent, e.attribute)
+        change = e.delta if e.delta is not None else (e.value or 0) - current
+        attr = s.attributes[e.attribute]
+        if attr.conserved and change > 0:
+            here = s.location(a)
+            if s.location(e.agent) == here or e.agent in s.places[here].keyholders:
+                return None  # a payment: the conservation check makes it the actor's
+            return f"{e.agent} is neither with {a} nor a keeper of {here}: {a} cannot pay them"
+        what = f"pay {e.agent} {e.attribute}" if attr.conserved else "not change it"
+        return (
+            f"{e.agent} is another resident: {a}'s action may change only {a}'s own "
+            f"{e.attribute} ({e.agent}'s {e.attribute} is theirs; {a} may {what})"
+        )
+
+    def _take_refusal(self, holder: str, ref: str, verb: str) -> str | None:
+        s, a = self.s, self.actor
+        if holder == a:
+            return None
+        if holder in s.agents:
+            return (
+                f"{holder} is another resident: {a}'s action may not {verb} what {holder} "
+                f"holds (only {holder} hands it over, by a give)"
+            )
+        place = s.places.get(holder)
+        stack = s.stack(holder, ref) if place is not None else None
+        if place is None or stack is None or a in place.keyholders:
+            return None  # not there (the physical check says so), or the actor's own
+        cost = price(stack)
+        if cost is not None and place.keyholders:
+            if verb == "take" and self.money is not None:
+                return None  # stock for sale: `note` books what it costs
+            return f"{stack.name} at {holder} is for sale: {a} may buy it, not {verb} it"
+        if is_public(place):
+            return None
+        return (
+            f"{stack.name} at {holder} belongs to its keepers ({_names(place.keyholders)}) "
+            f"and is not for sale: {a} may not {verb} it"
+        )
+
+    def note(self, index: int, e: Any) -> None:
+        """Book what a valid effect owes or pays (before it is applied)."""
+        s, a = self.s, self.actor
+        if isinstance(e, SetEffect) and e.agent != a and e.attribute == self.money:
+            current = s.attribute(e.agent, e.attribute)
+            change = e.delta if e.delta is not None else (e.value or 0) - current
+            self.paid[e.agent] = self.paid.get(e.agent, 0) + change
+        elif isinstance(e, TransferEffect) and e.from_ in s.places and e.from_ != a:
+            place = s.places[e.from_]
+            stack = s.stack(e.from_, e.item)
+            if a in place.keyholders or stack is None or not place.keyholders:
+                return
+            cost = price(stack)
+            if cost is not None:
+                what = f"{e.quantity} {stack.name} at {cost:g} {self.money} each"
+                self.owed.append((index, e.from_, cost * e.quantity, what))
+
+    def unpaid(self) -> tuple[int, str] | None:
+        """The first purchase whose price its place's keepers were not paid, and why."""
+        paid = dict(self.paid)
+        for index, where, cost, what in self.owed:
+            keepers = sorted(self.s.places[where].keyholders)
+            due = cost
+            for k in keepers:
+                part = min(due, max(paid.get(k, 0), 0))
+                paid[k] = paid.get(k, 0) - part
+                due -= part
+            if due > EPS:
+                return index, (
+                    f"{self.actor} takes {what} from {where} but does not pay for it: "
+                    f"{cost:g} {self.money} is due to its keepers ({_names(keepers)}), "
+                    f"{cost - due:g} paid"
+                )
+        return None
 
 
 # -- application (after validation) ---------------------------------------------------
