@@ -13,17 +13,21 @@ tokens and the sampler picks among those allowed, and only when none is allowed 
 the grammar mask the whole vocabulary. Sampling at temperature > 0 is thereby limited
 to the top 64 tokens on the steps where the grammar intervenes.
 
-Prefixes are kept across calls. The context holds `n_slots` sequences (more than a
-batch decodes at once), and each slot keeps the KV cache of the last prompt it decoded;
-a request goes to the free slot whose cached tokens share the longest prefix with its
-prompt, only the rest of the slot is removed (`llama_memory_seq_rm`) and only the new
-tokens are decoded. An agent's act and speech prompts, and its prompts of successive
-steps, share its stable prefix (persona, rules), most of every prompt. A token's KV
-depends only on the tokens before it, whatever batch it was decoded in (which is also
-why a batched request answers as it would alone), so a request decoded on a reused
-prefix answers exactly as one decoded from nothing: a resumed run, which starts with
-empty slots, goes on as the uninterrupted one. `prefix_reuse=False` is the old path
-(every batch decodes its prompts whole and clears the cache), kept to measure against.
+Prefixes are kept across calls. A request's prefix is its system message (an agent's
+persona and rules, the Game Master's rules), as it opens the rendered prompt. The
+context holds `n_slots` sequences (more than a batch decodes at once), and a slot keeps
+the KV cache of one prefix: a request whose prefix a slot holds decodes only the rest
+of its prompt there, and the slot is cut back to the prefix after the batch
+(`llama_memory_seq_rm`). An agent's act and speech prompts, and its prompts of every
+step, share its prefix. Exactness: llama.cpp's numbers depend on what a decode call
+holds (a token's KV computed beside others differs in the last bits, and a sampled
+token can flip), so a prefix is always decoded the same way: alone, in its own decode
+calls, into an empty slot. A prompt then decodes as its prefix plus the rest of it
+batched with the other requests' rests, whether the prefix was decoded just now or
+steps ago, so a resumed run (empty slots) goes on exactly as the uninterrupted one,
+and a batched request answers as it does alone wherever it did before.
+`prefix_reuse=False` is the old path (every batch decodes its prompts whole and clears
+the cache), kept to measure against.
 `stats` counts prompt tokens and those served from reused prefixes."""
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ class _Seq:
     #: the context sequence (slot) it decodes in, and how many prompt tokens were reused
     slot: int = 0
     reused: int = 0
+    prefix_len: int = 0
     #: generated tokens fed back into the KV cache (all but the last sampled)
     fed: list[int] = field(default_factory=list)
     out: list[int] = field(default_factory=list)
@@ -129,9 +134,9 @@ class EmbeddedBackend(Backend):
         self.prefix_reuse = prefix_reuse
         #: sequences the context holds: with prefix reuse, more than a batch decodes at
         #: once, so that a town's agents (and the Game Master) each keep their prefix
-        self.n_slots = max(n_parallel, n_slots or (2 * n_parallel if prefix_reuse else 0))
-        #: the tokens whose KV each slot holds (positions 0..len-1), and when it was used
-        self._slot_tokens: list[list[int]] = [[] for _ in range(self.n_slots)]
+        self.n_slots = max(n_parallel, n_slots or (3 * n_parallel if prefix_reuse else 0))
+        #: the prefix whose KV each slot holds (positions 0..len-1), and when it was used
+        self._slot_prefix: list[tuple[int, ...]] = [() for _ in range(self.n_slots)]
         self._slot_used: list[int] = [0] * self.n_slots
         self._uses = 0
         self.stats = {"prompt_tokens": 0, "reused_tokens": 0}
@@ -227,18 +232,21 @@ class EmbeddedBackend(Backend):
                 self._C.llama_sampler_free(s.chain)
                 if s.grammar is not None:
                     self._C.llama_sampler_free(s.grammar)
-            if ok and self.prefix_reuse:
+            if ok and self.prefix_reuse:  # every slot used goes back to its prefix
                 for s in seqs:
-                    self._slot_tokens[s.slot] = s.prompt + s.fed
+                    kept = len(self._slot_prefix[s.slot])
+                    if not self._C.llama_memory_seq_rm(self._ctx.memory, s.slot, kept, -1):
+                        self._C.llama_memory_seq_rm(self._ctx.memory, s.slot, -1, -1)
+                        self._slot_prefix[s.slot] = ()
             else:
                 self._C.llama_memory_clear(self._ctx.memory, True)
-                self._slot_tokens = [[] for _ in range(self.n_slots)]
+                self._slot_prefix = [() for _ in range(self.n_slots)]
         return results
 
     def _assign_slots(self, seqs: list[_Seq]) -> None:
-        """Give each sequence a slot: the free one holding the longest prefix of its
-        prompt (the least recently used among equals), with the rest of that slot
-        removed. At least the prompt's last token is decoded (its logits are needed)."""
+        """Give each sequence a slot: one holding its prefix, unused in this batch, or
+        else the least recently used slot, emptied, with the prefix decoded into it
+        alone (see the module's docstring: always the same way)."""
         for s in seqs:
             self.stats["prompt_tokens"] += len(s.prompt)
         if not self.prefix_reuse:
@@ -246,27 +254,51 @@ class EmbeddedBackend(Backend):
                 s.slot = s.index
             return
         C, mem = self._C, self._ctx.memory
-        free = set(range(self.n_slots))
+        taken: set[int] = set()
         for s in seqs:
-            best, best_len = -1, -1
-            for slot in sorted(free, key=lambda k: self._slot_used[k]):
-                n = _common_prefix(self._slot_tokens[slot], s.prompt)
-                if n > best_len:
-                    best, best_len = slot, n
-            free.discard(best)
+            key = tuple(s.prompt[: s.prefix_len])
+            free = [k for k in range(self.n_slots) if k not in taken]
+            homes = [k for k in free if key and self._slot_prefix[k] == key]
+            if homes:
+                slot = min(homes, key=lambda k: self._slot_used[k])
+                self.stats["reused_tokens"] += len(key)
+            else:  # the least recently used, empty ones first
+                slot = min(free, key=lambda k: (bool(self._slot_prefix[k]), self._slot_used[k]))
+                C.llama_memory_seq_rm(mem, slot, -1, -1)
+                self._slot_prefix[slot] = ()
+                if key:
+                    self._decode_alone(slot, list(key))
+                    self._slot_prefix[slot] = key
+            taken.add(slot)
             self._uses += 1
-            self._slot_used[best] = self._uses
-            reuse = min(best_len, len(s.prompt) - 1)
-            if reuse <= 0 or not C.llama_memory_seq_rm(mem, best, reuse, -1):
-                C.llama_memory_seq_rm(mem, best, -1, -1)
-                reuse = 0
-            self._slot_tokens[best] = s.prompt[:reuse]
-            s.slot, s.reused, s.pos = best, reuse, reuse
-            self.stats["reused_tokens"] += reuse
+            self._slot_used[slot] = self._uses
+            s.slot, s.reused, s.pos = slot, len(key), len(key)
+
+    def _decode_alone(self, slot: int, tokens: list[int]) -> None:
+        """A prefix into an empty slot, in decode calls of its own."""
+        for at in range(0, len(tokens), self._n_batch):
+            self._batch.n_tokens = 0
+            for j, tok in enumerate(tokens[at : at + self._n_batch]):
+                self._add(tok, at + j, slot, False)
+            self._run_decode()
+
+    def _prefix_len(self, req: LLMRequest, prompt: list[int], rendered: str) -> int:
+        """How many tokens of `prompt` are its prefix: the rendered prompt up to the end
+        of the system message's text, as those tokens open the prompt; at least the
+        last prompt token is left to decode (its logits are needed)."""
+        if not self.prefix_reuse or not req.messages or req.messages[0].role != "system":
+            return 0
+        content = req.messages[0].content
+        at = rendered.find(content)
+        if at < 0 or not content:
+            return 0
+        head = self.tokenize(rendered[: at + len(content)])
+        return min(_common_prefix(head, prompt), len(prompt) - 1)
 
     def _start(self, index: int, req: LLMRequest) -> _Seq:
         C = self._C
-        prompt = self.tokenize(self.render(req))
+        rendered = self.render(req)
+        prompt = self.tokenize(rendered)
         budget = self.n_ctx_seq - req.sampling.max_tokens
         if len(prompt) > budget:
             raise LLMError(
@@ -297,7 +329,14 @@ class EmbeddedBackend(Backend):
             if not grammar:
                 C.llama_sampler_free(chain)
                 raise SchemaRefusedError("the request's schema could not be turned into a grammar")
-        return _Seq(index=index, request=req, prompt=prompt, chain=chain, grammar=grammar)
+        return _Seq(
+            index=index,
+            request=req,
+            prompt=prompt,
+            chain=chain,
+            grammar=grammar,
+            prefix_len=self._prefix_len(req, prompt, rendered),
+        )
 
     @staticmethod
     def _grammar_for(req: LLMRequest) -> str | None:
