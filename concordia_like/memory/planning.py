@@ -93,9 +93,10 @@ class PlanContext:
     places: tuple[str, ...] = ()
 
 
-#: an activity in words: letters first, no digits (SmolLM2 filled free strings with
-#: "dre 12, 13, 14"), short
-ACTIVITY_PATTERN = r"^[A-Za-z][A-Za-z ,'-]{2,39}$"
+#: an activity in words: two to seven words of letters, single spaces, no digits
+#: (SmolLM2 filled free strings with "dre 12, 13, 14" and "The  OLD BED" padded with
+#: spaces up to max_tokens), short
+ACTIVITY_PATTERN = r"^[A-Za-z][A-Za-z',-]*( [A-Za-z',-]+){1,6}$"
 Activity_ = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=ACTIVITY_PATTERN)]
 #: how many changes to the routine a skeleton plan proposes at most (the routine is
 #: the rest of the day): each entry costs some 30 tokens of decoding
