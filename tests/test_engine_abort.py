@@ -19,7 +19,6 @@ from concordia_like.llm import (
     ResponseCache,
     StructuredOutputError,
 )
-from concordia_like.llm.errors import ModelCallError
 from concordia_like.llm.sampling import current_step
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.llm.triage import triage
@@ -63,7 +62,7 @@ def test_triage_degrades_only_on_output_problems():
             triage(fatal)
 
 
-async def test_a_backend_failure_is_a_model_call_error_naming_the_call():
+async def test_a_backend_failure_names_the_call():
     class Gone(ScriptedBackend):
         async def generate_batch(self, requests):
             raise BackendUnavailableError("server gone")
@@ -71,7 +70,9 @@ async def test_a_backend_failure_is_a_model_call_error_naming_the_call():
     lm = LanguageModel(Gone())
     from concordia_like.llm import LLMRequest
 
-    with pytest.raises(ModelCallError, match="the act call of Ann Reed failed: server gone"):
+    with pytest.raises(
+        BackendUnavailableError, match="the act call of Ann Reed failed: server gone"
+    ):
         await lm.complete(LLMRequest.chat("hi", purpose="act", agent="Ann Reed"))
 
 
@@ -173,7 +174,7 @@ async def test_a_replay_with_another_seed_fails_on_its_first_miss(tmp_path, runs
     assert message.startswith("step 1 (Mon 06:00) aborted")
     assert "has no response" in message
     cause = err.value.cause
-    assert isinstance(cause, ModelCallError) and isinstance(cause.cause, CacheMissError)
+    assert isinstance(cause, CacheMissError)
     assert cause.agent in other.agents and f"the {cause.purpose} call of {cause.agent}" in message
     assert other.step == 0 and other.recorder.run(other.run_id).steps_done == 0
     await close(other)

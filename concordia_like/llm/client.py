@@ -12,7 +12,7 @@ from typing import Any
 from concordia_like.llm.backend import Backend
 from concordia_like.llm.batcher import Batcher
 from concordia_like.llm.cache import ResponseCache
-from concordia_like.llm.errors import ModelCallError, OutputError, StructuredOutputError
+from concordia_like.llm.errors import LLMError, OutputError, StructuredOutputError
 from concordia_like.llm.sampling import SamplingPolicy, current_step
 from concordia_like.llm.structured import parse_output
 from concordia_like.llm.types import Completion, LLMRequest, RawCompletion
@@ -45,23 +45,24 @@ class LanguageModel:
 
         Raises StructuredOutputError (with the raw text) when the output fails its
         schema or choices; the call is still counted, as failed. Any other failure
-        (a replay miss, a server gone, a bug) is raised as a `ModelCallError` that
-        names the call: the one triage of model errors (see `llm.triage`)."""
+        (a replay miss, a server gone, a bug) is raised as it is, its message naming
+        the call's purpose and agent: the one triage of model errors is `llm.triage`."""
         if self.sampling is not None:
             request = self.sampling.apply(request, *current_step())
         start = time.perf_counter()
         try:
             raw, cached = await self._raw(request)
-        except (OutputError, ModelCallError):
+        except OutputError:
             raise
-        except Exception as exc:
-            who = f" of {request.agent}" if request.agent else ""
-            raise ModelCallError(
-                f"the {request.purpose} call{who} failed: {exc}",
-                purpose=request.purpose,
-                agent=request.agent,
-                cause=exc,
-            ) from exc
+        except LLMError as exc:
+            if exc.purpose is None:  # named once, by the call that met it
+                who = f" of {request.agent}" if request.agent else ""
+                exc.args = (f"the {request.purpose} call{who} failed: {exc}",)
+                exc.purpose, exc.agent = request.purpose, request.agent
+            raise
+        except Exception as exc:  # a bug: it keeps its type and traceback
+            exc.add_note(f"in the {request.purpose} call of {request.agent}")
+            raise
         latency = time.perf_counter() - start
         try:
             parsed = parse_output(request, raw)

@@ -7,7 +7,12 @@ from concordia_like.errors import ConcordiaError
 
 class LLMError(ConcordiaError):
     """Base of language-model failures. Only `OutputError`s are the model's wording;
-    every other one is fatal to the step that met it (see `llm.triage`)."""
+    every other one is fatal to the step that met it (see `llm.triage`).
+    `LanguageModel.complete` names the call that failed in the message and in
+    `purpose` and `agent`."""
+
+    purpose: str | None = None
+    agent: str | None = None
 
 
 class UnknownBackendError(LLMError):
@@ -46,15 +51,3 @@ class StructuredOutputError(OutputError):
 
 class CacheMissError(LLMError):
     """Replay mode met a request the cache has never seen: the run is not reproducible."""
-
-
-class ModelCallError(LLMError):
-    """A model call failed for a reason that is not its output (a server gone, a replay
-    miss, a missing model file, a bug): raised by `triage` to abort the step, naming
-    the call's purpose and agent, with the original error as its cause."""
-
-    def __init__(self, message: str, *, purpose: str, agent: str | None, cause: BaseException):
-        super().__init__(message)
-        self.purpose = purpose
-        self.agent = agent
-        self.cause = cause

@@ -9,15 +9,15 @@ missing model file, a bug) means the step cannot be what it claims to be: degrad
 would write a "complete" run that is not one. Those are raised, and the engine aborts
 the step, commits nothing and restores its last committed state.
 
-`LanguageModel.complete` already turns every non-output failure into a
-`ModelCallError` that names the call's purpose and agent; `triage` is what call sites
-that gather answers with `return_exceptions=True` run on each answer."""
+`LanguageModel.complete` names the failed call's purpose and agent in a fatal
+`LLMError`'s message; `triage` is what call sites that gather answers with
+`return_exceptions=True` run on each answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from concordia_like.llm.errors import ModelCallError, OutputError
+from concordia_like.llm.errors import OutputError
 
 
 def triage(answer: Any) -> Any:
@@ -29,9 +29,4 @@ def triage(answer: Any) -> Any:
     return answer
 
 
-def is_fatal(exc: BaseException) -> bool:
-    """Whether an exception met during a step must abort it (everything but output)."""
-    return not isinstance(exc, OutputError)
-
-
-__all__ = ["ModelCallError", "OutputError", "is_fatal", "triage"]
+__all__ = ["OutputError", "triage"]
