@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from concordia_like.cli.demo import demo
+from concordia_like.cli.dialogues import dialogues
 from concordia_like.cli.log import log
 from concordia_like.cli.models import models
 from concordia_like.cli.run import run
@@ -22,6 +23,7 @@ app.command()(log)
 app.command()(models)
 app.command()(demo)
 app.command()(town)
+app.command()(dialogues)
 
 
 if __name__ == "__main__":
