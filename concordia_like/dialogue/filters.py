@@ -4,6 +4,8 @@ Each conversation is checked in order and dropped for the first reason that appl
 
 - `never got going`: fewer than `min_turns` turns, or only one speaker;
 - `short or empty turn`: a turn of fewer than three words (or only the prompt's words);
+- `prompt echo`: a turn repeating the prompt's own lines ("You turn to ...", "Just
+  now:", "- You are at ...") instead of speaking, as a small model does;
 - `self-repeat`: a speaker saying again (nearly) what it said earlier in the conversation;
 - `loop`: a turn that loops on itself, a turn echoing another speaker's earlier one, or
   a conversation whose distinct 2-grams are under `min_distinct2` of all its 2-grams;
@@ -19,6 +21,7 @@ that goes on after a kill keeps what it kept. The word-level checks are those of
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -32,12 +35,19 @@ from concordia_like.agents.degenerate import distinct_n, is_loop, utterance_prob
 REASONS = (
     "never got going",
     "short or empty turn",
+    "prompt echo",
     "self-repeat",
     "loop",
     "secret leak",
     "near-duplicate",
 )
 NUM_PERM = 128
+#: lines of the act and speech prompts (agents/prompt.py) that speech must not repeat
+PROMPT_ECHOES = re.compile(
+    r"^\s*-\s|You turn to |What do you (?:say|do)|Stay in character|in character|"
+    r"You remember:|Just now:|Your plan now:|You may answer|You are at ",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,9 @@ def problem(record: dict[str, Any], config: FilterConfig = FilterConfig()) -> st
         bad = utterance_problem(t["text"])
         if len(w) < 3 or (bad is not None and bad.startswith(("too short", "only the"))):
             return f"short or empty turn: turn {k} {t['text'][:40]!r}"
+    for k, t in enumerate(turns):
+        if PROMPT_ECHOES.search(t["text"]):
+            return f"prompt echo: turn {k} {t['text'][:40]!r}"
     for k, t in enumerate(turns):
         mine = [u["text"] for u in turns[:k] if u["speaker"] == t["speaker"]]
         repeat = "a repeat of the speaker's last words"
