@@ -33,10 +33,13 @@ HOOKS_KEY = "[hooks]"
 @dataclass(frozen=True)
 class Announcement:
     """Something that happens in the world: at one place (perceived by whoever is
-    there) or, with `place` None, everywhere."""
+    there) or, with `place` None, everywhere; or, with `to`, a message that only those
+    residents perceive."""
 
     text: str
     place: str | None = None
+    #: only these residents perceive it, wherever they are (a message to some)
+    to: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -105,9 +108,15 @@ def announce(
     line perceived by everyone at its place (or everyone)."""
     from concordia_like.engine.events import Event
 
-    events.append(Event("announcement", ann.text, place=ann.place, data={"injected": True}))
+    data: dict[str, object] = {"injected": True}
+    if ann.to is not None:
+        data["to"] = list(ann.to)
+    events.append(Event("announcement", ann.text, place=ann.place, data=data))
     for name in sim.agents:
-        if ann.place is None or sim.state.location(name) == ann.place:
+        if ann.to is not None:
+            if name in ann.to:
+                perceived[name].append(ann.text)
+        elif ann.place is None or sim.state.location(name) == ann.place:
             perceived[name].append(ann.text)
 
 

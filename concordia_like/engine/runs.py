@@ -138,7 +138,7 @@ def resume_run(
     run_id: str,
     lm_factory: LMFactory,
     *,
-    world_path: str | Path | None = None,
+    world_path: str | Path | World | None = None,
     store: str | None = None,
     root: Path = DEFAULT_ROOT,
     engine: str | None = None,
@@ -148,10 +148,16 @@ def resume_run(
     """Go on with a run from its last committed step, as it was recorded: the same
     world (rebuilt as it was built), engine, backend and model, sampling and seed.
     Another engine, backend, model or sampling is refused unless `allow_change`, and
-    then recorded in the run's config under "changes"."""
+    then recorded in the run's config under "changes". A World (`world_path`) is taken
+    as it is, for runs of a world built in code (a scenario's cast and overrides)."""
     row = read_run(run_id, store=store, root=root)
     folder = run_folder(run_id, root)
-    world = rebuild(load_world(world_path or row.world_path), row.config.get("world_build") or {})
+    if isinstance(world_path, World):
+        world = world_path
+    else:
+        world = rebuild(
+            load_world(world_path or row.world_path), row.config.get("world_build") or {}
+        )
     if world.name != row.world_name:
         raise ConfigError(
             f"run {run_id} is of world {row.world_name!r}, not {world.name!r} ({world.path})"

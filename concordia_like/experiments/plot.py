@@ -1,0 +1,52 @@
+"""A PNG of each measurement over the steps: one line per condition (the mean over the
+seeds) with its band (the 95% interval where there are two seeds or more)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from concordia_like.experiments.stats import mean_ci
+
+
+def plot(rows: Sequence[dict[str, Any]], conditions: Sequence[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    numeric = [r for r in rows if isinstance(r["value"], int | float)]
+    measures = list(dict.fromkeys(r["measurement"] for r in numeric))
+    if not measures:
+        return
+    cols = min(3, len(measures))
+    nrows = (len(measures) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.2 * nrows), squeeze=False)
+    for ax, m in zip(axes.flat, measures, strict=False):
+        for c in conditions:
+            by_step: dict[int, list[float]] = {}
+            for r in numeric:
+                if r["measurement"] == m and r["condition"] == c:
+                    by_step.setdefault(int(r["step"]), []).append(float(r["value"]))
+            if not by_step:
+                continue
+            steps = sorted(by_step)
+            stats = [mean_ci(by_step[s]) for s in steps]
+            (line,) = ax.plot(
+                steps, [s[0] for s in stats], marker="." if len(steps) < 3 else None, label=c
+            )
+            lo = [s[1] for s in stats]
+            if all(v == v for v in lo):  # no nan: two seeds or more everywhere
+                ax.fill_between(steps, lo, [s[2] for s in stats], alpha=0.2, color=line.get_color())
+        ax.set_title(m)
+        ax.set_xlabel("step")
+        ax.legend(fontsize="small")
+    for ax in list(axes.flat)[len(measures) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)

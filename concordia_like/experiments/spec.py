@@ -1,0 +1,349 @@
+"""The scenario file's schema: what `worlds/scenarios/<name>.yaml` may contain.
+
+A scenario names a world and may override its start, step length and rules; it picks
+the cast and gives some residents goals or secrets; it names interventions (something
+that happens at a step or a time) and the conditions to compare (each a set of
+interventions, one of them the control); it names measurements, a stop condition, the
+seeds and the model. Pydantic checks each field here (`extra="forbid"` refuses typos);
+`experiments.scenario` checks what needs the world (residents, places, items, times) and
+reports it at its file and line just the same.
+
+    name: Bread price rise
+    world: ../town.yaml               # relative to this file
+    start: "07:00"                    # optional: this time of the world's first day
+    step_minutes: 10                  # optional
+    rules: [an extra rule]            # optional: added to the world's rules
+    cast: [Ines Marlowe, Margo Vell]  # optional: these residents only
+    residents:                        # optional: goals and secrets of some residents
+      Margo Vell: {goals: [find out who...], memories: [Tobias owes Ines money]}
+    seeds: 3                          # seeds 0, 1, 2 (or a list: [4, 7])
+    stop: {steps: 12}                 # or until: 2025-04-14 09:00; and when: {measure, op, value}
+    model: {backend: embedded}        # optional; the command's flags override it
+    sampling: {act: {temperature: 0.9}}
+    interventions:
+      rumour: {kind: announce, at_step: 4, place: cafe, text: ...}
+    control: control
+    conditions: {control: [], rumour: [rumour]}
+    measurements:
+      - {name: at_bakery, kind: residents_at, place: bakery}   # every step by default
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from concordia_like.agents.persona import SeedMemory, parse_hhmm
+from concordia_like.llm.sampling import SamplingOverrides
+from concordia_like.world.effects import Effect, PropertyValue
+
+NAME = r"^[a-z][a-z0-9_\-]*$"
+Name = Annotated[str, Field(pattern=NAME, max_length=60)]
+MAX_SEEDS = 1000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _naive(v: datetime | None) -> datetime | None:
+    if v is not None and v.tzinfo is not None:
+        raise ValueError("simulation times are local: write them without a timezone")
+    return v
+
+
+class ResidentOverride(_Strict):
+    """What a scenario gives one resident on top of its persona card."""
+
+    goals: list[str] = Field(default_factory=list, max_length=10)
+    memories: list[SeedMemory] = Field(default_factory=list, max_length=20)
+
+    @field_validator("memories", mode="before")
+    @classmethod
+    def _plain(cls, v: object) -> object:
+        if isinstance(v, list):
+            return [{"text": m} if isinstance(m, str) else m for m in v]
+        return v
+
+
+# -- interventions ----------------------------------------------------------------------
+
+
+class _Timed(_Strict):
+    """When an intervention happens: at the start of step `at_step` (before anyone
+    acts), or at the step whose time is `at`."""
+
+    at_step: int | None = Field(None, ge=1)
+    at: datetime | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _local(cls, v: datetime | None) -> datetime | None:
+        return _naive(v)
+
+    @model_validator(mode="after")
+    def _one_time(self) -> _Timed:
+        if (self.at_step is None) == (self.at is None):
+            raise ValueError("give exactly one of at_step and at")
+        return self
+
+
+class Announce(_Timed):
+    """Something happens at a place (perceived by whoever is there) or everywhere."""
+
+    kind: Literal["announce"] = "announce"
+    text: str = Field(min_length=1, max_length=500)
+    place: str | None = None
+
+
+class Message(_Timed):
+    """A message that only some residents perceive (a letter, a word in the ear)."""
+
+    kind: Literal["message"] = "message"
+    text: str = Field(min_length=1, max_length=500)
+    to: list[str] = Field(min_length=1, max_length=100)
+
+
+class PlantMemory(_Timed):
+    """A memory given to some residents between steps, as the sandbox's whisper."""
+
+    kind: Literal["memory"] = "memory"
+    text: str = Field(min_length=1, max_length=500)
+    to: list[str] = Field(min_length=1, max_length=100)
+
+
+class Effects(_Timed):
+    """Changes of the world in its effect language (attributes, items, positions),
+    applied atomically and validated like a scheduled event's; `text` announced."""
+
+    kind: Literal["effects"] = "effects"
+    effects: list[Effect] = Field(min_length=1, max_length=20)
+    text: str | None = Field(None, max_length=500)
+    place: str | None = None
+
+
+class SetProperty(_Timed):
+    """An item's property changes (a price chalked anew); `text` announced."""
+
+    kind: Literal["property"] = "property"
+    item: str = Field(min_length=1, max_length=80)
+    holder: str = Field(min_length=1, max_length=80)
+    property: str = Field(min_length=1, max_length=40)
+    value: PropertyValue
+    text: str | None = Field(None, max_length=500)
+    place: str | None = None
+
+
+Intervention = Annotated[
+    Announce | Message | PlantMemory | Effects | SetProperty, Field(discriminator="kind")
+]
+
+
+# -- measurements ------------------------------------------------------------------------
+
+
+class _Measure(_Strict):
+    """When a measurement is taken: every `every` steps, at some steps, at some times;
+    the end of a run always. Nothing given: every step (code) or the end (questions)."""
+
+    name: Name
+    every: int | None = Field(None, ge=1)
+    at_steps: list[int] = Field(default_factory=list, max_length=1000)
+    at: list[datetime] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("at")
+    @classmethod
+    def _local(cls, v: list[datetime]) -> list[datetime]:
+        for t in v:
+            _naive(t)
+        return v
+
+
+class ResidentsAt(_Measure):
+    """How many residents are at a place."""
+
+    kind: Literal["residents_at"] = "residents_at"
+    place: str
+
+
+class AttributeStat(_Measure):
+    """The total, mean, least or most of an attribute over residents (default: all)."""
+
+    kind: Literal["attribute"] = "attribute"
+    attribute: str
+    stat: Literal["sum", "mean", "min", "max"] = "sum"
+    of: list[str] = Field(default_factory=list)
+
+
+class ItemCount(_Measure):
+    """How many of an item (by name) there are, with one holder or in all."""
+
+    kind: Literal["items"] = "items"
+    item: str = Field(min_length=1, max_length=80)
+    holder: str | None = None
+
+
+class Holder(_Measure):
+    """Who or where holds an item (its id or name); "" if it is gone."""
+
+    kind: Literal["holder"] = "holder"
+    item: str = Field(min_length=1, max_length=80)
+
+
+class EventCount(_Measure):
+    """How many events of some kinds the run has logged so far (every kind if none),
+    optionally only those whose text contains a word (case-insensitive), of one actor
+    or at one place."""
+
+    kind: Literal["events"] = "events"
+    kinds: list[str] = Field(default_factory=list)
+    contains: str | None = Field(None, min_length=1, max_length=80)
+    actor: str | None = None
+    place: str | None = None
+
+
+Op = Literal["lt", "le", "gt", "ge", "eq", "ne"]
+
+
+class Check(_Measure):
+    """Whether another code measurement compares so with a value: 1 or 0."""
+
+    kind: Literal["check"] = "check"
+    measure: Name
+    op: Op
+    value: float
+
+
+Answer = Literal["yes_no", "number", "choice"]
+
+
+class _Question(_Measure):
+    question: str = Field(min_length=1, max_length=500)
+    answer: Answer = "yes_no"
+    choices: list[str] = Field(default_factory=list, max_length=20)
+    #: for `choice`, the answer whose share is measured
+    counts: str | None = None
+    min: int = 0
+    max: int = 100
+
+    @model_validator(mode="after")
+    def _answer_fits(self) -> _Question:
+        if self.answer == "choice":
+            if len(self.choices) < 2:
+                raise ValueError("a choice answer needs at least two choices")
+            if self.counts not in self.choices:
+                raise ValueError("counts: name the choice whose share is measured")
+        elif self.choices or self.counts is not None:
+            raise ValueError(f"choices and counts are for answer: choice, not {self.answer}")
+        if self.answer == "number" and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        if self.every is not None or self.at_steps or self.at:
+            raise ValueError("questions are put at the end of a run (no every, at_steps, at)")
+        return self
+
+
+class Ask(_Question):
+    """A question put to residents (default: the whole cast), answered in character
+    under a constrained answer; asking changes nothing in the run. The value is the
+    share answering yes (or `counts`), or the mean number."""
+
+    kind: Literal["ask"] = "ask"
+    of: list[str] = Field(default_factory=list)
+
+
+class Judge(_Question):
+    """A question put to the model about the log of the last `last_steps` steps (all
+    if none), of some event kinds (default speech, action, announcement)."""
+
+    kind: Literal["judge"] = "judge"
+    last_steps: int | None = Field(None, ge=1)
+    kinds: list[str] = Field(default_factory=lambda: ["speech", "action", "announcement"])
+
+
+Measurement = Annotated[
+    ResidentsAt | AttributeStat | ItemCount | Holder | EventCount | Check | Ask | Judge,
+    Field(discriminator="kind"),
+]
+CODE_KINDS = ("residents_at", "attribute", "items", "holder", "events", "check")
+
+
+# -- the rest --------------------------------------------------------------------------
+
+
+class Predicate(_Strict):
+    """A code measurement compared with a value, e.g. {measure: bread, op: lt, value: 5}."""
+
+    measure: Name
+    op: Op
+    value: float
+
+
+class Stop(_Strict):
+    """When a run ends: after `steps` steps, at time `until`, or once `when` holds
+    (checked after each step), whichever comes first; `steps` or `until` is needed."""
+
+    steps: int | None = Field(None, ge=1, le=100_000)
+    until: datetime | None = None
+    when: Predicate | None = None
+
+    @field_validator("until")
+    @classmethod
+    def _local(cls, v: datetime | None) -> datetime | None:
+        return _naive(v)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Stop:
+        if self.steps is None and self.until is None:
+            raise ValueError("give steps or until (when alone could run forever)")
+        return self
+
+
+class ModelSpec(_Strict):
+    backend: Literal["embedded", "openai", "langchain", "scripted"] = "embedded"
+    model: str | None = None
+    base_url: str | None = None
+
+
+class ScenarioSpec(_Strict):
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field("", max_length=2000)
+    reference: str = Field("", max_length=1000)
+    world: str = Field(min_length=1, description="world file, relative to this file")
+    start: str | None = Field(None, description="HH:MM of the world's first day")
+    step_minutes: int | None = Field(None, ge=1, le=1440)
+    rules: list[str] = Field(default_factory=list, max_length=20)
+    cast: list[str] = Field(default_factory=list)
+    residents: dict[str, ResidentOverride] = Field(default_factory=dict)
+    seeds: int | list[int] = 3
+    stop: Stop
+    model: ModelSpec = ModelSpec()
+    engine: Literal["simultaneous", "sequential"] = "simultaneous"
+    sampling: SamplingOverrides = Field(default_factory=dict)
+    interventions: dict[Name, Intervention] = Field(default_factory=dict)
+    control: Name = "control"
+    conditions: dict[Name, list[Name]] = Field(min_length=2)
+    measurements: list[Measurement] = Field(min_length=1, max_length=100)
+
+    @field_validator("start")
+    @classmethod
+    def _hhmm(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_hhmm(v)
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, int) and not 1 <= v <= MAX_SEEDS:
+            raise ValueError(f"seeds: from 1 to {MAX_SEEDS} seeds")
+        if isinstance(v, list) and (not v or len(set(v)) != len(v) or len(v) > MAX_SEEDS):
+            raise ValueError("seeds: a list of distinct seeds, at least one")
+        return v
+
+    def seed_list(self, k: int | None = None) -> list[int]:
+        """The seeds to run: `k` of them (0..k-1) when given, else the file's."""
+        if k is not None:
+            return list(range(k))
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
