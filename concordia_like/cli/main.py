@@ -6,6 +6,7 @@ import typer
 
 from concordia_like.cli.demo import demo
 from concordia_like.cli.dialogues import dialogues
+from concordia_like.cli.experiment import experiment
 from concordia_like.cli.log import log
 from concordia_like.cli.models import models
 from concordia_like.cli.run import run
@@ -23,6 +24,7 @@ app.command()(log)
 app.command()(models)
 app.command()(demo)
 app.command()(town)
+app.command()(experiment)
 app.command()(dialogues)
 
 
