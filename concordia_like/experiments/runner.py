@@ -364,8 +364,11 @@ def run_experiment(
     address: str | None = None,
     worker_setup: str | None = None,
     worker_env: dict[str, str] | None = None,
+    backend: Backend | None = None,
 ) -> Report:
-    """Run (or finish) the experiment and write its tables, manifest and plot."""
+    """Run (or finish) the experiment and write its tables, manifest and plot. The
+    local executor makes its backend from `settings.model` unless given one (it is
+    closed at the end either way)."""
     out = settings.out
     old = check_out(scenario, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -392,7 +395,7 @@ def run_experiment(
     }
     write_atomic(out / "manifest.json", _json(manifest))
     if executor == "local":
-        seeds = asyncio.run(_local(scenario, settings, tracker))
+        seeds = asyncio.run(_local(scenario, settings, tracker, backend))
     elif executor == "ray":
         seeds = _ray(scenario, settings, tracker, address, worker_setup, worker_env)
     else:
@@ -407,9 +410,9 @@ def run_experiment(
 
 
 async def _local(
-    scenario: Scenario, settings: Settings, tracker: Tracker | None
+    scenario: Scenario, settings: Settings, tracker: Tracker | None, backend: Backend | None
 ) -> list[dict[str, Any]]:
-    backend = settings.model.make()
+    backend = backend or settings.model.make()
     batcher = Batcher(backend)
     try:
         return list(
