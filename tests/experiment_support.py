@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine_support import MINI
+from engine_support import MINI, store_path
 
+from concordia_like.engine.recorder import RunRecorder
 from concordia_like.experiments.runner import ModelOptions, Settings, run_experiment
 from concordia_like.experiments.scenario import load_scenario
 
@@ -70,3 +71,14 @@ def values(rows, measurement, condition=None, seed=None):
         and (condition is None or r["condition"] == condition)
         and (seed is None or r["seed"] == seed)
     ]
+
+
+def timeline_of(out: Path, seed: int, condition: str) -> list[tuple]:
+    """The events of one condition's run of one seed, as the log shows them."""
+    root = out / "runs" / f"seed-{seed}"
+    run_id = json.loads((root / "index.json").read_text())[condition]
+    rec = RunRecorder(f"sqlite:///{store_path(root, run_id)}")
+    try:
+        return [(e.step, e.seq, e.kind, e.actor, e.text) for e in rec.events(run_id)]
+    finally:
+        rec.close()

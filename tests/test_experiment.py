@@ -11,11 +11,10 @@ import math
 
 import pytest
 from engine_support import query, store_path
-from experiment_support import SCENARIO, result, run, values, write_scenario
+from experiment_support import SCENARIO, result, run, timeline_of, values, write_scenario
 from typer.testing import CliRunner
 
 from concordia_like.cli.main import app
-from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.simulation import StepAborted
 from concordia_like.experiments.stats import mean_ci, summarize
 from concordia_like.llm import BackendUnavailableError
@@ -39,16 +38,6 @@ def forked(tmp_path_factory):
     finally:
         embedder_module._default = saved
     return path, with_fork, without
-
-
-def timeline(out, seed, condition):
-    root = out / "runs" / f"seed-{seed}"
-    run_id = json.loads((root / "index.json").read_text())[condition]
-    rec = RunRecorder(f"sqlite:///{store_path(root, run_id)}")
-    try:
-        return [(e.step, e.seq, e.kind, e.actor, e.text) for e in rec.events(run_id)]
-    finally:
-        rec.close()
 
 
 def test_interventions_act_in_the_treated_condition_only(forked):
@@ -114,14 +103,14 @@ def test_every_kind_of_measurement_has_a_row_per_run(forked):
 def test_forked_conditions_share_the_exact_past_and_equal_unforked_runs(forked):
     _, rep, plain = forked
     for seed in (0, 1):
-        control = timeline(rep.out, seed, "control")
-        treated = timeline(rep.out, seed, "treated")
+        control = timeline_of(rep.out, seed, "control")
+        treated = timeline_of(rep.out, seed, "treated")
         past = [e for e in control if e[0] <= 2]
         assert past and [e for e in treated if e[0] <= 2] == past
         assert control != treated
         # and each condition goes on exactly as a run of it from the start
-        assert timeline(plain.out, seed, "control") == control
-        assert timeline(plain.out, seed, "treated") == treated
+        assert timeline_of(plain.out, seed, "control") == control
+        assert timeline_of(plain.out, seed, "treated") == treated
         assert result(rep.out, seed, "treated")["from_past"] == 2
     key = lambda r: (r["condition"], r["seed"], r["step"], r["measurement"])  # noqa: E731
     assert sorted(rep.rows, key=key) == sorted(plain.rows, key=key)
@@ -136,7 +125,7 @@ def test_different_seeds_give_different_measurements(forked):
     assert values(rep.rows, "in_square", "control", 0) != values(
         rep.rows, "in_square", "control", 1
     )
-    assert timeline(rep.out, 0, "control") != timeline(rep.out, 1, "control")
+    assert timeline_of(rep.out, 0, "control") != timeline_of(rep.out, 1, "control")
 
 
 def test_outputs_are_written(forked):
@@ -151,6 +140,11 @@ def test_outputs_are_written(forked):
     assert manifest["ended"] and manifest["replayable"] is True
     assert manifest["shared_steps"] == 2 and len(manifest["scenario_hash"]) == 16
     assert (out / "measurements.png").read_bytes()[:4] == b"\x89PNG"
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(out / "measurements.parquet").to_pylist()
+    assert len(table) == len(rep.rows)
+    spade = [r for r in table if r["measurement"] == "spade_with"]
+    assert spade[0]["value"] is None and spade[0]["value_text"] in ("Ann Reed", "Bob Vale")
     summary = (out / "summary.csv").read_text()
     assert summary.startswith("measurement,condition,n,mean,ci_low,ci_high,diff")
 
@@ -204,9 +198,9 @@ def test_rerun_skips_complete_runs_and_resumes_an_interrupted_one(forked, tmp_pa
         >= {k: v for k, v in index.items()}.items()
     )
     for c in ("control", "treated"):
-        steps = sorted({e[0] for e in timeline(out, 1, c)})
+        steps = sorted({e[0] for e in timeline_of(out, 1, c)})
         assert steps == [1, 2, 3, 4, 5]
-        assert timeline(out, 1, c) == timeline(rep.out, 1, c)
+        assert timeline_of(out, 1, c) == timeline_of(rep.out, 1, c)
     key = lambda r: (r["condition"], r["seed"], r["step"], r["measurement"])  # noqa: E731
     assert sorted(rerun.rows, key=key) == sorted(rep.rows, key=key)
 

@@ -239,7 +239,13 @@ def print_report(report: Report, name: str) -> None:
         p.name
         for p in (
             report.out / n
-            for n in ("measurements.csv", "summary.csv", "manifest.json", "measurements.png")
+            for n in (
+                "measurements.csv",
+                "measurements.parquet",
+                "summary.csv",
+                "manifest.json",
+                "measurements.png",
+            )
         )
         if p.exists()
     )

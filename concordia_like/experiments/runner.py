@@ -5,6 +5,7 @@ An experiment's folder (`--out DIR`) holds
 
     manifest.json        what was run, with what, when; whether it replays exactly
     measurements.csv     the tidy table: condition, seed, measurement, step, time, value
+    measurements.parquet the same (with pyarrow installed: the `parquet` extra)
     summary.csv          per measurement and condition: mean, 95% interval, paired
                          difference from the control and its interval
     measurements.png     each measurement over the steps, one line and band per condition
@@ -561,6 +562,36 @@ def write_outputs(report: Report, scenario: Scenario) -> None:
     write_atomic(out / "measurements.csv", table_csv(rows, FIELDS))
     write_atomic(out / "summary.csv", table_csv(report.summary, SUMMARY_FIELDS))
     with contextlib.suppress(ImportError):
+        write_parquet(rows, out / "measurements.parquet")
+    with contextlib.suppress(ImportError):
         from concordia_like.experiments.plot import plot
 
         plot(rows, scenario.conditions, out / "measurements.png")
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    """The tidy table as Parquet (with pyarrow, the `parquet` extra): `value` holds the
+    numbers, `value_text` what is text (who holds an item)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def number(v: Any) -> float | None:
+        return float(v) if isinstance(v, int | float) else None
+
+    table = pa.table(
+        {
+            "condition": [r["condition"] for r in rows],
+            "seed": pa.array([int(r["seed"]) for r in rows], pa.int64()),
+            "measurement": [r["measurement"] for r in rows],
+            "step": pa.array([int(r["step"]) for r in rows], pa.int64()),
+            "time": [r["time"] for r in rows],
+            "value": pa.array([number(r["value"]) for r in rows], pa.float64()),
+            "value_text": pa.array(
+                [None if number(r["value"]) is not None else str(r["value"]) for r in rows],
+                pa.string(),
+            ),
+        }
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
