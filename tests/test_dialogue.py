@@ -411,3 +411,29 @@ def test_killed_generation_ends_with_exactly_n_unique_conversations(tmp_path):
         return [[(t["speaker"], t["text"]) for t in r["turns"]] for r in rows]
 
     assert said(got) == said(lines(straight))
+
+
+def test_a_conversation_nobody_spoke_in_is_journaled_and_dropped(tmp_path, runs_root):
+    """Speech the guard refuses twice is lost; a conversation with no words at all is
+    kept in the journal (so it is not tried again) and dropped as never got going."""
+    import asyncio
+
+    from concordia_like.dialogue.filters import FilterConfig
+    from concordia_like.dialogue.generate import SharedModel
+    from concordia_like.dialogue.job import run_job
+    from concordia_like.llm.scripted import ScriptedBackend
+
+    backend = ScriptedBackend()
+    backend.add_rule(r".", "says", purpose="speech")
+    result = asyncio.run(
+        run_job(
+            load_world(TOWN), SharedModel(backend), tmp_path / "work", conversations=1,
+            turns=2, seed=0, parallel=1, filters=FilterConfig(), max_attempts=2,
+            job={"backend": "scripted", "model": backend.model},
+        )
+    )  # fmt: skip
+    assert [len(r["turns"]) for r in result.records] == [0, 0]
+    assert all(r["dropped_turns"] for r in result.records)
+    assert result.selection.kept == []
+    assert result.selection.counts()["never got going"] == 2
+    assert all(r["provenance"]["backend"] == "scripted" for r in result.records)

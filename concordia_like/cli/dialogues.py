@@ -308,7 +308,15 @@ def _generate(
         finally:
             await inner.aclose()
 
-    result = asyncio.run(go())
+    from concordia_like.engine.simulation import StepAborted
+
+    try:
+        result = asyncio.run(go())
+    except StepAborted as exc:
+        raise ConfigError(
+            f"{exc}; the conversations finished so far are kept in {work}: run the same "
+            "command again to go on"
+        ) from exc
     console.print(
         f"generated {result.attempted} conversations in {work} ({inner.name}:{inner.model})",
         soft_wrap=True,

@@ -35,7 +35,7 @@ from typing import Any
 from concordia_like.agents.actions import Say, Wait
 from concordia_like.agents.speech import write_speech
 from concordia_like.dialogue.plan import ConversationSpec
-from concordia_like.dialogue.records import conversations_of_run, dumps
+from concordia_like.dialogue.records import conversations_of_run, dumps, silent_conversation
 from concordia_like.engine.hooks import StepHook, StepInput
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import RETRIEVE_K, Simulation
@@ -220,10 +220,15 @@ async def run_conversation(
     place = cast.state.places[spec.place].name
     for m in spec.members:
         company = ", ".join(x for x in spec.members if x != m)
-        sim.agents[m].perceive(f"You are at {place} with {company}.")
+        sim.agents[m].perceive(f"You meet {company} at {place}.")
     sim.plant_memory(opener, f"I want to talk with {' and '.join(others)} about {spec.topic}")
-    while not hook.done and sim.step < max_steps(turns):
-        await sim.run_step()
+    try:
+        while not hook.done and sim.step < max_steps(turns):
+            await sim.run_step()
+    except BaseException:
+        sim.memory.close()
+        sim.recorder.close()
+        raise
     return sim, hook
 
 
@@ -312,10 +317,10 @@ async def generate(
             )
             try:
                 found = conversations_of_run(sim.recorder, sim.run_id, world, generator="dialogues")
+                record = _one_record(found, sim, spec, world, hook)
             finally:
                 sim.memory.close()
                 sim.recorder.close()
-            record = _one_record(found, sim, spec, world, hook)
             journal.append(record)
             have[spec.index] = record
             if on_done is not None:
@@ -346,30 +351,9 @@ def _one_record(
     if found:
         rec = max(found, key=lambda r: len(r["turns"]))
     else:
-        from concordia_like.dialogue.records import situation_text, world_hash
-
-        rec = {
-            "id": f"{sim.run_id}-0",
-            "speakers": list(spec.members),
-            "turns": [],
-            "situation": situation_text(
-                world, spec.place, sim.state.now, list(spec.members), spec.topic
-            ),
-            "personas": {},
-            "leaks": [],
-            "provenance": {
-                "generator": "dialogues",
-                "world": world.name,
-                "world_path": str(world.path),
-                "world_sha256": world_hash(world),
-                "run_id": sim.run_id,
-                "conversation_id": f"{sim.run_id}-0",
-                "personas": list(spec.members),
-                "seed": sim.seed,
-                "place": spec.place,
-                "topic": spec.topic,
-            },
-        }
+        rec = silent_conversation(
+            sim.recorder, sim.run_id, world, list(spec.members), spec.place, sim.state.now
+        )
     rec["provenance"]["index"] = spec.index
     rec["provenance"]["planned_members"] = list(spec.members)
     rec["dropped_turns"] = list(hook.dropped)

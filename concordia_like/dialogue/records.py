@@ -105,9 +105,6 @@ def conversations_of_run(
         run = s.get(RunRow, run_id)
     if run is None:
         raise ValueError(f"no run {run_id!r} in store {recorder.url}")
-    config = run.config or {}
-    spec = config.get("dialogue") or {}
-    backend, _, model = run.backend.partition(":")
     whash = world_hash(world)
     secrets = secrets_of(world.personas.values())
     known_cache: dict[str, list[tuple[datetime, str]]] = {}
@@ -121,7 +118,6 @@ def conversations_of_run(
                 if who not in people:
                     people.append(who)
         start = rows[0].sim_time
-        topic = spec.get("topic")
         turns, leaks = [], []
         for k, r in enumerate(rows):
             turns.append(
@@ -145,42 +141,72 @@ def conversations_of_run(
                 leaks.append({"turn": k, "speaker": r.speaker, "owner": hit[0], "secret": hit[1]})
         conv_id = f"{run_id}-{n}"
         out.append(
-            {
-                "id": conv_id,
-                "speakers": people,
-                "turns": turns,
-                "situation": situation_text(world, rows[0].place, start, people, topic),
-                "personas": {
-                    p: world.personas[p].prompt_text(PERSONA_MAX)
-                    for p in people
-                    if p in world.personas
-                },
-                "leaks": leaks,
-                "provenance": {
-                    "generator": generator,
-                    "world": world.name,
-                    "world_path": str(world.path),
-                    "world_sha256": whash,
-                    "scenario": config.get("scenario"),
-                    "run_id": run_id,
-                    "conversation_id": conv_id,
-                    "index": spec.get("index"),
-                    "personas": people,
-                    "seed": run.seed,
-                    "backend": config.get("backend") or backend,
-                    "model": model or config.get("model"),
-                    "sampling": config.get("sampling"),
-                    "place": rows[0].place,
-                    "place_name": world.state.places[rows[0].place].name
-                    if rows[0].place in world.state.places
-                    else rows[0].place,
-                    "sim_time": start.isoformat(),
-                    "topic": topic,
-                    "topic_source": spec.get("topic_source"),
-                },
-            }
+            _record(
+                run, world, whash, conv_id, people, rows[0].place, start, turns, leaks, generator
+            )
         )
     return out
+
+
+def _record(
+    run: RunRow,
+    world: World,
+    whash: str,
+    conv_id: str,
+    people: list[str],
+    place: str,
+    start: datetime,
+    turns: list[dict[str, Any]],
+    leaks: list[dict[str, Any]],
+    generator: str,
+) -> dict[str, Any]:
+    config = run.config or {}
+    spec = config.get("dialogue") or {}
+    backend, _, model = run.backend.partition(":")
+    topic = spec.get("topic")
+    p = world.state.places.get(place)
+    return {
+        "id": conv_id,
+        "speakers": people,
+        "turns": turns,
+        "situation": situation_text(world, place, start, people, topic),
+        "personas": {
+            x: world.personas[x].prompt_text(PERSONA_MAX) for x in people if x in world.personas
+        },
+        "leaks": leaks,
+        "provenance": {
+            "generator": generator,
+            "world": world.name,
+            "world_path": str(world.path),
+            "world_sha256": whash,
+            "scenario": config.get("scenario"),
+            "run_id": run.id,
+            "conversation_id": conv_id,
+            "index": spec.get("index"),
+            "personas": people,
+            "seed": run.seed,
+            "backend": config.get("backend") or backend,
+            "model": model or config.get("model"),
+            "sampling": config.get("sampling"),
+            "place": place,
+            "place_name": p.name if p is not None else place,
+            "sim_time": start.isoformat(),
+            "topic": topic,
+            "topic_source": spec.get("topic_source"),
+        },
+    }
+
+
+def silent_conversation(
+    recorder: RunRecorder, run_id: str, world: World, people: list[str], place: str,
+    start: datetime, generator: str = "dialogues",
+) -> dict[str, Any]:  # fmt: skip
+    """The record of a planned conversation in which nobody spoke: no turns."""
+    with recorder.sessions() as s:
+        run = s.get(RunRow, run_id)
+    assert run is not None
+    conv_id = f"{run_id}-0"
+    return _record(run, world, world_hash(world), conv_id, people, place, start, [], [], generator)
 
 
 def dumps(record: dict[str, Any]) -> str:
