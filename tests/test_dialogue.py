@@ -437,3 +437,18 @@ def test_a_conversation_nobody_spoke_in_is_journaled_and_dropped(tmp_path, runs_
     assert result.selection.kept == []
     assert result.selection.counts()["never got going"] == 2
     assert all(r["provenance"]["backend"] == "scripted" for r in result.records)
+
+
+def test_journal_drops_a_torn_last_line_and_duplicates(tmp_path):
+    from concordia_like.dialogue.generate import Journal
+
+    path = tmp_path / "conversations.jsonl"
+    journal = Journal(path)
+    journal.append({"id": "a", "provenance": {"index": 0}})
+    journal.append({"id": "a-again", "provenance": {"index": 0}})
+    journal.append({"id": "b", "provenance": {"index": 1}})
+    with open(path, "a") as f:
+        f.write('{"id": "c", "provenance": {"ind')  # a kill in the middle of a line
+    assert [r["id"] for r in journal.read()] == ["a", "b"]
+    journal.append({"id": "c", "provenance": {"index": 2}})  # goes on a clean line
+    assert [r["id"] for r in journal.read()] == ["a", "b", "c"]
