@@ -128,7 +128,7 @@ def _build(spec: ScenarioSpec, world: World, doc: YamlDoc | None = None) -> Worl
                     "goals": [*card.goals, *extra.goals][-10:],
                     "seed_memories": [
                         *card.seed_memories,
-                        *(SeedMemory(text=m.text, importance=m.importance) for m in extra.memories),
+                        *(SeedMemory(text=m) if isinstance(m, str) else m for m in extra.memories),
                     ],
                 }
             )

@@ -58,14 +58,10 @@ class ResidentOverride(_Strict):
     """What a scenario gives one resident on top of its persona card."""
 
     goals: list[str] = Field(default_factory=list, max_length=10)
-    memories: list[SeedMemory] = Field(default_factory=list, max_length=20)
-
-    @field_validator("memories", mode="before")
-    @classmethod
-    def _plain(cls, v: object) -> object:
-        if isinstance(v, list):
-            return [{"text": m} if isinstance(m, str) else m for m in v]
-        return v
+    #: a plain string is a memory of importance 5, as on a persona card
+    memories: list[SeedMemory | Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=20
+    )
 
 
 # -- interventions ----------------------------------------------------------------------
