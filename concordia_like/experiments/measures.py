@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 from pydantic import Field
 
@@ -26,6 +26,7 @@ from concordia_like.experiments.spec import (
     AttributeStat,
     Check,
     EventCount,
+    EventKind,
     Holder,
     ItemCount,
     Judge,
@@ -61,7 +62,7 @@ def holds(value: Value, op: str, than: float) -> bool:
 
 def _matches(m: EventCount, e: Event) -> bool:
     return (
-        (not m.kinds or e.kind in m.kinds)
+        (e.kind in m.kinds if m.kinds else e.kind in get_args(EventKind))
         and (m.actor is None or e.actor == m.actor)
         and (m.place is None or e.place == m.place)
         and (m.contains is None or m.contains.lower() in e.text.lower())

@@ -236,6 +236,7 @@ class SeedRunner:
                 past = self._start(PAST)
                 self._hook(past, [measures], resumed=False)
             await self._advance(past, measures, shared, f"seed {self.seed} shared past")
+            self.tracker.run_finished(f"seed {self.seed} shared past", f"{past.step} steps")
         try:
             await asyncio.gather(*(self._condition(c, past, shared) for c in pending))
         finally:

@@ -188,13 +188,16 @@ class Holder(_Measure):
     item: str = Field(min_length=1, max_length=80)
 
 
+EventKind = Literal["action", "speech", "failure", "announcement"]
+
+
 class EventCount(_Measure):
-    """How many events of some kinds the run has logged so far (every kind if none),
+    """How many events of some kinds (default: all four) the run has logged so far,
     optionally only those whose text contains a word (case-insensitive), of one actor
-    or at one place."""
+    or at one place. Planning and reflection are not counted."""
 
     kind: Literal["events"] = "events"
-    kinds: list[str] = Field(default_factory=list)
+    kinds: list[EventKind] = Field(default_factory=list)
     contains: str | None = Field(None, min_length=1, max_length=80)
     actor: str | None = None
     place: str | None = None
