@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
-from engine_support import query, store_path
+from engine_support import REPO, query, store_path
 from experiment_support import SCENARIO, result, run, timeline_of, values, write_scenario
 from typer.testing import CliRunner
 
@@ -268,3 +274,46 @@ def test_cli_runs_then_skips_and_reports(forked, tmp_path, fast_embedder):
     other.write_text(SCENARIO.replace("Mini notice", "Another"))
     res = CliRunner().invoke(app, ["experiment", str(other), "--out", str(out), "-b", "scripted"])
     assert res.exit_code == 1 and "holds an experiment of another scenario" in res.stderr
+
+
+def _steps_done(out, seed, condition):
+    root = out / "runs" / f"seed-{seed}"
+    try:
+        run_id = json.loads((root / "index.json").read_text()).get(condition)
+        if run_id is None:
+            return 0
+        rows = query(store_path(root, run_id), "SELECT steps_done FROM runs")
+    except (OSError, ValueError, sqlite3.Error):
+        return 0
+    return rows[0][0] if rows else 0
+
+
+def test_sigkill_loses_at_most_the_steps_in_flight(forked, tmp_path, fast_embedder):
+    path, rep, _ = forked
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+    cmd = [sys.executable, "-c", "import fast_embedder; fast_embedder.main()", "experiment",
+           str(path), "--seeds", "2", "--out", str(out), "-b", "scripted"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(_steps_done(out, s, "treated") >= 3 for s in (0, 1)):
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    missing = [
+        (s, c)
+        for s in (0, 1)
+        for c in ("control", "treated")
+        if not (out / "runs" / f"seed-{s}" / "results" / f"{c}.json").exists()
+    ]
+    assert missing  # killed mid-way
+    rerun = run(path, out)
+    for s, c in missing:  # no gap, no duplicate: as an uninterrupted run
+        assert timeline_of(out, s, c) == timeline_of(rep.out, s, c)
+    key = lambda r: (r["condition"], r["seed"], r["step"], r["measurement"])  # noqa: E731
+    assert sorted(rerun.rows, key=key) == sorted(rep.rows, key=key)
