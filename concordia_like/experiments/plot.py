@@ -37,9 +37,15 @@ def plot(rows: Sequence[dict[str, Any]], conditions: Sequence[str], path: Path) 
             (line,) = ax.plot(
                 steps, [s[0] for s in stats], marker="." if len(steps) < 3 else None, label=c
             )
-            lo = [s[1] for s in stats]
-            if all(v == v for v in lo):  # no nan: two seeds or more everywhere
-                ax.fill_between(steps, lo, [s[2] for s in stats], alpha=0.2, color=line.get_color())
+            lo, hi = [s[1] for s in stats], [s[2] for s in stats]
+            if not all(v == v for v in lo):  # a nan: one seed somewhere, no band
+                continue
+            if len(steps) == 1:  # a value at the end only: an error bar
+                mid = stats[0][0]
+                err = [[mid - lo[0]], [hi[0] - mid]]
+                ax.errorbar(steps, [mid], yerr=err, color=line.get_color(), capsize=4)
+            else:
+                ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color())
         ax.set_title(m)
         ax.set_xlabel("step")
         ax.legend(fontsize="small")
