@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from concordia_like.cli.common import (
     ApiKeyOpt,
@@ -52,32 +52,33 @@ def tour(sim: Simulation) -> list[str]:
 
 
 def list_towns(console: Console, root: Path, store: str | None) -> None:
-    table = Table(title=f"towns in {root}", title_justify="left")
-    for col in ("run", "world", "clock", "steps", "backend", "forked from"):
-        table.add_column(col)
+    """One line per town: id (and label), world, clock, steps, backend, origin."""
     urls = [store] if store else [store_url_for(d, None) for d in sorted(root.glob("*/"))]
+    lines = []
     for url in urls:
-        if url is None or (store is None and not Path(url.split("///", 1)[-1]).exists()):
+        if store is None and not Path(url.split("///", 1)[-1]).exists():
             continue
         recorder = RunRecorder(url)
         try:
             for row in recorder.runs():
                 cp = recorder.last_checkpoint(row.id)
                 when = f"{cp.sim_time:%a %d %b %H:%M}" if cp is not None else "not started"
-                fork = (row.config or {}).get("forked_from") or {}
-                label = (row.config or {}).get("label")
-                origin = f"{fork['run']} step {fork['step']}" if fork else ""
-                table.add_row(
-                    row.id + (f" ({label})" if label else ""),
-                    row.world_name,
-                    when,
-                    str(row.steps_done),
-                    row.backend,
-                    origin,
+                config = row.config or {}
+                label = f" ({config['label']})" if config.get("label") else ""
+                fork = config.get("forked_from")
+                origin = f", forked from {fork['run']} step {fork['step']}" if fork else ""
+                lines.append(
+                    (
+                        row.created_at,
+                        f"{row.id}{label}  {row.world_name}, {when}, {row.steps_done} steps, "
+                        f"{row.backend}{origin}",
+                    )
                 )
         finally:
             recorder.close()
-    console.print(table)
+    console.print(f"{len(lines)} towns in {root}" + (":" if lines else ""), soft_wrap=True)
+    for _, line in sorted(lines):
+        console.print(f"  {escape(line)}", soft_wrap=True)
 
 
 @user_errors

@@ -209,7 +209,9 @@ class TownSession:
             target = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
         except ValueError:
             raise Hint("until HH:MM, e.g. until 08:00") from None
-        if target <= now:
+        if target == now:
+            raise Hint(f"it is {now:%H:%M} already")
+        if target < now:  # tomorrow's
             target += timedelta(days=1)
         step = self.sim.state.clock.step
         n = math.ceil((target - now) / step)

@@ -50,7 +50,9 @@ async def run_prompt(session: TownSession, history: Path) -> None:
     clears the line."""
     history.parent.mkdir(parents=True, exist_ok=True)
     prompt: PromptSession[str] = PromptSession(
-        history=FileHistory(str(history)), completer=TownCompleter(session)
+        history=FileHistory(str(history)),
+        completer=TownCompleter(session),
+        complete_while_typing=False,
     )
     while True:
         try:

@@ -1,0 +1,152 @@
+"""`concordia-like town` as a person or a script meets it, on the scripted model: a
+scripted session's transcript is the same from run to run, commands come from a file
+or a pipe, towns are listed and reopened, and at a real pseudo-terminal the prompt
+completes with Tab, keeps its history, and Ctrl-C during `step N` stops after the step
+in flight with that step committed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from engine_support import REPO, TOWN, query
+from test_engine_resume import cli, cli_env
+
+SCRIPT = """\
+look
+step 2
+inspect Ines
+interview Ines How is the bakery doing?
+whisper Tobias Bring the fiddle on Friday.
+inject at bakery A cart overturns outside, spilling flour.
+step
+play Tobias
+look
+go bakery
+say to Ines Good morning
+hum while kneading the dough
+leave
+until 07:30
+look bakery
+help fork
+save
+quit
+step 5
+"""
+
+
+#: terminal escapes (colour, bold) that rich puts between the words on a terminal
+ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"
+
+
+def town(root, *args, stdin: str | None = None, timeout: float = 120) -> str:
+    proc = subprocess.run(
+        cli("town", str(TOWN), "--backend", "scripted", "--root", str(root), *args),
+        cwd=REPO,
+        env=cli_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def masked(transcript: str, root) -> str:
+    """The transcript less what names one run rather than another (its id, its path)."""
+    return re.sub(r"[0-9a-f]{12}", "RUN", transcript.replace(str(root), "ROOT"))
+
+
+def test_scripted_transcript_is_the_same_from_run_to_run(tmp_path):
+    script = tmp_path / "session.txt"
+    script.write_text(SCRIPT)
+    first = town(tmp_path / "a", "--script", str(script), "--seed", "7")
+    second = town(tmp_path / "b", "--script", str(script), "--seed", "7")
+    assert masked(first, tmp_path / "a") == masked(second, tmp_path / "b")
+    # it is a real session: steps happened, quit ended it before the last line
+    assert "step 3 Mon 06:20" in first and "as Tobias Marlowe:" in first
+    assert "Mon 07:30> look bakery" in first
+    assert "step 5" not in first.split("> quit")[1]
+    other = town(tmp_path / "c", "--script", str(script), "--seed", "8")
+    assert masked(other, tmp_path / "c") != masked(first, tmp_path / "a")
+
+
+def test_commands_from_a_pipe_then_list_and_reopen(tmp_path):
+    root = tmp_path / "runs"
+    out = town(root, stdin="step 2\nfork\nstep\n")
+    first = re.search(r"new town ([0-9a-f]{12})", out).group(1)
+    forked = re.search(r"into ([0-9a-f]{12})", out).group(1)
+    assert f"closed town {forked} after step 3" in out
+    listing = town(root, "--list")
+    assert first in listing and forked in listing
+    assert f"forked from {first} step 2" in listing
+    out = town(root, "--open", first, stdin="look\nstep\n")
+    assert f"reopened town {first} after step 2" in out
+    assert "step 3 Mon 06:20" in out
+    steps = query(root / first / "store.sqlite", "SELECT steps_done FROM runs")
+    assert steps == [(3,)]
+
+
+def test_empty_pipe_runs_the_tour(tmp_path):
+    out = town(tmp_path / "runs", stdin="")
+    for command in ("> look", "> step 2", "> inspect ", "> interview ", "> stats", "> quit"):
+        assert command in out
+    assert "closed town" in out and "after step 2" in out
+
+
+def test_at_a_terminal_tab_history_and_ctrl_c(tmp_path):
+    pexpect = pytest.importorskip("pexpect")
+    root = tmp_path / "runs"
+    args = ["-c", "import fast_embedder; fast_embedder.main()"]
+    args += ["town", str(TOWN), "--backend", "scripted", "--root", str(root)]
+    child = pexpect.spawn(
+        sys.executable,
+        args,
+        cwd=str(REPO),
+        # pexpect is no terminal emulator: it cannot answer cursor position requests
+        env={**cli_env(), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"},
+        dimensions=(40, 140),
+        encoding="utf-8",
+        timeout=60,
+    )
+    try:
+        child.expect("Mon 06:00>")
+        time.sleep(0.5)  # the prompt is drawn before it reads keys
+        child.send("insp\t")  # a command completes
+        child.expect("inspect")
+        child.send("Tob\t")  # and a resident's name
+        child.expect("Tobias")
+        child.send("\r")
+        child.expect("relationships:")
+        child.expect("Mon 06:00>")
+        time.sleep(0.5)
+        child.send("dance\r")
+        child.expect("unknown command 'dance'")  # after a coloured 'hint:'
+        child.expect(r"06:00>")
+        time.sleep(0.5)
+        child.sendintr()  # at the prompt: the town is safe
+        child.expect("the town is safe")
+        time.sleep(0.5)
+        child.send("step 500\r")
+        child.expect(rf"step 2{ANSI} Mon 06:10")  # the step number is bold
+        child.sendintr()
+        child.expect(r"stopped after step (\d+) \(Ctrl-C\); it is committed")
+        stopped = int(child.match.group(1))
+        child.expect(r"\d\d:\d\d>")
+        time.sleep(0.5)
+        assert 2 <= stopped < 500
+        child.send("quit\r")
+        child.expect(f"closed town ([0-9a-f]{{12}}) after step {stopped}")
+        run_id = child.match.group(1)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    steps = query(root / run_id / "store.sqlite", "SELECT steps_done FROM runs")
+    assert steps == [(stopped,)]
+    history = (root / ".town_history").read_text()
+    assert "+inspect Tobias\n" in history and "step 500" in history
