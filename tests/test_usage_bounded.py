@@ -9,6 +9,7 @@ import pytest
 
 from concordia_like.llm.backend import Backend
 from concordia_like.llm.batcher import RECENT_BATCHES, Batcher
+from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.llm.types import LLMRequest, RawCompletion
 from concordia_like.llm.usage import (
     Histogram,
@@ -224,3 +225,16 @@ async def test_batcher_keeps_bounded_batch_records():
 
 def _request() -> LLMRequest:
     return LLMRequest.chat("hi", purpose="act")
+
+
+async def test_scripted_backend_keeps_only_its_recent_requests():
+    backend = ScriptedBackend(default_text="ok")
+    backend.keep_requests = 50
+    for i in range(400):
+        await backend.generate_batch([LLMRequest.chat(f"request {i}", purpose="act")])
+        assert len(backend.requests_seen) <= 2 * backend.keep_requests
+    assert len(backend.requests_seen) >= backend.keep_requests
+    # the newest are the ones kept, in order
+    assert backend.requests_seen[-1].messages[-1].content == "request 399"
+    tail = [int(r.messages[-1].content.split()[1]) for r in backend.requests_seen]
+    assert tail == list(range(400 - len(tail), 400))

@@ -39,6 +39,10 @@ class ScriptedBackend(Backend):
     name = "scripted"
     max_batch = 256
 
+    #: the most recent requests kept in `requests_seen`: tests read the last few, and a
+    #: long-lived process (a soak, a sandbox on the scripted model) must not keep them all
+    keep_requests = 10_000
+
     def __init__(self, rules: list[Rule] | None = None, default_text: str | None = None) -> None:
         self.rules = list(rules or [])
         self.default_text = default_text
@@ -63,6 +67,8 @@ class ScriptedBackend(Backend):
                 text = " ".join(text.split()[: req.sampling.max_tokens])
                 completion_tokens, finish = req.sampling.max_tokens, "length"
             out.append(RawCompletion(text, prompt_tokens, completion_tokens, finish))
+        if len(self.requests_seen) > 2 * self.keep_requests:  # trimmed now and then, in one go
+            del self.requests_seen[: -self.keep_requests]
         return out
 
     def _answer(self, req: LLMRequest) -> str:

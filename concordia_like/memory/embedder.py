@@ -84,7 +84,7 @@ class Embedder:
         *,
         batch_size: int = 64,
         batch_tokens: int = 1024,
-        cache_size: int = 50_000,
+        cache_size: int = 10_000,
         precision: Precision = "auto",
         traced: bool = True,
     ) -> None:
