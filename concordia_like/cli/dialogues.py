@@ -142,7 +142,9 @@ def dialogues(
     dedup_threshold: Annotated[
         float, typer.Option(help="Jaccard similarity above which conversations are duplicates")
     ] = 0.7,
-    no_dedup: Annotated[bool, typer.Option(help="keep near-duplicates")] = False,
+    dedup: Annotated[
+        bool, typer.Option("--dedup/--no-dedup", help="drop near-duplicates (or keep them)")
+    ] = True,
     work: Annotated[
         Path | None, typer.Option(help="work folder of the job (default: OUT's name + .work)")
     ] = None,
@@ -191,7 +193,7 @@ def dialogues(
             raise ConfigError(
                 "--parquet needs pyarrow: pip install 'concordia-like[parquet]'"
             ) from None
-    filters = FilterConfig(min_turns=min_turns, dedup_threshold=dedup_threshold, dedup=not no_dedup)
+    filters = FilterConfig(min_turns=min_turns, dedup_threshold=dedup_threshold, dedup=dedup)
     if from_run:
         records, personas = _from_runs(list(from_run), root, store)
         selection = select(records, filters, limit=conversations)
