@@ -10,7 +10,7 @@ setup:
 	bash scripts/setup.sh
 
 run: setup
-	$(BIN)/concordia-like run worlds/town.yaml --steps 6
+	$(BIN)/concordia-like town worlds/town.yaml --start 07:00
 
 test: setup
 	$(BIN)/python -m pytest -q

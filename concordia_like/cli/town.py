@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from concordia_like.agents.persona import parse_hhmm
 from concordia_like.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -95,6 +96,10 @@ def town(
         False
     ),
     seed: Annotated[int, typer.Option(help="seed of a new town")] = 0,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="a new town begins at this time (HH:MM) of its first day"),
+    ] = None,
     engine: Annotated[str, typer.Option(help="simultaneous or sequential")] = "simultaneous",
     store: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL of the store (default: SQLite per town)")
@@ -117,6 +122,13 @@ def town(
         raise ConfigError(
             f"--cache-mode must be one of {', '.join(CACHE_MODES)}, not {cache_mode!r}"
         )
+    if start is not None:
+        if open_ is not None:
+            raise ConfigError("--start begins a new town; a reopened one goes on from its clock")
+        try:
+            parse_hhmm(start)
+        except ValueError as exc:
+            raise ConfigError(f"--start: {exc}") from None
     if script is not None and not script.is_file():
         raise ConfigError(f"script {script} does not exist")
     recorded: dict = {}
@@ -152,6 +164,7 @@ def town(
             seed=seed,
             store=store,
             root=root,
+            start_time=start,
             config={
                 "backend": backend,
                 "base_url": base_url,

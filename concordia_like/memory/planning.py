@@ -93,11 +93,16 @@ class PlanContext:
     places: tuple[str, ...] = ()
 
 
-#: an activity in words: two to seven words of letters, single spaces, no digits
+#: an activity in words: two to six words of letters, single spaces, no digits
 #: (SmolLM2 filled free strings with "dre 12, 13, 14" and "The  OLD BED" padded with
-#: spaces up to max_tokens), short
-ACTIVITY_PATTERN = r"^[A-Za-z][A-Za-z',-]*( [A-Za-z',-]+){1,6}$"
-Activity_ = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=ACTIVITY_PATTERN)]
+#: spaces up to max_tokens), short. The words' lengths are bounded in the pattern itself:
+#: a grammar built from a pattern ignores maxLength, so a bound only in maxLength let the
+#: model write past it and the whole plan was refused
+ACTIVITY_PATTERN = r"^[A-Za-z][A-Za-z',-]{0,11}( [A-Za-z',-]{1,12}){1,5}$"
+ACTIVITY_MAX = 12 + 5 * 13  # what the pattern allows at most
+Activity_ = Annotated[
+    str, StringConstraints(min_length=3, max_length=ACTIVITY_MAX, pattern=ACTIVITY_PATTERN)
+]
 #: how many changes to the routine a skeleton plan proposes at most (the routine is
 #: the rest of the day): each entry costs some 30 tokens of decoding
 SKELETON_CHANGES = 3
@@ -315,7 +320,7 @@ class Planner:
             schema=skeleton_plan_schema(wake.hour, bed.hour - 1, places, SKELETON_CHANGES),
             purpose="plan",
             agent=ctx.agent,
-            max_tokens=40 * SKELETON_CHANGES + 16,
+            max_tokens=50 * SKELETON_CHANGES + 16,
         )
 
     def _day_request(self, ctx: PlanContext, day: date) -> LLMRequest:
@@ -414,7 +419,7 @@ class Planner:
             schema=steps_schema(n, self.skeleton),
             purpose="plan",
             agent=plan.agent,
-            max_tokens=28 * n + 16,
+            max_tokens=36 * n + 16,
         )
 
     # -- replanning -----------------------------------------------------------------
