@@ -150,3 +150,22 @@ def test_at_a_terminal_tab_history_and_ctrl_c(tmp_path):
     assert steps == [(stopped,)]
     history = (root / ".town_history").read_text()
     assert "+inspect Tobias\n" in history and "step 500" in history
+
+
+def test_start_begins_a_new_town_at_that_time_and_a_bad_one_is_one_error(tmp_path):
+    out = town(tmp_path / "runs", "--start", "07:30", stdin="look\nquit\n")
+    assert "Mon 07:30> look" in out and "Mon 14 Apr 07:30, after step 0" in out
+    bad = subprocess.run(
+        cli("town", str(TOWN), "--backend", "scripted", "--root", str(tmp_path / "bad"))
+        + ["--start", "7:99"],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines() == [
+        "error: --start: expected a time as HH:MM (00:00 to 23:59), got '7:99'"
+    ]
+    assert not (tmp_path / "bad").exists()  # nothing half-written
