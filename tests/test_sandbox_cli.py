@@ -156,8 +156,11 @@ def test_start_begins_a_new_town_at_that_time_and_a_bad_one_is_one_error(tmp_pat
     out = town(tmp_path / "runs", "--start", "07:30", stdin="look\nquit\n")
     assert "Mon 07:30> look" in out and "Mon 14 Apr 07:30, after step 0" in out
     bad = subprocess.run(
-        cli("town", str(TOWN), "--backend", "scripted", "--root", str(tmp_path / "bad"))
-        + ["--start", "7:99"],
+        [
+            *cli("town", str(TOWN), "--backend", "scripted", "--root", str(tmp_path / "bad")),
+            "--start",
+            "7:99",
+        ],
         cwd=REPO,
         env=cli_env(),
         capture_output=True,
