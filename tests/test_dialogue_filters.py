@@ -44,6 +44,8 @@ def test_a_good_conversation_passes():
 
 PEARS = ("Ann Reed", "And the pears are nearly ripe in the back garden.")
 ECHO = ("Bob Vale", "You turn to Ann Reed and ask her about the apples.")
+#: seen in a real embedded generation, kept before the pattern allowed a colon
+ECHO_COLON = ("Bob Vale", "You turn to: Ann Reed (all eyes on you) You say a word and smile.")
 LINE = ("Bob Vale", "- You are at Market Square with Ann Reed.")
 AGAIN = ("Bob Vale", "Good, my sister wants a basket for her pies on Sunday!")
 LOOP = ("Bob Vale", "the bridge the bridge the bridge the bridge the bridge")
@@ -58,6 +60,7 @@ COPY = ("Ann Reed", "Good, my sister wants a basket for her pies on Sunday.")
         ([GOOD[0], ("Bob Vale", "says"), *GOOD[2:]], "short or empty turn"),
         ([GOOD[0], ("Bob Vale", ""), *GOOD[2:]], "short or empty turn"),
         ([GOOD[0], ECHO, *GOOD[2:]], "prompt echo"),
+        ([GOOD[0], ECHO_COLON, *GOOD[2:]], "prompt echo"),
         ([GOOD[0], LINE, *GOOD[2:]], "prompt echo"),
         ([*GOOD[:3], AGAIN], "self-repeat"),
         ([*GOOD[:3], LOOP], "loop"),

@@ -44,7 +44,7 @@ REASONS = (
 NUM_PERM = 128
 #: lines of the act and speech prompts (agents/prompt.py) that speech must not repeat
 PROMPT_ECHOES = re.compile(
-    r"^\s*-\s|You turn to |What do you (?:say|do)|Stay in character|in character|"
+    r"^\s*-\s|You turn to\b|What do you (?:say|do)|Stay in character|in character|"
     r"You remember:|Just now:|Your plan now:|You may answer|You are at ",
     re.I,
 )
