@@ -41,7 +41,8 @@ class ScriptedBackend(Backend):
 
     #: the most recent requests kept in `requests_seen`: tests read the last few, and a
     #: long-lived process (a soak, a sandbox on the scripted model) must not keep them all
-    keep_requests = 10_000
+    #: (a request holds its prompt and schema, tens of kilobytes)
+    keep_requests = 1_000
 
     def __init__(self, rules: list[Rule] | None = None, default_text: str | None = None) -> None:
         self.rules = list(rules or [])
@@ -67,7 +68,7 @@ class ScriptedBackend(Backend):
                 text = " ".join(text.split()[: req.sampling.max_tokens])
                 completion_tokens, finish = req.sampling.max_tokens, "length"
             out.append(RawCompletion(text, prompt_tokens, completion_tokens, finish))
-        if len(self.requests_seen) > 2 * self.keep_requests:  # trimmed now and then, in one go
+        if len(self.requests_seen) > self.keep_requests:
             del self.requests_seen[: -self.keep_requests]
         return out
 

@@ -66,6 +66,10 @@ def _offline() -> None:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar
+    # Batches come in many (count, length) shapes and oneDNN keeps a compiled kernel per
+    # shape, 1024 by default: a long-lived process (a soak, a sandbox) grew by hundreds
+    # of MiB filling that cache. A few hundred covers a step's shapes.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "128")
 
 
 class Embedder:
