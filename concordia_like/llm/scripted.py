@@ -131,9 +131,14 @@ def example_for_schema(schema: dict[str, Any], rng: random.Random, defs: dict[st
     if kind == "string":
         lo, hi = schema.get("minLength", 1), schema.get("maxLength", 40)
         words = ["a", "quiet", "morning", "in", "town", "people", "talk", "bread", "market"]
-        text = " ".join(rng.choice(words) for _ in range(8))
-        text = text[:hi]
-        return text + "x" * max(0, lo - len(text))
+        chosen = [rng.choice(words) for _ in range(8)]
+        pattern = schema.get("pattern")
+        for n in range(len(chosen), 0, -1):  # fewer words until a pattern's bounds hold
+            text = " ".join(chosen[:n])[:hi]
+            text += "x" * max(0, lo - len(text))
+            if pattern is None or re.search(pattern, text):
+                break
+        return text
     if kind in ("integer", "number"):
         lo = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         hi = schema.get("maximum", schema.get("exclusiveMaximum", lo + 10))
