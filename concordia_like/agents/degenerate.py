@@ -8,7 +8,9 @@ reason as a short phrase, or None when the text is fine:
 - a repeat: the speaker said the same words (or nearly) among its last utterances;
 - a loop: a phrase said again and again ("You remember the bridge. You remember the
   bridge."), or a text made mostly of a few words;
-- a copy of the prompt's one-shot example, or of a field or kind name (`say`, `text`).
+- a copy of the prompt's one-shot example, or of a field or kind name (`say`, `text`);
+- an echo of the prompt: a line of it said back ("You turn to Margo Vell.", "You think
+  aloud:", "Just now:") instead of speech, as the small model does now and then.
 
 A day plan is degenerate when one activity fills most of it."""
 
@@ -22,6 +24,12 @@ MIN_WORDS = 3
 #: words that are the prompt's or the schema's, not speech
 SCHEMA_WORDS = frozenset({"say", "says", "said", "text", "kind", "to", "speech", "wait", "move"})
 _WORD = re.compile(r"[a-z0-9']+")
+#: lines of the act and speech prompts (agents/prompt.py) that speech must not repeat
+PROMPT_ECHOES = re.compile(
+    r"^\s*-\s|You turn to\b|You think aloud\b|What do you (?:say|do)|Stay in character|"
+    r"in character|You remember:|Just now:|Your plan now:|You may answer|You are at ",
+    re.I,
+)
 
 
 def words(text: str) -> list[str]:
@@ -70,6 +78,8 @@ def utterance_problem(
         return f"too short ({len(w)} word{'s' if len(w) != 1 else ''})"
     if all(x in SCHEMA_WORDS for x in w):
         return "only the prompt's own words"
+    if PROMPT_ECHOES.search(text):
+        return "an echo of the prompt"
     if is_loop(text):
         return "a loop"
     norm = normalized(text)

@@ -21,7 +21,6 @@ that goes on after a kill keeps what it kept. The word-level checks are those of
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -30,7 +29,13 @@ from typing import Any
 
 from datasketch import MinHash, MinHashLSH
 
-from concordia_like.agents.degenerate import distinct_n, is_loop, utterance_problem, words
+from concordia_like.agents.degenerate import (
+    PROMPT_ECHOES,
+    distinct_n,
+    is_loop,
+    utterance_problem,
+    words,
+)
 
 REASONS = (
     "never got going",
@@ -42,12 +47,6 @@ REASONS = (
     "near-duplicate",
 )
 NUM_PERM = 128
-#: lines of the act and speech prompts (agents/prompt.py) that speech must not repeat
-PROMPT_ECHOES = re.compile(
-    r"^\s*-\s|You turn to\b|What do you (?:say|do)|Stay in character|in character|"
-    r"You remember:|Just now:|Your plan now:|You may answer|You are at ",
-    re.I,
-)
 
 
 @dataclass(frozen=True)
