@@ -13,6 +13,12 @@ the process holds for a growing store (Chroma's vector index, SQLite's page cach
     .venv/bin/python scripts/bench_soak.py --quick         # 2,000 steps (200 and 2,000)
     .venv/bin/python scripts/bench_soak.py --steps 5000    # checkpoints at 500 and 5,000
     .venv/bin/python scripts/bench_soak.py --quick --trace # also: what grew, by line
+    .venv/bin/python scripts/bench_soak.py --chroma-server # the index in `chroma run`
+
+The vector index holds every memory's vector by design, so in one process the store's
+growth shows in RSS. `--chroma-server` puts the index in Chroma's own server (started on
+127.0.0.1 and stopped at the end), as a larger deployment would: the RSS compared is
+then the simulation's alone, and the server's is printed beside it.
 
 `--trace` runs tracemalloc (several times slower) and prints the source lines whose
 Python allocations grew most between the two checkpoints, and the object types whose
@@ -36,6 +42,7 @@ from pathlib import Path
 
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import Simulation
+from concordia_like.memory.chroma_server import chroma_server
 from concordia_like.memory.embedder import get_embedder
 from concordia_like.world import load_world
 
@@ -48,10 +55,10 @@ except ImportError:  # run from elsewhere than scripts/
 ALLOWED_GROWTH = 1.10
 
 
-def rss_mb() -> float:
-    """The process's resident memory now, in MiB (VmRSS, or psutil where /proc lacks it)."""
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory now, in MiB (VmRSS, or psutil where /proc lacks it)."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
@@ -59,7 +66,7 @@ def rss_mb() -> float:
         pass
     import psutil
 
-    return psutil.Process().memory_info().rss / 2**20
+    return psutil.Process(None if pid == "self" else int(pid)).memory_info().rss / 2**20
 
 
 def measured_rss_mb() -> float:
@@ -113,7 +120,9 @@ def print_trace(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot, top: in
         )
 
 
-async def soak(steps: int, trace: bool, top: int) -> tuple[float, float, int, int]:
+async def soak(
+    steps: int, trace: bool, top: int, chroma_url: str | None = None, server_pid: int = 0
+) -> tuple[float, float, int, int]:
     checkpoints = sorted({max(1, steps // 10), steps})
     report_every = max(1, steps // 10)
     world = load_world(WORLD)
@@ -122,11 +131,12 @@ async def soak(steps: int, trace: bool, top: int) -> tuple[float, float, int, in
     snapshots: list[tracemalloc.Snapshot] = []
     types: list[Counter[str]] = []
     try:
-        sim = start_run(world, scripted, root=root)
+        sim = start_run(world, scripted, root=root, chroma_url=chroma_url)
         print(f"run {sim.run_id}: {len(sim.agents)} residents, {steps} steps; {load()}")
+        server = f" {'server MiB':>10}" if server_pid else ""
         print(
             f"{'step':>6} {'RSS MiB':>8} {'memories':>9} {'store MiB':>9} "
-            f"{'embed cache':>11} {'steps/s':>8}"
+            f"{'embed cache':>11} {'steps/s':>8}{server}"
         )
         start = last_t = time.perf_counter()
         last_step = 0
@@ -139,7 +149,8 @@ async def soak(steps: int, trace: bool, top: int) -> tuple[float, float, int, in
             print(
                 f"{step:>6} {rss[step]:>8.1f} {sim.memory.count():>9} "
                 f"{folder_mb(root):>9.1f} {embed_cache():>11} "
-                f"{(step - last_step) / (now - last_t):>8.2f}",
+                f"{(step - last_step) / (now - last_t):>8.2f}"
+                + (f" {rss_mb(server_pid):>10.1f}" if server_pid else ""),
                 flush=True,
             )
             if trace and step in checkpoints:
@@ -171,6 +182,9 @@ def main() -> None:
         "--trace", action="store_true", help="tracemalloc: what grew between the checkpoints"
     )
     ap.add_argument("--top", type=int, default=25, help="lines and types shown by --trace")
+    ap.add_argument(
+        "--chroma-server", action="store_true", help="the index in `chroma run` on 127.0.0.1"
+    )
     args = ap.parse_args()
     steps = args.steps or (2000 if args.quick else 10_000)
     if steps < 2:
@@ -181,7 +195,14 @@ def main() -> None:
     print(f"embedding model loaded in {time.perf_counter() - start:.1f} s; RSS {rss_mb():.1f} MiB")
     if args.trace:
         tracemalloc.start()
-    first, last, a, b = asyncio.run(soak(steps, args.trace, args.top))
+    if args.chroma_server:
+        with chroma_server() as server:
+            print(f"index on {server.url}, server RSS {rss_mb(server.pid):.1f} MiB")
+            first, last, a, b = asyncio.run(
+                soak(steps, args.trace, args.top, server.url, server.pid)
+            )
+    else:
+        first, last, a, b = asyncio.run(soak(steps, args.trace, args.top))
     growth = last / first
     verdict = "within" if growth <= ALLOWED_GROWTH else "OVER"
     print(f"\nat the end: {load()}")

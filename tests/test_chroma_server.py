@@ -8,22 +8,17 @@ index. SQL is SQLite; embeddings are the hashing stand-in (tests/fast_embedder.p
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 from fast_embedder import HashEmbedder
 from sqlalchemy import create_engine, insert, select
 
+from concordia_like.memory.chroma_server import chroma_server
 from concordia_like.memory.embedder import to_bytes
 from concordia_like.memory.index import IndexGoneError, collection_name, make_client
 from concordia_like.memory.records import NewMemory
@@ -38,60 +33,10 @@ NOW = datetime(2024, 5, 6, 9, 0)
 AGENTS = ("Ines Marlowe", "Tobias Marlowe")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def chroma_server() -> Iterator[str]:
-    """`chroma run` on 127.0.0.1 with its data in a temporary folder; its URL. Stopped,
-    and the folder removed, on exit, whatever happened."""
-    top = Path(tempfile.mkdtemp(prefix="concordia-chroma-"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (top / "server.log").open("wb")
-    # the chroma command of the chromadb package, run by this interpreter
-    cmd = [sys.executable, "-c", "from chromadb.cli.cli import app; app()", "run"]
-    cmd += ["--path", str(top / "data"), "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {proc.returncode}: {_tail(top)}")
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"chroma run did not answer on {url}: {_tail(top)}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-        shutil.rmtree(top, ignore_errors=True)
-
-
-def _tail(top: Path, n: int = 2000) -> str:
-    try:
-        return (top / "server.log").read_text(errors="replace")[-n:]
-    except OSError:
-        return "<no log>"
-
-
 @pytest.fixture(scope="module")
 def chroma_url() -> Iterator[str]:
-    with chroma_server() as url:
-        yield url
+    with chroma_server() as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -240,7 +185,8 @@ def test_a_collection_deleted_on_the_server_under_an_open_store_is_built_again(s
 
 
 def test_a_server_that_does_not_answer_is_an_error_not_an_empty_index(stores):
-    with chroma_server() as url:  # a server of this test's own, to stop midway
+    with chroma_server() as server:  # a server of this test's own, to stop midway
+        url = server.url
         store = stores(url)
         store.add_many(memories(AGENTS[0], 5))
         store.close()
