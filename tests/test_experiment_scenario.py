@@ -19,7 +19,10 @@ def test_shipped_scenarios_load():
     for path in paths:
         sc = load_scenario(path)
         assert sc.control in sc.conditions and len(sc.conditions) >= 2
-        assert 0 < sc.shared_steps() < sc.max_steps
+        # the fishery's conditions differ from the first step (no shared past to fork)
+        assert 0 <= sc.shared_steps() < sc.max_steps
+    names = {p.stem for p in paths}
+    assert {"bread_price", "party", "fishery", "market"} <= names
 
 
 def test_bread_price_scenario_builds_its_cast_and_times():

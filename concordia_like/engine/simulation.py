@@ -54,6 +54,7 @@ from concordia_like.memory.records import (
     ScoredMemory,
 )
 from concordia_like.memory.stream import MemoryStore
+from concordia_like.world.code_rules import apply_code_rules
 from concordia_like.world.loader import World
 from concordia_like.world.rules import apply_effects
 from concordia_like.world.schedule import events_due
@@ -176,6 +177,7 @@ class Simulation:
         for out in outcomes:
             events.append(self._event(out))
             self._route(out, perceived, utterances, now)
+        self._code_rules(step, events, perceived)
         memories = self._observations(perceived, now)
         notify_observed(self.hooks, self, step, events, perceived)
         memories = await self.upkeep.score(memories)
@@ -332,6 +334,16 @@ class Simulation:
             for name in self.agents:
                 if occ.place is None or self.state.location(name) == occ.place:
                     perceived[name].append(text)
+
+    def _code_rules(self, step: int, events: list[Event], perceived: dict[str, list[str]]) -> None:
+        """The world's code rules due at the end of this step (a commons regrowing),
+        after everyone acted: applied to the state the step commits, logged and
+        perceived at their place like a scheduled event."""
+        for out in apply_code_rules(self.state, step):
+            events.append(Event("announcement", out.text, place=out.place, data=out.data))
+            for name in self.agents:
+                if out.place is None or self.state.location(name) == out.place:
+                    perceived[name].append(out.text)
 
     def _perceivers(self, out: Outcome) -> set[str]:
         who = {a for p in out.places for a in self.state.agents_at(p)}

@@ -3,10 +3,11 @@
 At the start of its step (before anyone acts) an intervention is announced at a place
 or everywhere, told to some residents only (a message), or changes the world: effects
 in the world's effect language (validated and applied atomically, as a scheduled
-event's), or an item's property (a price chalked anew). The hook keeps no state: it
-acts on the step's number, so a step that fails and is run again does the same, and
-its changes are rolled back with the step (the engine puts the world back as at its
-last commit).
+event's), an item's property (a price chalked anew), or a code rule that holds from
+then on (a ban on speech: part of the world's state, so checkpointed with it). The hook
+keeps no state: it acts on the step's number, so a step that fails and is run again
+does the same, and its changes are rolled back with the step (the engine puts the world
+back as at its last commit).
 
 A planted memory is given between steps (`plant_due`, called by the runner before the
 step), as the sandbox's whisper: it is committed at once, so it is given only where the
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from concordia_like.engine.hooks import Announcement, StepHook, StepInput
 from concordia_like.experiments.spec import (
+    AddCodeRule,
     Announce,
     Effects,
     Message,
@@ -57,6 +59,11 @@ class Interventions(StepHook):
                         iv.text if result.ok else f"{iv.text} (could not happen: {result.reason})"
                     )
                     out.announcements.append(Announcement(text, iv.place))
+            elif isinstance(iv, AddCodeRule):
+                if iv.rule not in sim.state.code_rules:  # a step run again adds it once
+                    sim.state.code_rules.append(iv.rule)
+                if iv.text:
+                    out.announcements.append(Announcement(iv.text, iv.place))
             elif isinstance(iv, SetProperty):
                 item = sim.state.stack(iv.holder, iv.item)
                 if item is not None:  # the stack may have been sold out and gone

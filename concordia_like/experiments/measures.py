@@ -7,6 +7,12 @@ checkpointed state, so they are committed with the step, rolled back with a fail
 step, copied with a fork and restored on a resume. Each value is a row of the tidy
 table: measurement, step, time, value.
 
+Some code measurements read the effects of the step's events: what residents took
+from a commons (`harvest`, round by round, a round closing at each regrowth of its
+stock) and what passed between buyers and sellers (`trades`). Their running ledgers are
+checkpointed with the rest. `conservation` is an assertion: a world whose money or
+goods are not where its rules say stops the run with an error naming what broke.
+
 Questions change nothing: an in-character answer is asked of the resident's own
 memories, retrieved without touching them, and written nowhere but the table; a judge
 reads a slice of the log. Both answer under a constraint (yes/no, a number in a range,
@@ -14,6 +20,8 @@ one of a list), with a seed from (run seed, step, who, question)."""
 
 from __future__ import annotations
 
+import copy
+import math
 import operator
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, get_args
@@ -21,21 +29,28 @@ from typing import TYPE_CHECKING, Annotated, Any, get_args
 from pydantic import Field
 
 from concordia_like.engine.hooks import StepHook
+from concordia_like.errors import ConcordiaError
 from concordia_like.experiments.spec import (
     Ask,
     AttributeStat,
     Check,
+    Conservation,
     EventCount,
     EventKind,
+    Harvest,
     Holder,
     ItemCount,
     Judge,
     Predicate,
     ResidentsAt,
+    Trades,
 )
 from concordia_like.llm import LLMRequest
 from concordia_like.llm.sampling import derive_seed, step_scope
 from concordia_like.memory.records import RetrievalQuery
+from concordia_like.world.code_rules import RegrowRule, conserved_items
+from concordia_like.world.rules import check_invariants, currency, price
+from concordia_like.world.state import WorldState, name_key
 
 if TYPE_CHECKING:
     from concordia_like.engine.events import Event
@@ -55,6 +70,10 @@ QUESTION_MEMORIES = 5
 JUDGE_LOG_LINES = 60
 
 
+def _commons(m: Harvest) -> str:
+    return f"{name_key(m.item)}@{m.place}"
+
+
 def holds(value: Value, op: str, than: float) -> bool:
     """Whether a measured value compares so; a text value never does."""
     return isinstance(value, int | float) and OPS[op](value, than)
@@ -69,6 +88,168 @@ def _matches(m: EventCount, e: Event) -> bool:
     )
 
 
+class ConservationError(ConcordiaError):
+    """Money or goods are not where the world's rules say they must be: a bug of the
+    framework (or a hand-made state), never a finding to average over seeds."""
+
+
+def conservation_problems(state: WorldState, items: Sequence[str] = ()) -> list[str]:
+    """What breaks conservation in `state`: its invariants (ledgered item counts,
+    conserved attribute totals), and any item kept by a `conserve` rule or named in
+    `items` that is not exactly as many as at the start."""
+    problems = check_invariants(state)
+    counts = state.item_counts()
+    for key in sorted(conserved_items(state) | {name_key(i) for i in items}):
+        now, start = counts.get(key, 0), state.initial_counts.get(key, 0)
+        if now != start:
+            problems.append(f"item {key!r}: {now} in the world, {start} at the start")
+    return problems
+
+
+def gini(values: Sequence[float]) -> float:
+    """The Gini coefficient of `values`: 0 when all are equal, towards 1 when one has
+    everything; 0 for nothing at all."""
+    n, total = len(values), float(sum(values))
+    if n == 0 or total <= 0:
+        return 0.0
+    diffs = sum(abs(a - b) for a in values for b in values)
+    return diffs / (2 * n * total)
+
+
+def new_harvest(stock: int) -> dict[str, Any]:
+    """A commons' ledger: the current round's opening stock, what each took in it and
+    how many steps of it were seen; the closed rounds (opening stock, takes, whether
+    the round ended in collapse)."""
+    return {"start": stock, "took": {}, "steps": 0, "rounds": []}
+
+
+def note_harvest(ledger: dict[str, Any], item: str, place: str, events: Sequence[Event]) -> None:
+    """Add a step's events to the ledger of `item` at `place`: takes (transfers out of
+    the place in a successful action, credited to its actor) and the regrowth that
+    closes a round (the engine logs it after the step's actions)."""
+    key = name_key(item)
+    ledger["steps"] += 1
+    for e in events:
+        data = e.data or {}
+        if data.get("rule") == "regrow":
+            if data.get("place") == place and name_key(str(data.get("item", ""))) == key:
+                ledger["rounds"].append(
+                    {
+                        "start": ledger["start"],
+                        "took": ledger["took"],
+                        "collapsed": bool(data.get("collapsed")),
+                    }
+                )
+                ledger.update(start=int(data.get("after", 0)), took={}, steps=0)
+            continue
+        if e.actor is None or not data.get("success"):
+            continue
+        took = sum(
+            int(x.get("quantity", 1))
+            for x in data.get("effects", [])
+            if x.get("kind") == "transfer"
+            and x.get("from") == place
+            and name_key(str(x.get("item", ""))) == key
+        )
+        if took:
+            ledger["took"][e.actor] = ledger["took"].get(e.actor, 0) + took
+
+
+def harvest_value(
+    stat: str, ledger: dict[str, Any], rule: RegrowRule | None, people: Sequence[str]
+) -> float:
+    """A `harvest` statistic of a ledger (see `experiments.spec.Harvest`). Rounds after
+    the first collapse are left out (nothing is left to take or share); the current
+    round counts once a step of it was seen."""
+    rounds = list(ledger["rounds"])
+    collapse = next((i for i, r in enumerate(rounds) if r["collapsed"]), None)
+    if stat == "rounds_survived":
+        return float(len(rounds) if collapse is None else collapse)
+    if collapse is not None:
+        rounds = rounds[: collapse + 1]
+    elif ledger["steps"] > 0:
+        rounds.append({"start": ledger["start"], "took": ledger["took"], "collapsed": False})
+    if stat == "total":
+        return float(sum(sum(r["took"].values()) for r in rounds))
+    if stat == "gini":
+        return gini([sum(r["took"].get(p, 0) for r in rounds) for p in people])
+    pairs = over = 0
+    beyond = 0.0
+    for r in rounds:
+        share = rule.sustainable_take(r["start"]) / len(people) if rule and people else math.inf
+        for p in people:
+            took = r["took"].get(p, 0)
+            pairs += 1
+            if took > share + 1e-9:
+                over += 1
+                beyond += took - share
+    if stat == "overuse":
+        return round(beyond, 6)
+    return over / pairs if pairs else 0.0
+
+
+def list_prices(state: WorldState) -> dict[str, float]:
+    """Each priced good's list price, by item name (as `name_key`) and by item id: what
+    the world lists it at before anyone trades."""
+    out: dict[str, float] = {}
+    for item in sorted(state.items.values(), key=lambda i: i.id):
+        cost = price(item)
+        if cost is not None:
+            out.setdefault(name_key(item.name), float(cost))
+            out.setdefault(item.id, float(cost))
+    return out
+
+
+def note_trades(
+    ledger: dict[str, float],
+    state: WorldState,
+    events: Sequence[Event],
+    sellers: set[str],
+    buyers: set[str],
+    prices: Mapping[str, float],
+) -> None:
+    """Add a step's trades to a `trades` ledger: goods from a seller (or a place a
+    seller keeps) to a buyer, valued at list price, and money a buyer's own action
+    paid a seller."""
+    money = currency(state)
+
+    def from_seller(holder: Any) -> bool:
+        place = state.places.get(holder)
+        return holder in sellers or (place is not None and bool(place.keyholders & sellers))
+
+    for e in events:
+        data = e.data or {}
+        if e.actor is None or not data.get("success"):
+            continue
+        moved = 0
+        for x in data.get("effects", []):
+            if x.get("kind") == "transfer" and x.get("to") in buyers and from_seller(x.get("from")):
+                cost = prices.get(str(x.get("item"))) or prices.get(name_key(str(x.get("item"))))
+                if cost is None:
+                    continue
+                quantity = int(x.get("quantity", 1))
+                moved += quantity
+                ledger["list_value"] += quantity * cost
+            elif (
+                x.get("kind") == "set"
+                and x.get("attribute") == money
+                and x.get("agent") in sellers
+                and e.actor in buyers
+                and (x.get("delta") or 0) > 0
+            ):
+                ledger["paid"] += x["delta"]
+        if moved:
+            ledger["count"] += 1
+            ledger["units"] += moved
+
+
+def trades_value(stat: str, ledger: Mapping[str, float]) -> float:
+    if stat == "price_ratio":
+        value = ledger["paid"] / ledger["list_value"] if ledger["list_value"] else 0.0
+        return round(value, 6)
+    return float(ledger[stat])
+
+
 class Measurements(StepHook):
     """Takes a scenario's code measurements after every step that asks for them."""
 
@@ -79,6 +260,20 @@ class Measurements(StepHook):
         self.code = [m for m in scenario.spec.measurements if m.name in scenario.measure_steps]
         self.rows: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {m.name: 0 for m in self.code if isinstance(m, EventCount)}
+        start = scenario.world.state
+        #: "item@place" -> the commons' ledger (`new_harvest`)
+        self.harvests: dict[str, dict[str, Any]] = {
+            _commons(m): new_harvest(start.count(m.item, m.place))
+            for m in self.code
+            if isinstance(m, Harvest)
+        }
+        #: measurement name -> its running trade totals
+        self.trades: dict[str, dict[str, float]] = {
+            m.name: {"count": 0, "units": 0, "paid": 0, "list_value": 0}
+            for m in self.code
+            if isinstance(m, Trades)
+        }
+        self.prices = list_prices(start)
 
     # -- values ------------------------------------------------------------------------
 
@@ -103,6 +298,29 @@ class Measurements(StepHook):
             return item.holder if item is not None else ""
         if isinstance(m, EventCount):
             return float(self.counts[m.name])
+        if isinstance(m, Harvest):
+            rule = next(
+                (
+                    r
+                    for r in s.code_rules
+                    if isinstance(r, RegrowRule)
+                    and r.place == m.place
+                    and name_key(r.item) == name_key(m.item)
+                ),
+                None,
+            )
+            people = m.of or sorted(s.agents)
+            return harvest_value(m.stat, self.harvests[_commons(m)], rule, people)
+        if isinstance(m, Trades):
+            return trades_value(m.stat, self.trades[m.name])
+        if isinstance(m, Conservation):
+            problems = conservation_problems(s, m.items)
+            if problems:
+                raise ConservationError(
+                    f"conservation broken (measurement {m.name}, step {sim.step}): "
+                    + "; ".join(problems[:10])
+                )
+            return 1.0
         if isinstance(m, Check):
             other = (taken or {}).get(m.measure)
             if other is None:
@@ -150,14 +368,31 @@ class Measurements(StepHook):
         for m in self.code:
             if isinstance(m, EventCount):
                 self.counts[m.name] += sum(1 for e in events if _matches(m, e))
+            elif isinstance(m, Trades):
+                sellers = set(m.sellers)
+                buyers = set(m.buyers) or set(sim.agents) - sellers
+                note_trades(self.trades[m.name], sim.state, events, sellers, buyers, self.prices)
+        for key, ledger in self.harvests.items():
+            item, _, place = key.rpartition("@")
+            note_harvest(ledger, item, place, events)
         self.take(sim, step)
 
     def checkpoint(self) -> dict[str, Any]:
-        return {"rows": list(self.rows), "counts": dict(self.counts)}
+        return copy.deepcopy(
+            {
+                "rows": self.rows,
+                "counts": self.counts,
+                "harvests": self.harvests,
+                "trades": self.trades,
+            }
+        )
 
     def restore(self, data: dict[str, Any]) -> None:
+        data = copy.deepcopy(data)
         self.rows = list(data.get("rows", []))
         self.counts = {**{n: 0 for n in self.counts}, **data.get("counts", {})}
+        self.harvests = {**self.harvests, **data.get("harvests", {})}
+        self.trades = {**self.trades, **data.get("trades", {})}
 
 
 # -- questions ---------------------------------------------------------------------------

@@ -22,18 +22,22 @@ from concordia_like.agents.persona import SeedMemory
 from concordia_like.engine.runs import set_start_time
 from concordia_like.experiments.spec import (
     CODE_KINDS,
+    AddCodeRule,
     AttributeStat,
     Check,
     EventCount,
+    Harvest,
     ItemCount,
     Message,
     PlantMemory,
     ResidentsAt,
     ScenarioSpec,
     SetProperty,
+    Trades,
 )
+from concordia_like.world.code_rules import RegrowRule, rule_problems
 from concordia_like.world.loader import World, load_world
-from concordia_like.world.state import Clock, WorldState
+from concordia_like.world.state import Clock, WorldState, name_key
 from concordia_like.yaml_loader import ConfigFileError, Issue, YamlDoc, read_yaml, validate_doc
 
 
@@ -145,6 +149,7 @@ def _build(spec: ScenarioSpec, world: World, doc: YamlDoc | None = None) -> Worl
         items={i: it for i, it in base.items.items() if it.holder not in dropped},
         events=base.events,
         max_stack=base.max_stack,
+        code_rules=[*base.code_rules, *spec.code_rules],
     )
     built = World(
         path=world.path,
@@ -188,9 +193,21 @@ class _Checker:
                 self.problem(("stop", "until"), f"is not after the start ({start:%Y-%m-%d %H:%M})")
             bounds.append(max(1, self.step_of(s.stop.until) - 1))
         self.max_steps = min(bounds)
+        for i, rule in enumerate(s.code_rules):
+            self._code_rule(("code_rules", i), rule)
         self._interventions()
         self._conditions()
         self._measurements()
+
+    def _code_rule(self, loc: tuple[str | int, ...], rule: Any) -> None:
+        for where, message in rule_problems(rule, self.state.places, self.state.max_stack):
+            self.problem((*loc, *where), message)
+
+    def _regrow_rules(self) -> list[RegrowRule]:
+        """Every regrow rule a run may have: the world's, the scenario's, and those an
+        intervention adds."""
+        added = [iv.rule for iv in self.spec.interventions.values() if isinstance(iv, AddCodeRule)]
+        return [r for r in [*self.state.code_rules, *added] if isinstance(r, RegrowRule)]
 
     def _resident(self, loc: tuple[str | int, ...], name: str) -> None:
         if name not in self.world.personas:
@@ -216,6 +233,8 @@ class _Checker:
             if isinstance(iv, Message | PlantMemory):
                 for i, who in enumerate(iv.to):
                     self._resident((*loc, "to", i), who)
+            if isinstance(iv, AddCodeRule):
+                self._code_rule((*loc, "rule"), iv.rule)
             if isinstance(iv, SetProperty):
                 if not self.state.holder_exists(iv.holder):
                     self.problem((*loc, "holder"), f"no resident or place {iv.holder!r}")
@@ -249,6 +268,22 @@ class _Checker:
                 if m.actor is not None:
                     self._resident((*loc, "actor"), m.actor)
                 self._place((*loc, "place"), m.place)
+            elif isinstance(m, Harvest):
+                self._place((*loc, "place"), m.place)
+                if not any(
+                    r.place == m.place and name_key(r.item) == name_key(m.item)
+                    for r in self._regrow_rules()
+                ):
+                    self.problem(
+                        (*loc, "item"), f"no regrow rule grows {m.item!r} at {m.place!r}"
+                    )
+            elif isinstance(m, Trades):
+                for field_name in ("sellers", "buyers"):
+                    for j, who in enumerate(getattr(m, field_name)):
+                        self._resident((*loc, field_name, j), who)
+                both = sorted(set(m.sellers) & set(m.buyers))
+                if both:
+                    self.problem((*loc, "buyers"), f"{', '.join(both)} cannot be seller and buyer")
             elif isinstance(m, Check) and seen.get(m.measure) not in CODE_KINDS:
                 self.problem(
                     (*loc, "measure"), f"{m.measure!r} is not a code measurement named before it"

@@ -13,6 +13,7 @@ reports it at its file and line just the same.
     start: "07:00"                    # optional: this time of the world's first day
     step_minutes: 10                  # optional
     rules: [an extra rule]            # optional: added to the world's rules
+    code_rules: [{kind: silence}]     # optional: added to the world's code rules
     cast: [Ines Marlowe, Margo Vell]  # optional: these residents only
     residents:                        # optional: goals and secrets of some residents
       Margo Vell: {goals: [find out who...], memories: [Tobias owes Ines money]}
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from concordia_like.agents.persona import SeedMemory, parse_hhmm
 from concordia_like.llm.sampling import SamplingOverrides
+from concordia_like.world.code_rules import CodeRule
 from concordia_like.world.effects import Effect, PropertyValue
 
 NAME = r"^[a-z][a-z0-9_\-]*$"
@@ -132,8 +134,19 @@ class SetProperty(_Timed):
     place: str | None = None
 
 
+class AddCodeRule(_Timed):
+    """A code rule of the world (`world.code_rules`) holds from this step on: a ban on
+    speech, a stock that starts to regrow; `text` announced."""
+
+    kind: Literal["code_rule"] = "code_rule"
+    rule: CodeRule
+    text: str | None = Field(None, max_length=500)
+    place: str | None = None
+
+
 Intervention = Annotated[
-    Announce | Message | PlantMemory | Effects | SetProperty, Field(discriminator="kind")
+    Announce | Message | PlantMemory | Effects | SetProperty | AddCodeRule,
+    Field(discriminator="kind"),
 ]
 
 
@@ -203,6 +216,54 @@ class EventCount(_Measure):
     place: str | None = None
 
 
+class Harvest(_Measure):
+    """A commons under a regrow rule (`world.code_rules`) and what residents take from
+    it, round by round (a round ends with each regrowth). `stat`:
+
+    - total: all they took (transfers of `item` out of `place` in successful actions);
+    - gini: the Gini coefficient of what each of `of` took (0: equal shares);
+    - overuse: the quantity taken beyond each one's sustainable share, summed over
+      residents and rounds (the share: what the round's opening stock can lose and
+      still regrow to itself, split evenly over `of`, as GovSim's threshold);
+    - overuse_share: the share of (resident, round) pairs that took beyond it;
+    - rounds_survived: the rounds ended before the stock first collapsed.
+
+    `of`: the harvesters (default: the whole cast)."""
+
+    kind: Literal["harvest"] = "harvest"
+    item: str = Field(min_length=1, max_length=80)
+    place: str
+    stat: Literal["total", "gini", "overuse", "overuse_share", "rounds_survived"]
+    of: list[str] = Field(default_factory=list)
+
+
+class Trades(_Measure):
+    """Trade between `sellers` and `buyers` (default: the rest of the cast), read
+    from the effects of successful actions. Goods are the items the world lists with a
+    `price`, which is their list price. `stat`:
+
+    - count: actions that pass goods from a seller (or a stall a seller keeps) to a
+      buyer; units: how many goods so passed;
+    - paid: money paid by buyers to sellers; list_value: the goods' worth at list price;
+    - price_ratio: paid / list_value (1: list price, below: haggled down; 0 when
+      nothing changed hands)."""
+
+    kind: Literal["trades"] = "trades"
+    stat: Literal["count", "units", "paid", "list_value", "price_ratio"]
+    sellers: list[str] = Field(min_length=1)
+    buyers: list[str] = Field(default_factory=list)
+
+
+class Conservation(_Measure):
+    """An assertion, not a statistic: the world's ledger and conserved attributes hold
+    (`world.rules.check_invariants`) and every item a `conserve` rule keeps, with any
+    named in `items`, is exactly as many as at the start. Its value is 1; a violation
+    stops the run with an error naming what broke."""
+
+    kind: Literal["conservation"] = "conservation"
+    items: list[str] = Field(default_factory=list, max_length=100)
+
+
 Op = Literal["lt", "le", "gt", "ge", "eq", "ne"]
 
 
@@ -262,10 +323,30 @@ class Judge(_Question):
 
 
 Measurement = Annotated[
-    ResidentsAt | AttributeStat | ItemCount | Holder | EventCount | Check | Ask | Judge,
+    ResidentsAt
+    | AttributeStat
+    | ItemCount
+    | Holder
+    | EventCount
+    | Harvest
+    | Trades
+    | Conservation
+    | Check
+    | Ask
+    | Judge,
     Field(discriminator="kind"),
 ]
-CODE_KINDS = ("residents_at", "attribute", "items", "holder", "events", "check")
+CODE_KINDS = (
+    "residents_at",
+    "attribute",
+    "items",
+    "holder",
+    "events",
+    "harvest",
+    "trades",
+    "conservation",
+    "check",
+)
 
 
 # -- the rest --------------------------------------------------------------------------
@@ -313,6 +394,7 @@ class ScenarioSpec(_Strict):
     start: str | None = Field(None, description="HH:MM of the world's first day")
     step_minutes: int | None = Field(None, ge=1, le=1440)
     rules: list[str] = Field(default_factory=list, max_length=20)
+    code_rules: list[CodeRule] = Field(default_factory=list, max_length=20)
     cast: list[str] = Field(default_factory=list)
     residents: dict[str, ResidentOverride] = Field(default_factory=dict)
     seeds: int | list[int] = 3

@@ -26,6 +26,7 @@ from concordia_like.agents.persona import clip
 from concordia_like.gm.resolution import effects_as_dicts, resolution_schema
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.triage import triage
+from concordia_like.world.code_rules import speech_refusal
 from concordia_like.world.effects import MoveEffect, TransferEffect, effect_to_dict
 from concordia_like.world.loader import World
 from concordia_like.world.rules import apply_effects, currency, price
@@ -160,6 +161,17 @@ class GameMaster:
             if action.to == actor:
                 text = f"{actor} thinks aloud: {said}"
                 return Outcome(actor, kind, True, text, (here,), action=record)
+            silenced = speech_refusal(self.state, here)
+            if silenced is not None:
+                return Outcome(
+                    actor,
+                    kind,
+                    False,
+                    f"{actor} starts to speak to {action.to} but keeps quiet.",
+                    (here,),
+                    reason=silenced,
+                    action=record,
+                )
             if action.to not in self.state.others_present(actor):
                 return Outcome(
                     actor,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from concordia_like.agents.persona import PersonaCard, load_persona_doc
+from concordia_like.world.code_rules import rule_problems
 from concordia_like.world.effects import (
     CreateEffect,
     DestroyEffect,
@@ -81,6 +82,7 @@ class WorldChecker:
             self.check_keyholders(names)
         self.check_items(names)
         self.check_events(names)
+        self.check_code_rules()
         self.check_reachability()
 
     def check_places(self) -> None:
@@ -263,6 +265,11 @@ class WorldChecker:
                 self.err(loc, "a set effect takes exactly one of value and delta")
         elif isinstance(e, CreateEffect | DestroyEffect):
             ref("holder", e.holder, holders, "holder")
+
+    def check_code_rules(self) -> None:
+        for i, rule in enumerate(self.spec.code_rules):
+            for where, message in rule_problems(rule, self.spec.places, self.spec.max_stack):
+                self.err(("code_rules", i, *where), message)
 
     def check_reachability(self) -> None:
         if not self.connections:

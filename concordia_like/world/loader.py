@@ -144,4 +144,5 @@ def _build_state(spec: WorldSpec, ck: WorldChecker) -> WorldState:
         items=items,
         events=events,
         max_stack=spec.max_stack,
+        code_rules=spec.code_rules,
     )

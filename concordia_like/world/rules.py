@@ -11,7 +11,8 @@ world's constraints hold whatever a model writes:
   themselves (someone carries them); the receiving stack stays within `max_stack`;
 - set: the attribute exists, exactly one of value/delta is given, the result is finite,
   whole for integer attributes, and within bounds (refused, never clamped);
-- create/destroy: positive quantities, an existing holder, destroy only what is held;
+- create/destroy: positive quantities, an existing holder, destroy only what is held,
+  and neither of a thing a `conserve` code rule keeps (`world.code_rules`);
 - a list of effects may not change the total of a conserved attribute (money changes
   hands, it is not minted): checked over the whole list, since a sale is two sets.
 
@@ -22,9 +23,10 @@ except that it may receive: a thing handed over, or a conserved attribute paid t
 (present, or a keeper of the actor's place). A place's things are open to its keepers,
 and at a public place (no keepers, or of kind `public`) to anyone; a priced stack at a
 kept place is stock, taken only by buying it: its price times the quantity paid to the
-place's keepers in the same effects. Effects of the world itself (scheduled events,
-interventions: no `actor`) have no such bound. Another resident's own typed actions
-(a `give`, a `move`) are how its holdings and place change.
+place's keepers in the same effects. A thing a code rule grows (`world.code_rules`:
+fish in a lake) is never made by a resident's action, only taken. Effects of the world
+itself (scheduled events, interventions: no `actor`) have no such bound. Another
+resident's own typed actions (a `give`, a `move`) are how its holdings and place change.
 
 `apply_effects` validates each effect against the state as the earlier ones left it and
 undoes everything on the first failure; its reason names the effect.
@@ -39,6 +41,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from concordia_like.world.code_rules import conserved_items, regrow_rule_of
 from concordia_like.world.effects import (
     CreateEffect,
     DestroyEffect,
@@ -47,7 +50,7 @@ from concordia_like.world.effects import (
     TransferEffect,
     parse_effect,
 )
-from concordia_like.world.state import Item, Number, Place, WorldState, slug
+from concordia_like.world.state import Item, Number, Place, WorldState, name_key, slug
 
 EPS = 1e-9
 
@@ -249,8 +252,18 @@ def _check_set(s: WorldState, e: SetEffect) -> tuple[str | None, Number | None]:
     return None, new
 
 
+def _conserved(s: WorldState, item: str, verb: str) -> str | None:
+    if s.code_rules and name_key(item) in conserved_items(s):
+        return f"{item} is conserved here (a rule of the world): it changes hands, it is not {verb}"
+    return None
+
+
 def _check_create(s: WorldState, e: CreateEffect) -> str | None:
-    reason = _check_quantity(s, e.quantity) or _holder_missing(s, e.holder)
+    reason = (
+        _check_quantity(s, e.quantity)
+        or _holder_missing(s, e.holder)
+        or _conserved(s, e.item, "made")
+    )
     if reason:
         return reason
     if not e.item.strip():
@@ -264,6 +277,9 @@ def _check_create(s: WorldState, e: CreateEffect) -> str | None:
 def _check_destroy(s: WorldState, e: DestroyEffect) -> str | None:
     reason = _check_quantity(s, e.quantity) or _holder_missing(s, e.holder)
     if reason:
+        return reason
+    stack = s.stack(e.holder, e.item)
+    if stack is not None and (reason := _conserved(s, stack.name, "destroyed")):
         return reason
     stack, reason = _one_stack(s, e.holder, e.item)
     if reason or stack is None:
@@ -328,6 +344,12 @@ class _Authority:
         elif isinstance(e, DestroyEffect):
             return self._take_refusal(e.holder, e.item, "destroy")
         elif isinstance(e, CreateEffect):
+            grown = regrow_rule_of(s, e.item)
+            if grown is not None:
+                return (
+                    f"{e.item} come only from {grown.place}, where a rule of the world makes "
+                    f"them grow: {a} may take them there, not make them"
+                )
             here = s.location(a)
             if e.holder in s.agents and e.holder != a:
                 return (

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from concordia_like.world.code_rules import CODE_RULES_ADAPTER
 from concordia_like.world.effects import effect_to_dict, parse_effect
 from concordia_like.world.hours import WEEKDAYS, OpeningHours
 from concordia_like.world.state import (
@@ -27,7 +28,7 @@ FORMAT = 1
 
 
 def state_to_dict(s: WorldState) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "format": FORMAT,
         "name": s.name,
         "clock": {
@@ -74,6 +75,9 @@ def state_to_dict(s: WorldState) -> dict[str, Any]:
             "item_seq": s.item_seq,
         },
     }
+    if s.code_rules:  # left out when none: older checkpoints stay byte-identical
+        out["code_rules"] = [r.model_dump(mode="json") for r in s.code_rules]
+    return out
 
 
 def _place(p: Place) -> dict[str, Any]:
@@ -167,4 +171,5 @@ def state_from_dict(d: dict[str, Any]) -> WorldState:
         initial_counts=ledger["initial_counts"],
         initial_totals=ledger["initial_totals"],
         item_seq=ledger["item_seq"],
+        code_rules=CODE_RULES_ADAPTER.validate_python(d.get("code_rules", [])),
     )

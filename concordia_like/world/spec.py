@@ -27,6 +27,8 @@ it at its line just the same.
       money: {min: 0, max: 100000, initial: 40, conserved: true}
       energy: {min: 0, max: 100, initial: 80}
     rules: [natural-language rules the Game Master is given]
+    code_rules:                      # typed rules the engine applies (world/code_rules.py)
+      - {kind: regrow, item: fish, place: lake, factor: 2, cap: 100, collapse_below: 5}
     residents:
       - {persona: ../personas/ines_marlowe.yaml, start: marlowe_house, attributes: {money: 120}}
     events:
@@ -43,6 +45,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from concordia_like.llm.sampling import SamplingOverrides
+from concordia_like.world.code_rules import CodeRule
 from concordia_like.world.effects import Effect, PropertyValue
 from concordia_like.world.hours import OpeningHours
 
@@ -129,6 +132,7 @@ class WorldSpec(_Strict):
     items: list[ItemSpec] = Field(default_factory=list)
     attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
     rules: list[str] = Field(default_factory=list, max_length=30)
+    code_rules: list[CodeRule] = Field(default_factory=list, max_length=20)
     residents: list[ResidentSpec] = Field(default_factory=list)
     events: list[ScheduledEventSpec] = Field(default_factory=list)
     #: the model's sampling per purpose, over the defaults (see `llm.sampling`)

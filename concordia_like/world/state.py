@@ -134,6 +134,7 @@ class WorldState:
         initial_counts: dict[str, int] | None = None,
         initial_totals: dict[str, Number] | None = None,
         item_seq: int = 0,
+        code_rules: Iterable[Any] = (),
     ) -> None:
         self.name = name
         self.clock = clock
@@ -146,6 +147,8 @@ class WorldState:
         self.created: dict[str, int] = dict(created or {})
         self.destroyed: dict[str, int] = dict(destroyed or {})
         self.item_seq = item_seq
+        #: typed rules the engine applies each step (`world.code_rules`)
+        self.code_rules: list[Any] = list(code_rules)
         self.initial_counts = (
             dict(initial_counts) if initial_counts is not None else self.item_counts()
         )
