@@ -66,7 +66,7 @@ class Town:
 async def town(runs_root):
     t = Town(runs_root)
     yield t
-    await t.session.sim.aclose()
+    await t.session.aclose()
 
 
 def store_rows(root, run_id) -> dict[str, list]:
@@ -191,7 +191,7 @@ async def test_failed_step_is_one_line_and_the_town_stays_usable(runs_root):
         assert "step 2 " in out and "The church bell rings seven times." in out
         assert t.sim.step == 2
     finally:
-        await t.session.sim.aclose()
+        await t.session.aclose()
 
 
 async def test_playing_shows_only_what_the_resident_perceives(town):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
 from concordia_like.agents.persona import parse_hhmm
+from concordia_like.engine.newcomers import NEWCOMERS_KEY, restore_newcomers
 from concordia_like.engine.recorder import RunRecorder, new_run_id
 from concordia_like.engine.simulation import ENGINES, EngineKind, Simulation
 from concordia_like.errors import ConfigError
@@ -214,6 +215,8 @@ def resume_run(
                 sim.agents[name].restore(data)
         sim.step = cp.step
         sim._usage_base = cp.usage
+    if row.config.get(NEWCOMERS_KEY):  # residents who joined after the run began
+        restore_newcomers(sim, row.config[NEWCOMERS_KEY], cp)
     if changes:
         recorder.record_change(run_id, {"after_step": sim.step, **changes})
     return sim

@@ -61,8 +61,9 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "play",
-            "play NAME",
-            "take over a resident: what you type is its action, you see what it perceives",
+            "play NAME | --new CARD",
+            "take over a resident, or join as a newcomer with a persona card (YAML) of your "
+            "own: what you type is its action, you see what it perceives",
             "play Ines Marlowe",
         ),
         Command(

@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from concordia_like.agents.persona import clip
+from concordia_like.engine.newcomers import add_newcomer
+from concordia_like.engine.runs import run_folder
 from concordia_like.engine.simulation import Simulation, StepAborted, StepReport
 from concordia_like.errors import ConcordiaError
 from concordia_like.llm import LLMRequest
@@ -33,6 +35,8 @@ from concordia_like.sandbox import render
 from concordia_like.sandbox.commands import COMMANDS, Hint, help_text, resolve, split
 from concordia_like.sandbox.fork import fork_run
 from concordia_like.sandbox.inject import Injections
+from concordia_like.sandbox.newcomer import read_newcomer
+from concordia_like.sandbox.runlog import RunLog
 from concordia_like.sandbox.seat import PlayerSeat, parse_action, parse_say
 
 #: `until` goes at most this far ahead
@@ -64,6 +68,8 @@ class TownSession:
         self.seat = PlayerSeat()
         self.injections = Injections()
         sim.hooks.extend([self.seat, self.injections])
+        #: the library's warnings (degraded model calls) go to the town's folder
+        self.log = RunLog(self._folder(sim))
         self.per_step: list[dict[str, Any]] = []
         self._spent_before: dict[str, Any] = {}  # usage of towns left by `fork`
         self._stop = False
@@ -74,7 +80,19 @@ class TownSession:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.sim.aclose()
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the town, and give the library's log records back to where they went."""
+        try:
+            await self.sim.aclose()
+        finally:
+            self.log.close()
+
+    def _folder(self, sim: Simulation) -> Path:
+        folder = run_folder(sim.run_id, self.root)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     # -- what the prompt needs ----------------------------------------------------------
 
@@ -99,13 +117,14 @@ class TownSession:
         word, rest = split(line)
         if not word or word.startswith("#"):
             return True
+        go_on = True
         try:
             if word in COMMANDS:
-                return await getattr(self, f"_cmd_{word}")(rest)
-            if self.seat.resident is not None:
+                go_on = await getattr(self, f"_cmd_{word}")(rest)
+            elif self.seat.resident is not None:
                 await self._act(parse_action(self.sim.state, self.seat.resident, line))
-                return True
-            raise Hint(f"unknown command {word!r}; type help for the list")
+            else:
+                raise Hint(f"unknown command {word!r}; type help for the list")
         except Hint as hint:
             self.say(f"[yellow]hint:[/] {escape(str(hint))}")
         except StepAborted as exc:
@@ -117,7 +136,18 @@ class TownSession:
             self.say(f"[bold red]error:[/] {escape(str(exc))}")
         except Exception as exc:  # never a traceback at the prompt
             self.say(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}")
-        return True
+        self._logged()
+        return go_on
+
+    def _logged(self) -> None:
+        """One line, when the library logged warnings since the last: how many, where."""
+        n = self.log.take()
+        if n:
+            what = "warning" if n == 1 else "warnings"
+            self.say(
+                f"  [dim]({n} {what}, such as a degraded model call, "
+                f"in {escape(str(self.log.path))})[/]"
+            )
 
     # -- advancing ----------------------------------------------------------------------
 
@@ -187,9 +217,10 @@ class TownSession:
         resident = self.seat.resident
         if resident is None:
             self.say(*render.step_lines(report))
-            return
-        self.say(*render.seen_lines(report, self.seat.seen, resident))
-        self.say(f"  [dim]{escape(self.sim.state.describe_for(resident))}[/]")
+        else:
+            self.say(*render.seen_lines(report, self.seat.seen, resident))
+            self.say(f"  [dim]{escape(self.sim.state.describe_for(resident))}[/]")
+        self._logged()
 
     async def _act(self, action: Any) -> None:
         self.seat.queued = action
@@ -273,9 +304,28 @@ class TownSession:
         return True
 
     async def _cmd_play(self, rest: str) -> bool:
-        if rest.startswith("--new"):
-            raise Hint("play --new is not available yet: play one of the residents")
-        name = self._name(rest, whole=True)
+        if rest.split(" ")[0] == "--new":
+            return await self._join(rest[len("--new") :].strip())
+        self._start_playing(self._name(rest, whole=True))
+        return True
+
+    async def _join(self, card: str) -> bool:
+        """A newcomer from the person's own card joins the town and is played. The card
+        is checked before anything changes (sandbox/newcomer.py); joining is recorded
+        in the run with its first memories, so reopening and forking bring it back."""
+        if not card:
+            raise Hint("play --new CARD.yaml: a persona card of your own (see personas/)")
+        arrival = read_newcomer(self.sim, Path(card).expanduser())
+        newcomer = arrival.newcomer
+        add_newcomer(self.sim, newcomer)
+        name, where = newcomer.card.name, self.sim.state.places[newcomer.place].name
+        # those there see someone new arrive, at the next step, like any event
+        self.injections.add(f"{name}, a newcomer, arrives at {where}.", newcomer.place)
+        self.say(f"{escape(name)} joins {escape(self.sim.world.name)}, {escape(arrival.note)}")
+        self._start_playing(name)
+        return True
+
+    def _start_playing(self, name: str) -> None:
         self.seat.take(name)
         self.say(
             f"you are {escape(name)} now: type what you do "
@@ -283,7 +333,6 @@ class TownSession:
             + "or anything in words); leave hands back",
             f"  [dim]{escape(self.sim.state.describe_for(name))}[/]",
         )
-        return True
 
     async def _cmd_say(self, rest: str) -> bool:
         if self.seat.resident is None:
@@ -311,6 +360,7 @@ class TownSession:
         old.hooks.clear()
         sim.hooks.extend([self.seat, self.injections])
         self.sim = sim
+        self.log.move_to(self._folder(sim))
         label = f" ({escape(rest)})" if rest else ""
         self.say(
             f"forked town {old.run_id} after step {old.step} into {new_id}{label}; you are in "
