@@ -274,9 +274,7 @@ class _Checker:
                     r.place == m.place and name_key(r.item) == name_key(m.item)
                     for r in self._regrow_rules()
                 ):
-                    self.problem(
-                        (*loc, "item"), f"no regrow rule grows {m.item!r} at {m.place!r}"
-                    )
+                    self.problem((*loc, "item"), f"no regrow rule grows {m.item!r} at {m.place!r}")
             elif isinstance(m, Trades):
                 for field_name in ("sellers", "buyers"):
                     for j, who in enumerate(getattr(m, field_name)):

@@ -89,9 +89,9 @@ CodeRule = Annotated[RegrowRule | SilenceRule | ConserveRule, Field(discriminato
 CODE_RULES_ADAPTER: TypeAdapter[Any] = TypeAdapter(list[CodeRule])
 
 
-def rule_problems(rule: Any, places: set[str] | dict[str, Any], max_stack: int) -> list[
-    tuple[tuple[str | int, ...], str]
-]:
+def rule_problems(
+    rule: Any, places: set[str] | dict[str, Any], max_stack: int
+) -> list[tuple[tuple[str | int, ...], str]]:
     """What is wrong with `rule` in a world of these places: (field path, message)
     pairs for the world's and the scenario's checkers to place at their lines."""
     out: list[tuple[tuple[str | int, ...], str]] = []
@@ -117,9 +117,7 @@ def speech_refusal(state: WorldState, place: str) -> str | None:
 def conserved_items(state: WorldState) -> set[str]:
     """The item names (as `name_key`) that conserve rules keep from being made or
     destroyed."""
-    return {
-        name_key(i) for r in state.code_rules if isinstance(r, ConserveRule) for i in r.items
-    }
+    return {name_key(i) for r in state.code_rules if isinstance(r, ConserveRule) for i in r.items}
 
 
 def regrow_rule_of(state: WorldState, item: str) -> RegrowRule | None:
