@@ -172,3 +172,40 @@ def test_start_begins_a_new_town_at_that_time_and_a_bad_one_is_one_error(tmp_pat
         "error: --start: expected a time as HH:MM (00:00 to 23:59), got '7:99'"
     ]
     assert not (tmp_path / "bad").exists()  # nothing half-written
+
+
+NEWCOMER_CARD = """\
+name: Wren Hollis
+age: 31
+occupation: travelling clockmaker
+traits: [curious, soft-spoken]
+routine:
+  - {at: "06:00", activity: looks for work around the square, place: market_square}
+home: caravan
+"""
+
+
+def test_newcomer_from_a_card_survives_reopen_and_fork(tmp_path):
+    root = tmp_path / "runs"
+    card, bad = tmp_path / "wren.yaml", tmp_path / "bad.yaml"
+    card.write_text(NEWCOMER_CARD)
+    bad.write_text(NEWCOMER_CARD.replace("age: 31", "age: thirty"))
+    out = town(root, stdin=f"play --new {bad}\nplay --new {card}\ngo bakery\nquit\n")
+    run_id = re.search(r"new town ([0-9a-f]{12})", out).group(1)
+    refused = [line for line in out.splitlines() if line.startswith("error:")]
+    assert refused == [
+        f"error: {bad}:2: age: Input should be a valid integer, unable to parse string as an "
+        "integer, got 'thirty'"
+    ]
+    assert "Wren Hollis joins Larkspur Ford, at Market Square" in out
+    assert "Wren Hollis Mon 06:00> go bakery" in out
+    assert "step 1 Mon 06:00, as Wren Hollis:" in out
+    assert f"closed town {run_id} after step 1" in out
+    out = town(root, "--open", run_id, stdin="play Wren\nlook\nfork\ngo market_square\n")
+    assert f"reopened town {run_id} after step 1, 12 residents" in out  # the town's 11 and her
+    assert "You are at Marlowe's Bakery" in out
+    forked = re.search(r"into ([0-9a-f]{12})", out).group(1)
+    assert "Wren Hollis goes from Marlowe's Bakery to Market Square." in out
+    assert f"closed town {forked} after step 2" in out
+    agents = query(root / forked / "store.sqlite", "SELECT agents FROM checkpoints")
+    assert "Wren Hollis" in agents[0][0]
