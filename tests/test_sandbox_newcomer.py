@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 from engine_support import TOWN, lm_factory, memories, store_path
@@ -263,3 +264,10 @@ async def test_degraded_call_warnings_go_to_the_log_file_not_the_screen(runs_roo
     # closing the session gives the library's records back to where they went
     logger = logging.getLogger("concordia_like")
     assert logger.propagate and not [h for h in logger.handlers if type(h).__name__ == "RunLog"]
+
+
+async def test_the_readme_s_example_card_joins_the_town(town, card):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("```yaml\n# me.yaml\n", 1)[1].split("```", 1)[0]
+    out = await town(f"play --new {card(example, name='me.yaml')}")
+    assert out.startswith("Wren Hollis joins Larkspur Ford, at Market Square"), out
