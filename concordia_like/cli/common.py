@@ -34,17 +34,25 @@ def user_errors(func: F) -> F:
 
 
 BackendOpt = Annotated[
-    str, typer.Option("--backend", "-b", help="embedded, openai, langchain or scripted")
+    str, typer.Option("--backend", "-b", help="embedded, openai, vllm, langchain or scripted")
 ]
 OptionalBackendOpt = Annotated[
     str | None,
-    typer.Option("--backend", "-b", help="embedded (default), openai, langchain or scripted"),
+    typer.Option("--backend", "-b", help="embedded (default), openai, vllm, langchain or scripted"),
 ]
 BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(help="OpenAI-compatible server URL (env CONCORDIA_OPENAI_BASE_URL)"),
+    list[str] | None,
+    typer.Option(
+        help="OpenAI-compatible server URL (env CONCORDIA_OPENAI_BASE_URL); give it more "
+        "than once to spread requests over several servers"
+    ),
 ]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="model name on the server")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="model name on the server; for vllm, a Hugging Face folder or a GGUF"
+    ),
+]
 ApiKeyOpt = Annotated[str | None, typer.Option(help="API key for the server (env OPENAI_API_KEY)")]
 ModelPathOpt = Annotated[
     Path | None, typer.Option(help="GGUF file for the embedded backend (default: SmolLM2)")
@@ -53,14 +61,23 @@ ModelPathOpt = Annotated[
 
 def backend_options(
     backend: str,
-    base_url: str | None = None,
+    base_url: str | list[str] | None = None,
     model: str | None = None,
     api_key: str | None = None,
     model_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for `make_backend`, only those that apply to `backend`."""
+    """Keyword arguments for `make_backend`, only those that apply to `backend`.
+    `base_url` is one URL or several (`--base-url` given more than once, a list in a
+    recorded run's config)."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
     if backend == "embedded":
         return {"model_path": model_path}
-    if backend in ("openai", "langchain"):
-        return {"base_url": base_url, "model": model, "api_key": api_key}
+    if backend == "vllm":
+        return {"model": model or (str(model_path) if model_path else None)}
+    if backend == "openai":
+        return {"base_url": urls or None, "model": model, "api_key": api_key}
+    if backend == "langchain":
+        if len(urls) > 1:
+            raise ConcordiaError("the langchain backend takes one --base-url, not several")
+        return {"base_url": urls[0] if urls else None, "model": model, "api_key": api_key}
     return {}

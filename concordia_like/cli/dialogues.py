@@ -254,7 +254,7 @@ def _generate(
     work: Path,
     overrides: dict[str, dict[str, float]],
     backend: str,
-    base_url: str | None,
+    base_url: str | list[str] | None,
     model: str | None,
     api_key: str | None,
     model_path: Path | None,

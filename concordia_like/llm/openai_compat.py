@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import re
+from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -34,6 +35,7 @@ import httpx
 
 from concordia_like.llm.backend import Backend
 from concordia_like.llm.errors import BackendUnavailableError, LLMError, SchemaRefusedError
+from concordia_like.llm.routing import Server, ServerPool
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,24 @@ def resolve_base_url(base_url: str | None) -> str:
     if parts.path in ("", "/"):
         url += "/v1"
     return url
+
+
+def resolve_base_urls(base_url: str | Sequence[str] | None) -> list[str]:
+    """Every server's API root: a list (`--base-url` given more than once, a list in the
+    run config) or one string, in which commas separate servers (so that the environment
+    variable can name several)."""
+    if base_url is None or isinstance(base_url, str):
+        given = [base_url] if base_url else [_env(BASE_URL_ENVS)]
+        parts = [p for g in given if g for p in g.split(",") if p.strip()]
+    else:
+        parts = [p for p in base_url if p and p.strip()]
+    urls = [resolve_base_url(p) for p in parts] if parts else [resolve_base_url(None)]
+    seen: set[str] = set()
+    for url in urls:
+        if url in seen:
+            raise BackendUnavailableError(f"the server {url} is given twice as a base URL")
+        seen.add(url)
+    return urls
 
 
 def _auth_headers(api_key: str | None) -> dict[str, str]:
@@ -209,7 +229,7 @@ class OpenAIBackend(Backend):
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         model: str | None = None,
         api_key: str | None = None,
         *,
@@ -223,7 +243,11 @@ class OpenAIBackend(Backend):
         strict: bool = True,
         extra_body: dict[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        revive_after_s: float = 30.0,
     ) -> None:
+        """`base_url` names one server or several (a list, or commas); `concurrency` is
+        the limit of requests in flight per server; a server that stops answering is
+        taken out for `revive_after_s` (see `llm.routing`)."""
         if structured_output not in STRUCTURED_MODES:
             raise ValueError(
                 f"structured_output must be one of {', '.join(STRUCTURED_MODES)}, "
@@ -233,11 +257,13 @@ class OpenAIBackend(Backend):
             raise ValueError("concurrency must be at least 1")
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
-        self.base_url = resolve_base_url(base_url)
+        self.base_urls = resolve_base_urls(base_url)
+        self.base_url = self.base_urls[0]
+        self.pool = ServerPool(self.base_urls, concurrency, revive_after_s)
         self.api_key = api_key or _env(API_KEY_ENVS)
         self._model = model or _env(MODEL_ENVS)
         self.concurrency = concurrency
-        self.max_batch = max(self.max_batch, concurrency)
+        self.max_batch = max(self.max_batch, concurrency * len(self.base_urls))
         self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
         self.max_retries = max_retries
         self.retry_base_delay_s = retry_base_delay_s
@@ -247,7 +273,6 @@ class OpenAIBackend(Backend):
         self.extra_body = dict(extra_body or {})
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
-        self._semaphore: asyncio.Semaphore | None = None
         self._model_lock: asyncio.Lock | None = None
         #: HTTP attempts made (first tries and retries), for tests and diagnostics
         self.attempts = 0
@@ -261,11 +286,21 @@ class OpenAIBackend(Backend):
     @property
     def model(self) -> str:
         """The model name; when none was given, the first the server lists (asked once,
-        blocking, the first time it is needed)."""
+        blocking, the first time it is needed; with several servers, the first that
+        answers: they are meant to serve the same model)."""
         if self._model is None:
-            self._model = list_first_model(
-                self.base_url, self.api_key, timeout_s=self.timeout.connect or 10.0
-            )
+            error: BackendUnavailableError | None = None
+            for url in self.base_urls:
+                try:
+                    self._model = list_first_model(
+                        url, self.api_key, timeout_s=self.timeout.connect or 10.0
+                    )
+                    break
+                except BackendUnavailableError as exc:
+                    error = exc
+            else:
+                assert error is not None
+                raise error
         return self._model
 
     async def _resolve_model(self) -> str:
@@ -274,19 +309,24 @@ class OpenAIBackend(Backend):
         if self._model_lock is None:
             self._model_lock = asyncio.Lock()
         async with self._model_lock:
-            if self._model is None:
-                url = f"{self.base_url}/models"
+            for base in self.base_urls:
+                if self._model is not None:
+                    break
+                url = f"{base}/models"
                 try:
                     response = await self._http().get(url)
                     response.raise_for_status()
                     payload = response.json()
                 except (httpx.HTTPError, ValueError) as exc:
+                    if base != self.base_urls[-1]:
+                        continue
                     raise BackendUnavailableError(
                         f"could not list the models at {url} to pick one ({_describe(exc)}); "
                         "is the server running? Or name the model with --model (model=...) "
                         "or CONCORDIA_OPENAI_MODEL"
                     ) from exc
                 self._model = _first_model(payload, url)
+        assert self._model is not None
         return self._model
 
     # -- HTTP -------------------------------------------------------------------------
@@ -297,8 +337,8 @@ class OpenAIBackend(Backend):
                 headers={"Content-Type": "application/json", **_auth_headers(self.api_key)},
                 timeout=self.timeout,
                 limits=httpx.Limits(
-                    max_connections=self.concurrency,
-                    max_keepalive_connections=self.concurrency,
+                    max_connections=self.concurrency * len(self.base_urls),
+                    max_keepalive_connections=self.concurrency * len(self.base_urls),
                 ),
                 transport=self._transport,
             )
@@ -313,22 +353,28 @@ class OpenAIBackend(Backend):
         return delay
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST one chat completion, retrying 429, 5xx, connect errors and timeouts."""
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.concurrency)
+        """POST one chat completion to the least-loaded server; a server that does not
+        answer is taken out and the request goes to another at once; 429, 5xx and a
+        request no server took are retried with backoff (see `llm.routing`)."""
         last = "no attempt made"
         attempts = self.max_retries + 1
-        for attempt in range(attempts):
+        attempt = 0
+        tried: set[Server] = set()
+        while True:
             retry_after: str | None = None
-            async with self._semaphore:
+            server = await self.pool.acquire(tried)
+            chat_url = f"{server.url}/chat/completions"
+            answered = False
+            try:
                 self.attempts += 1
                 try:
-                    response = await self._http().post(self.chat_url, json=body)
+                    response = await self._http().post(chat_url, json=body)
                 except httpx.TimeoutException as exc:
-                    last = f"timed out ({type(exc).__name__})"
+                    last = f"{chat_url} timed out ({type(exc).__name__})"
                 except httpx.TransportError as exc:
-                    last = _describe(exc)
+                    last = f"{chat_url}: {_describe(exc)}"
                 else:
+                    answered = True
                     status = response.status_code
                     if status < 300:
                         try:
@@ -337,43 +383,58 @@ class OpenAIBackend(Backend):
                             last = f"HTTP {status}, body not JSON: {response.text[:200]!r}"
                     else:
                         text = response.text
-                        if looks_like_response_format_rejection(status, text) and body.get(
-                            "response_format"
-                        ):
-                            raise _RequestRejected(
-                                f"{self.chat_url} rejected the response_format "
-                                f"(HTTP {status}): {text[:300]}",
-                                status,
-                                text,
-                            )
-                        if status in (401, 403):
-                            raise BackendUnavailableError(
-                                f"{self.chat_url} refused the request (HTTP {status}: "
-                                f"{text[:200]}); check the API key (--api-key or OPENAI_API_KEY)"
-                            )
-                        if status == 404:
-                            raise BackendUnavailableError(
-                                f"{self.chat_url} answered HTTP 404 ({text[:200]}); check the "
-                                "base URL (it usually ends in /v1) and the model name "
-                                f"{body.get('model')!r}"
-                            )
-                        if status not in _RETRY_STATUS:
-                            raise _RequestRejected(
-                                f"{self.chat_url} rejected the request (HTTP {status}): "
-                                f"{text[:300]}",
-                                status,
-                                text,
-                            )
-                        last = f"HTTP {status}: {text[:200]}"
+                        self._raise_if_final(chat_url, status, text, body)
+                        last = f"{chat_url}: HTTP {status}: {text[:200]}"
                         retry_after = response.headers.get("retry-after")
-            if attempt + 1 < attempts:
-                delay = self._delay(attempt, retry_after)
-                log.debug("openai backend: %s; retrying in %.2fs", last, delay)
-                await asyncio.sleep(delay)
+            finally:
+                await self.pool.release(server, answered=answered)
+            if not answered:
+                self.pool.take_out(server, last)
+                tried.add(server)
+                if len(tried) < len(self.pool.servers):
+                    # failover: on to a server not tried in this round (one that is in, if
+                    # any is), at once; a round over every server spends one retry
+                    continue
+            attempt += 1
+            if attempt >= attempts:
+                break
+            delay = self._delay(attempt - 1, retry_after)
+            log.debug("openai backend: %s; retrying in %.2fs", last, delay)
+            await asyncio.sleep(delay)
+            tried.clear()
+        if len(self.base_urls) == 1:
+            raise BackendUnavailableError(
+                f"the OpenAI-compatible server at {self.chat_url} kept failing: {attempts} "
+                f"attempt(s), {self.max_retries} retries spent; last error: {last}"
+            )
         raise BackendUnavailableError(
-            f"the OpenAI-compatible server at {self.chat_url} kept failing: {attempts} "
-            f"attempt(s), {self.max_retries} retries spent; last error: {last}"
+            f"none of the {len(self.base_urls)} OpenAI-compatible servers "
+            f"({self.pool.describe()}) answered: {self.max_retries} retries spent after "
+            f"every server was taken out; last error: {last}"
         )
+
+    def _raise_if_final(self, chat_url: str, status: int, text: str, body: dict[str, Any]) -> None:
+        """Raise for an error answer that asking again cannot mend."""
+        if looks_like_response_format_rejection(status, text) and body.get("response_format"):
+            raise _RequestRejected(
+                f"{chat_url} rejected the response_format (HTTP {status}): {text[:300]}",
+                status,
+                text,
+            )
+        if status in (401, 403):
+            raise BackendUnavailableError(
+                f"{chat_url} refused the request (HTTP {status}: {text[:200]}); check the "
+                "API key (--api-key or OPENAI_API_KEY)"
+            )
+        if status == 404:
+            raise BackendUnavailableError(
+                f"{chat_url} answered HTTP 404 ({text[:200]}); check the base URL (it "
+                f"usually ends in /v1) and the model name {body.get('model')!r}"
+            )
+        if status not in _RETRY_STATUS:
+            raise _RequestRejected(
+                f"{chat_url} rejected the request (HTTP {status}): {text[:300]}", status, text
+            )
 
     # -- requests ---------------------------------------------------------------------
 
