@@ -26,7 +26,6 @@ from concordia_like.agents.agent import Agent
 from concordia_like.agents.persona import PersonaCard
 from concordia_like.engine.recorder import Checkpoint
 from concordia_like.engine.simulation import Simulation
-from concordia_like.engine.upkeep import planning_persona
 from concordia_like.errors import ConfigError
 from concordia_like.memory.records import NewMemory
 from concordia_like.store.run_tables import RunRow
@@ -153,9 +152,5 @@ def _place_in_state(sim: Simulation, newcomer: Newcomer) -> None:
 
 def _add_agent(sim: Simulation, card: PersonaCard) -> Agent:
     agent = Agent.create(card, sim.world.name, sim.world.rules)
-    sim.world.personas[card.name] = card
-    sim.agents[card.name] = agent  # the upkeep shares this dict
-    sim.upkeep._personas[card.name] = planning_persona(card)
-    # the state a failed step goes back to must include the newcomer: snapshot afresh
-    sim._committed = None
+    sim.add_resident(agent)
     return agent

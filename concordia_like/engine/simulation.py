@@ -131,6 +131,15 @@ class Simulation:
     def state(self) -> WorldState:
         return self.world.state
 
+    def add_resident(self, agent: Agent) -> None:
+        """A resident who joins between steps (the world state already holds it): it acts,
+        plans and is checkpointed from the next step on, and the state a failed step goes
+        back to includes it."""
+        self.world.personas[agent.name] = agent.persona
+        self.agents[agent.name] = agent  # the upkeep shares this dict
+        self.upkeep.add_resident(agent)
+        self._committed = None
+
     # -- one step -------------------------------------------------------------------
 
     async def run_step(self) -> StepReport:

@@ -71,6 +71,10 @@ class Upkeep:
         self.place_names: dict[str, str] = {}
         self._reflection: PendingReflection | None = None
 
+    def add_resident(self, agent: Agent) -> None:
+        """Plan and reflect for a resident who joined (the agents dict is shared)."""
+        self._personas[agent.name] = planning_persona(agent.persona)
+
     async def before_acting(self, now: datetime) -> list[Event]:
         """Reflect where due (on what earlier steps committed), then bring every plan up
         to `now` and set each agent's current activity."""
