@@ -225,7 +225,7 @@ async def test_usage_is_counted_by_purpose_and_agent():
 
 
 def test_unknown_backend_names_the_choices():
-    with pytest.raises(UnknownBackendError, match="embedded, openai, langchain, scripted"):
+    with pytest.raises(UnknownBackendError, match="embedded, openai, vllm, langchain, scripted"):
         make_backend("gpt5")
 
 
