@@ -155,7 +155,7 @@ def dialogues(
     root: Annotated[Path, typer.Option(help="where --from-run runs live")] = DEFAULT_ROOT,
     store: Annotated[str | None, typer.Option(help="SQLAlchemy URL of --from-run's store")] = None,
     backend: Annotated[
-        str, typer.Option("--backend", "-b", help="embedded, openai, langchain or scripted")
+        str, typer.Option("--backend", "-b", help="embedded, openai, vllm, langchain or scripted")
     ] = "embedded",
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
