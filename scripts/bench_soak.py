@@ -14,11 +14,14 @@ the process holds for a growing store (Chroma's vector index, SQLite's page cach
     .venv/bin/python scripts/bench_soak.py --steps 5000    # checkpoints at 500 and 5,000
     .venv/bin/python scripts/bench_soak.py --quick --trace # also: what grew, by line
     .venv/bin/python scripts/bench_soak.py --chroma-server # the index in `chroma run`
+    .venv/bin/python scripts/bench_soak.py --hash-embedder # the tests' hashing embedder
 
 The vector index holds every memory's vector by design, so in one process the store's
 growth shows in RSS. `--chroma-server` puts the index in Chroma's own server (started on
 127.0.0.1 and stopped at the end), as a larger deployment would: the RSS compared is
-then the simulation's alone, and the server's is printed beside it.
+then the simulation's alone, and the server's is printed beside it. `--hash-embedder`
+swaps the sentence model for the tests' hashing embedder (tests/fast_embedder.py): about
+twice the steps per second, and the loop's own memory without the model's caches.
 
 `--trace` runs tracemalloc (several times slower) and prints the source lines whose
 Python allocations grew most between the two checkpoints, and the object types whose
@@ -34,6 +37,7 @@ import argparse
 import asyncio
 import gc
 import shutil
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -185,10 +189,18 @@ def main() -> None:
     ap.add_argument(
         "--chroma-server", action="store_true", help="the index in `chroma run` on 127.0.0.1"
     )
+    ap.add_argument(
+        "--hash-embedder", action="store_true", help="the tests' hashing embedder, no model"
+    )
     args = ap.parse_args()
     steps = args.steps or (2000 if args.quick else 10_000)
     if steps < 2:
         ap.error("--steps must be at least 2")
+    if args.hash_embedder:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        import fast_embedder
+
+        fast_embedder.install()
     print(f"RSS at start {rss_mb():.1f} MiB")
     start = time.perf_counter()
     get_embedder().embed(["warm up the embedding model"])
