@@ -77,6 +77,21 @@ def served(server) -> str:
     return server.wait()
 
 
+def test_schemas_are_closed_for_vllm_without_touching_property_names():
+    from concordia_like.llm.vllm_backend import closed_schema
+
+    schema = LLMRequest.chat("x", schema=Mood).json_schema
+    closed = closed_schema(
+        {"type": "object", "properties": {"properties": schema}, "$defs": {"M": schema}}
+    )
+    assert closed["additionalProperties"] is False
+    assert set(closed["properties"]) == {"properties"}  # a field's name is not a schema
+    assert closed["properties"]["properties"]["additionalProperties"] is False
+    assert closed["$defs"]["M"]["additionalProperties"] is False
+    assert "additionalProperties" not in schema  # the request's own schema is left alone
+    assert closed_schema({"type": "string", "enum": ["a"]}) == {"type": "string", "enum": ["a"]}
+
+
 # -- in process -------------------------------------------------------------------------
 
 

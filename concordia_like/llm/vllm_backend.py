@@ -119,6 +119,30 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
     return dest
 
 
+def closed_schema(schema: Any) -> Any:
+    """`schema` with every object that lists its properties closed to others
+    (`additionalProperties: false` where the schema says nothing): vLLM's grammar
+    otherwise lets a small model invent keys until max_tokens, where llama.cpp's grammar
+    (the embedded backend's) allows only the listed ones."""
+    if isinstance(schema, list):
+        return [closed_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            # names to schemas: a property may well be called "properties"
+            out[key] = {name: closed_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = closed_schema(value)
+    if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+
+
 def resolve_model(model: str | Path | None, cache_dir: Path | None = None) -> Path:
     """The Hugging Face folder vLLM loads: `model` itself if it is one, the conversion
     of a GGUF file, or (None) that of the SmolLM2 GGUF the project ships."""
@@ -139,6 +163,18 @@ def resolve_model(model: str | Path | None, cache_dir: Path | None = None) -> Pa
         f"the vllm backend's --model {str(model)!r} is neither a Hugging Face model folder "
         "nor a .gguf file"
     )
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether vLLM refused the request itself (a 4xx in its server's terms: a schema
+    its grammar cannot take, a bad parameter), as opposed to failing."""
+    if isinstance(exc, ValueError):
+        return True
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:
+        return False
+    return isinstance(exc, VLLMClientError)
 
 
 class _EngineLoop:
@@ -226,6 +262,8 @@ class VLLMBackend(Backend):
         args.update(engine_kwargs or {})
         self.engine_args = AsyncEngineArgs(**args)
         self._ids = itertools.count()
+        #: closed schemas by the id of the request's schema (kept alive beside it)
+        self._closed: dict[int, tuple[Any, Any]] = {}
         self._loop = _EngineLoop()
         self._engine: Any = None
         try:
@@ -267,7 +305,12 @@ class VLLMBackend(Backend):
         if request.choices is not None:
             structured = StructuredOutputsParams(choice=list(request.choices))
         elif request.json_schema is not None:
-            structured = StructuredOutputsParams(json=request.json_schema)
+            schema = request.json_schema
+            hit = self._closed.get(id(schema))
+            if hit is None or hit[0] is not schema:
+                hit = (schema, closed_schema(schema))
+                self._closed[id(schema)] = hit
+            structured = StructuredOutputsParams(json=hit[1])
         return SamplingParams(
             temperature=s.temperature,
             top_p=s.top_p,
@@ -301,14 +344,14 @@ class VLLMBackend(Backend):
             out = await asyncio.wrap_future(
                 self._loop.submit(self._generate(ids, params, request_id))
             )
-        except ValueError as exc:
+        except Exception as exc:
+            if not _refused(exc):
+                if type(exc).__name__ == "EngineDeadError" or self._engine is None:
+                    raise BackendUnavailableError(f"vLLM's engine is gone: {exc}") from None
+                raise
             if params.structured_outputs is not None:
                 raise SchemaRefusedError(f"vLLM refused the request's schema: {exc}") from None
             raise LLMError(f"vLLM refused the request: {exc}") from None
-        except Exception as exc:
-            if type(exc).__name__ == "EngineDeadError" or self._engine is None:
-                raise BackendUnavailableError(f"vLLM's engine is gone: {exc}") from None
-            raise
         if out is None or not out.outputs:
             raise LLMError(f"vLLM answered request {request_id} with no output")
         completion = out.outputs[0]
