@@ -73,6 +73,20 @@ def rss_mb(pid: int | str = "self") -> float:
     return psutil.Process(None if pid == "self" else int(pid)).memory_info().rss / 2**20
 
 
+def rss_parts_mb() -> str:
+    """RSS by kind (anonymous, file-backed, shared): a growing store file that is mapped
+    shows as file or shared memory, the process's own heap as anonymous."""
+    parts = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                    parts[line[3:].split(":")[0].lower()] = int(line.split()[1]) / 1024
+    except OSError:
+        return ""
+    return " ".join(f"{k} {v:.0f}" for k, v in parts.items())
+
+
 def measured_rss_mb() -> float:
     gc.collect()
     return rss_mb()
@@ -154,7 +168,8 @@ async def soak(
                 f"{step:>6} {rss[step]:>8.1f} {sim.memory.count():>9} "
                 f"{folder_mb(root):>9.1f} {embed_cache():>11} "
                 f"{(step - last_step) / (now - last_t):>8.2f}"
-                + (f" {rss_mb(server_pid):>10.1f}" if server_pid else ""),
+                + (f" {rss_mb(server_pid):>10.1f}" if server_pid else "")
+                + f"   ({rss_parts_mb()})",
                 flush=True,
             )
             if trace and step in checkpoints:
