@@ -224,6 +224,9 @@ class VLLMBackend(Backend):
         the right one on a GPU)."""
         if importlib.util.find_spec("vllm") is None:
             raise BackendUnavailableError(f"the vllm backend needs vLLM ({INSTALL_HINT})")
+        # vLLM logs every engine detail at INFO on stdout, the command's own output; its
+        # warnings are enough there (read at vLLM's import, inherited by its processes)
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         self.folder = resolve_model(model, Path(cache_dir) if cache_dir else None)
         self._model_name = (
             Path(model).stem if model is not None and str(model).endswith(".gguf") else None
