@@ -381,7 +381,7 @@ class Stop(_Strict):
 
 
 class ModelSpec(_Strict):
-    backend: Literal["embedded", "openai", "langchain", "scripted"] = "embedded"
+    backend: Literal["embedded", "openai", "langchain", "vllm", "scripted"] = "embedded"
     model: str | None = None
     base_url: str | None = None
 
