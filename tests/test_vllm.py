@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 from vllm_support import KV_CACHE_GIB, VLLMServer, model_folder, require_vllm
 
 from concordia_like.engine.runs import start_run
-from concordia_like.llm import Backend, LanguageModel, LLMRequest
+from concordia_like.experiments.runner import SharedBackend
+from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.openai_compat import OpenAIBackend
-from concordia_like.llm.types import RawCompletion
 from concordia_like.world.rules import check_invariants
 
 pytestmark = [pytest.mark.vllm, pytest.mark.server]
@@ -29,23 +29,6 @@ TOWN = REPO / "worlds" / "town.yaml"
 class Mood(BaseModel):
     mood: Literal["happy", "sad", "tired"]
     reason: str = Field(max_length=40)
-
-
-class Kept(Backend):
-    """The module's engine, lent to one LanguageModel: closing that leaves it running."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.max_batch = inner.max_batch
-        self.concurrent_batches = inner.concurrent_batches
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    async def generate_batch(self, requests: list[LLMRequest]) -> list[RawCompletion | Exception]:
-        return await self.inner.generate_batch(requests)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +79,7 @@ def test_schemas_are_closed_for_vllm_without_touching_property_names():
 
 
 def test_structured_and_choice_requests_parse_and_are_counted(engine):
-    lm = LanguageModel(Kept(engine))
+    lm = LanguageModel(SharedBackend(engine))
     requests = [
         LLMRequest.chat(f"How do you feel, neighbour {i}? Say why.", schema=Mood, max_tokens=48)
         for i in range(4)
@@ -113,7 +96,7 @@ def test_structured_and_choice_requests_parse_and_are_counted(engine):
 
 
 def test_a_seed_reproduces_its_sample_and_another_seed_differs(engine):
-    lm = LanguageModel(Kept(engine))
+    lm = LanguageModel(SharedBackend(engine))
 
     async def alone(seed: int) -> str:
         # the same computation each time: one request alone, over an empty prefix cache.
@@ -132,7 +115,7 @@ def test_a_seed_reproduces_its_sample_and_another_seed_differs(engine):
 
 
 def test_a_shared_prefix_is_reused(engine):
-    lm = LanguageModel(Kept(engine))
+    lm = LanguageModel(SharedBackend(engine))
     system = "You are Mira, the town baker. " + "You remember the day in detail. " * 20
     before = engine.stats["cached_prompt_tokens"]
     for question in ("What do you bake?", "Who came in?"):
@@ -141,7 +124,9 @@ def test_a_shared_prefix_is_reused(engine):
 
 
 def test_town_steps_on_the_vllm_backend(tmp_path, engine):
-    sim = start_run(TOWN, lambda _folder: LanguageModel(Kept(engine)), root=tmp_path, seed=3)
+    sim = start_run(
+        TOWN, lambda _folder: LanguageModel(SharedBackend(engine)), root=tmp_path, seed=3
+    )
 
     async def go():
         return [await sim.run_step() for _ in range(2)]
@@ -165,7 +150,7 @@ def test_models_check_on_vllm(monkeypatch, engine):
     from concordia_like.cli import models as models_cli
     from concordia_like.cli.main import app
 
-    monkeypatch.setattr(models_cli, "make_backend", lambda name, **opts: Kept(engine))
+    monkeypatch.setattr(models_cli, "make_backend", lambda name, **opts: SharedBackend(engine))
     result = CliRunner().invoke(app, ["models", "--check", "vllm"])
     assert result.exit_code == 0, result.output
     assert "backend vllm (SmolLM2-135M-Instruct.Q4_1)" in result.output
