@@ -105,6 +105,7 @@ async def run(path: str, steps: int, seed: int, root: Path, threads: int | None)
         for agent in sim.agents.values():
             agent.use_old_path(sim.world.name, sim.world.rules)
         sim.upkeep.planner.skeleton = False
+        sim.upkeep.plan_with_prefix = False
     fig = Figures(path, steps)
     history: dict[str, list[str]] = {}
     async with sim:

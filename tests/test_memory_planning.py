@@ -281,3 +281,46 @@ async def test_random_schema_valid_answers_make_valid_plans():
             current = doing[ctx.agent]
             assert current.start <= at(hour, 20) < current.end
             assert plan.step_at(at(hour, 20)) is not None
+
+
+async def test_plan_calls_open_with_the_agents_own_prefix_and_do_not_repeat_the_persona(
+    memory_store,
+):
+    """Day plan, decomposition, replan and its decomposition all carry the agent's act
+    prefix as system message (so a backend that keeps prefixes decodes it once); without
+    a prefix the persona opens the question under the planner's generic system message."""
+    backend, lm = planning_model()
+    planner = Planner(lm, memory_store)
+    persona = "Klaus is a sociology student."
+    prefix = "You are Klaus Mueller, a sociology student. Rules of the world: none."
+    ctx = PlanContext("Klaus", persona=persona, prefix=prefix)
+    plans: dict[str, DayPlan] = {}
+    await planner.step([ctx], plans, at(9))
+    fire = MemoryRecord(99, "Klaus", "The bakery is on fire", "observation", at(10), at(10), 9)
+    assert await planner.react([fire], plans, at(10, 7), {"Klaus": ctx}) == {"Klaus": True}
+    seen = backend.requests_seen
+    assert len(seen) == 4  # day plan, decomposition, replan, decomposition
+    for request in seen:
+        assert request.messages[0].role == "system" and request.messages[0].content == prefix
+        assert persona not in request.messages[-1].content
+    plain = PlanContext("Maria", persona="Maria is a painter.")
+    await planner.plan_days([plain], at(7))
+    assert seen[-1].messages[0].content != prefix
+    assert seen[-1].messages[-1].content.startswith("Maria is a painter.")
+
+
+async def test_the_town_plans_under_each_residents_act_prefix(tmp_path):
+    from engine_support import TOWN, close, lm_factory
+
+    from concordia_like.engine.runs import start_run
+
+    backend = ScriptedBackend()
+    sim = start_run(TOWN, lm_factory(backend), root=tmp_path, start_time="07:00")
+    try:
+        await sim.run_step()
+    finally:
+        await close(sim)
+    plan_calls = [r for r in backend.requests_seen if r.purpose == "plan"]
+    assert len({r.agent for r in plan_calls}) > 1
+    for request in plan_calls:
+        assert request.messages[0].content == sim.agents[request.agent].prefix

@@ -70,6 +70,10 @@ class Upkeep:
         #: place id -> name, for the places plans name (the engine sets it)
         self.place_names: dict[str, str] = {}
         self._reflection: PendingReflection | None = None
+        #: plan calls open with the agent's stable prefix, as its act calls do, so a
+        #: backend that keeps prefixes reuses it (False: the generic planner's system
+        #: message, the path before, kept to measure against)
+        self.plan_with_prefix = True
 
     def add_resident(self, agent: Agent) -> None:
         """Plan and reflect for a resident who joined (the agents dict is shared)."""
@@ -81,18 +85,7 @@ class Upkeep:
         events = await self._reflect(now)
         plans = {n: a.plan for n, a in self.agents.items() if a.plan is not None}
         before = dict(plans)
-        contexts = [
-            PlanContext(
-                agent=n,
-                persona=self._personas[n],
-                yesterday=a.yesterday,
-                wake_hour=wake_hour(a.persona),
-                bedtime_hour=self.config.bedtime_hour,
-                routine=self._routine(a.persona),
-                places=tuple(self.place_names.values()),
-            )
-            for n, a in self.agents.items()
-        ]
+        contexts = list(self._contexts().values())
         activities = await self.planner.step(contexts, plans, now)
         for name, agent in self.agents.items():
             plan, old = plans.get(name), before.get(name)
@@ -103,6 +96,22 @@ class Upkeep:
             agent.plan = plan
             agent.activity = activities[name].description
         return events
+
+    def _contexts(self) -> dict[str, PlanContext]:
+        """What each agent plans from."""
+        return {
+            n: PlanContext(
+                agent=n,
+                persona=self._personas[n],
+                yesterday=a.yesterday,
+                wake_hour=wake_hour(a.persona),
+                bedtime_hour=self.config.bedtime_hour,
+                routine=self._routine(a.persona),
+                places=tuple(self.place_names.values()),
+                prefix=a.prefix if self.plan_with_prefix else "",
+            )
+            for n, a in self.agents.items()
+        }
 
     def _routine(self, card: PersonaCard) -> tuple[tuple[int, str, str | None], ...]:
         """The card's usual day as a plan's skeleton, places by name."""
@@ -131,7 +140,7 @@ class Upkeep:
         news = [
             MemoryRecord(0, m.agent, m.text, m.kind, now, now, m.importance or 1) for m in memories
         ]
-        changed = await self.planner.react(news, plans, now, self._personas)
+        changed = await self.planner.react(news, plans, now, self._contexts())
         events = []
         for name, did in changed.items():
             if did:

@@ -91,6 +91,11 @@ class PlanContext:
     routine: tuple[tuple[int, str, str | None], ...] = ()
     #: the names of the places a plan may name
     places: tuple[str, ...] = ()
+    #: the agent's stable prefix (persona and rules, the system message of its act
+    #: calls): where given, plan calls open with it too, so a backend that keeps
+    #: prefixes decodes an agent's persona once for all its calls; the persona is then
+    #: not repeated in the question
+    prefix: str = ""
 
 
 #: an activity in words: two to six words of letters, single spaces, no digits
@@ -124,6 +129,21 @@ def skeleton_plan_schema(
     return create_model(
         f"SkeletonPlan{first_hour}_{last_hour}",
         items=(Annotated[list[item], Field(min_length=1, max_length=max_blocks)], ...),  # type: ignore[valid-type]
+    )
+
+
+def _request(
+    ctx: PlanContext, lines: Sequence[str], system: str, *, schema: type[BaseModel], max_tokens: int
+) -> LLMRequest:
+    """A plan call: under the agent's own prefix where it has one (its act calls' system
+    message, whose KV a backend may keep), else under the planner's generic one."""
+    return LLMRequest.chat(
+        "\n".join(line for line in lines if line),
+        system=ctx.prefix or system,
+        schema=schema,
+        purpose="plan",
+        agent=ctx.agent,
+        max_tokens=max_tokens,
     )
 
 
@@ -259,7 +279,7 @@ class Planner:
         if waking:
             plans.update(await self.plan_days(waking, now))
         todo = [plans[c.agent] for c in contexts if c.agent in plans]
-        await self.decompose(todo, now, {c.agent: c.persona for c in contexts})
+        await self.decompose(todo, now, {c.agent: c for c in contexts})
         out: dict[str, Activity] = {}
         for c in contexts:
             plan = plans.get(c.agent)
@@ -314,12 +334,11 @@ class Planner:
             "activity in a few plain words."
         )
         places = tuple(sorted(set(ctx.places) | {p for _, _, p in ctx.routine if p}))
-        return LLMRequest.chat(
-            "\n".join(lines),
-            system=PLAN_SYSTEM,
+        return _request(
+            ctx,
+            lines,
+            PLAN_SYSTEM,
             schema=skeleton_plan_schema(wake.hour, bed.hour - 1, places, SKELETON_CHANGES),
-            purpose="plan",
-            agent=ctx.agent,
             max_tokens=50 * SKELETON_CHANGES + 16,
         )
 
@@ -329,9 +348,7 @@ class Planner:
         reflections = ctx.reflections
         if reflections is None:
             reflections = self._reflections(ctx.agent)
-        lines = []
-        if ctx.persona:
-            lines.append(ctx.persona[: cfg.persona_chars])
+        lines = [self._about(ctx)]
         if ctx.yesterday:
             lines.append(f"Yesterday: {ctx.yesterday[: cfg.yesterday_chars]}")
         quoted = [r[: cfg.reflection_chars] for r in list(reflections)[: cfg.reflections_quoted]]
@@ -347,12 +364,11 @@ class Planner:
             f"activities, each with the hour it starts."
         )
         lines.append('Answer as JSON: "items", a list of {"hour", "activity"}.')
-        return LLMRequest.chat(
-            "\n".join(lines),
-            system=SYSTEM,
+        return _request(
+            ctx,
+            lines,
+            SYSTEM,
             schema=day_plan_schema(wake.hour, bed.hour - 1, cfg.max_blocks),
-            purpose="plan",
-            agent=ctx.agent,
             max_tokens=32 * cfg.max_blocks + 16,
         )
 
@@ -365,15 +381,21 @@ class Planner:
     # -- decomposition --------------------------------------------------------------
 
     async def decompose(
-        self, plans: Sequence[DayPlan], now: datetime, personas: Mapping[str, str] | None = None
+        self,
+        plans: Sequence[DayPlan],
+        now: datetime,
+        who: Mapping[str, PlanContext] | None = None,
     ) -> None:
         """Break the block under way into steps for what is left of the hour, for every
-        plan that has no step for `now` (one batch of calls)."""
+        plan that has no step for `now` (one batch of calls). `who`: each agent's
+        context, for its persona or prefix."""
         todo = [(p, w) for p in plans if p.needs_decomposition(now) and (w := p.window(now))]
         if not todo:
             return
-        personas = personas or {}
-        requests = [self._steps_request(p, w, personas.get(p.agent, "")) for p, w in todo]
+        who = who or {}
+        requests = [
+            self._steps_request(p, w, who.get(p.agent) or PlanContext(p.agent)) for p, w in todo
+        ]
         answers = await self.lm.complete_many(requests, return_exceptions=True)
         for (plan, window), answer in zip(todo, answers, strict=True):
             parsed = _parsed(answer, "decomposition", plan.agent)
@@ -399,28 +421,30 @@ class Planner:
             )
 
     def _steps_request(
-        self, plan: DayPlan, window: tuple[datetime, datetime], persona: str
+        self, plan: DayPlan, window: tuple[datetime, datetime], ctx: PlanContext
     ) -> LLMRequest:
         cfg = self.config
         start, end = window
         total = int((end - start).total_seconds() // 60)
         block = plan.block_at(start)
-        about = f"{persona[: cfg.persona_chars]}\n" if persona else ""
         prompt = (
-            f"{about}{plan.agent} plans to {block.description if block else 'carry on'} "
+            f"{plan.agent} plans to {block.description if block else 'carry on'} "
             f"from {start:%H:%M} to {end:%H:%M}. Break this into 1 to {cfg.max_steps} steps "
             f"of {STEP_MIN} to {STEP_MAX} minutes that fill the {total} minutes.\n"
             'Answer as JSON: "steps", a list of {"activity", "minutes"}.'
         )
         n = SKELETON_STEPS if self.skeleton else cfg.max_steps
-        return LLMRequest.chat(
-            prompt.replace(f"1 to {cfg.max_steps} steps", f"1 to {n} steps"),
-            system=SYSTEM,
+        return _request(
+            ctx,
+            [self._about(ctx), prompt.replace(f"1 to {cfg.max_steps} steps", f"1 to {n} steps")],
+            SYSTEM,
             schema=steps_schema(n, self.skeleton),
-            purpose="plan",
-            agent=plan.agent,
             max_tokens=36 * n + 16,
         )
+
+    def _about(self, ctx: PlanContext) -> str:
+        """The persona for the question, where no prefix carries it."""
+        return "" if ctx.prefix else ctx.persona[: self.config.persona_chars]
 
     # -- replanning -----------------------------------------------------------------
 
@@ -429,7 +453,7 @@ class Planner:
         observations: Sequence[MemoryRecord],
         plans: dict[str, DayPlan],
         now: datetime,
-        personas: Mapping[str, str] | None = None,
+        who: Mapping[str, PlanContext] | None = None,
     ) -> dict[str, bool]:
         """Offer each agent its most important new observation, if important enough to
         change the day, and let it replan the rest of the day (one batch). Returns, per
@@ -448,12 +472,13 @@ class Planner:
                 best[obs.agent] = obs
         if not best:
             return {}
-        personas = personas or {}
+        who = who or {}
         agents = list(best)
         for a in agents:
             plans[a].asked = now
         requests = [
-            self._replan_request(plans[a], best[a], now, personas.get(a, "")) for a in agents
+            self._replan_request(plans[a], best[a], now, who.get(a) or PlanContext(a))
+            for a in agents
         ]
         answers = await self.lm.complete_many(requests, return_exceptions=True)
         changed: dict[str, bool] = {}
@@ -482,17 +507,16 @@ class Planner:
             notes.append((agent, note))
         self._remember(notes, now)
         if notes:
-            await self.decompose([plans[a] for a, _ in notes], now, personas)
+            await self.decompose([plans[a] for a, _ in notes], now, who)
         return changed
 
     def _replan_request(
-        self, plan: DayPlan, obs: MemoryRecord, now: datetime, persona: str
+        self, plan: DayPlan, obs: MemoryRecord, now: datetime, ctx: PlanContext
     ) -> LLMRequest:
         cfg = self.config
         cut = floor_to_unit(now)
-        about = f"{persona[: cfg.persona_chars]}\n" if persona else ""
         prompt = (
-            f"{about}It is {cut:%H:%M}. {plan.agent}'s plan for the rest of the day: "
+            f"It is {cut:%H:%M}. {plan.agent}'s plan for the rest of the day: "
             f"{plan.describe(cut)}\n{plan.agent} has just observed: {obs.text[:200]}\n"
             f"Should {plan.agent} change the plan because of this? If so, say what "
             f"{plan.agent} does now (reaction) and give the new plan until "
@@ -500,12 +524,11 @@ class Planner:
             'Answer as JSON: "change" (true or false), "reaction" (what to do now), '
             '"items", a list of {"hour", "activity"} for the rest of the day.'
         )
-        return LLMRequest.chat(
-            prompt,
-            system=SYSTEM,
+        return _request(
+            ctx,
+            [self._about(ctx), prompt],
+            SYSTEM,
             schema=replan_schema(cut.hour, max(cut.hour, plan.bedtime.hour - 1), cfg.max_blocks),
-            purpose="plan",
-            agent=plan.agent,
             max_tokens=32 * cfg.max_blocks + 40,
         )
 
