@@ -32,6 +32,23 @@ from concordia_like.world.loader import load_world
 TOWN = Path(__file__).resolve().parent.parent / "worlds" / "town.yaml"
 
 
+def timed(backend) -> list[float]:
+    """Seconds spent inside the backend's batches (the rest of a turn is the engine:
+    embedding, retrieval, the stores), summed into the returned one-item list."""
+    spent = [0.0]
+    inner = backend.generate_batch
+
+    async def generate_batch(requests):
+        start = time.perf_counter()
+        try:
+            return await inner(requests)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    backend.generate_batch = generate_batch
+    return spent
+
+
 async def one_mode(world, shared, work: Path, n: int, turns: int, parallel: int):
     shared.batcher.recent_batch_sizes.clear()
     job = {"backend": "embedded", "model": shared.backend.model, "base_url": None,
@@ -55,6 +72,7 @@ async def main() -> None:
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     world = load_world(TOWN)
     backend = make_backend("embedded")
+    in_model = timed(backend)
     shared = SharedModel(backend)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-dialogue-"))
     n, turns = args.conversations, args.turns
@@ -66,7 +84,11 @@ async def main() -> None:
         rates = {}
         for label, parallel in (("together", n), ("one after another", 1)):
             work = folder / f"{label.split()[0]}.work"
+            before = dict(backend.stats)
+            in_model[0] = 0.0
             result, wall, sizes = await one_mode(world, shared, work, n, turns, parallel)
+            prompt = backend.stats["prompt_tokens"] - before["prompt_tokens"]
+            reused = backend.stats["reused_tokens"] - before["reused_tokens"]
             done = len(result.records)
             said = sum(len(r["turns"]) for r in result.records)
             rates[label] = done / wall * 60
@@ -74,7 +96,9 @@ async def main() -> None:
             print(
                 f"{label}: {done} conversations ({said} turns) in {wall:.1f} s, "
                 f"{rates[label]:.2f} conversations/min; batches {len(sizes)}, "
-                f"mean size {mean:.2f}, max {max(sizes, default=0)}"
+                f"mean size {mean:.2f}, max {max(sizes, default=0)}; prompt tokens "
+                f"{prompt}, {reused / max(prompt, 1):.2f} of them from kept prefixes; "
+                f"{in_model[0]:.1f} s in the model's batches"
             )
             stats = statistics_of(result.selection, sorted(world.personas), FilterConfig())
             print(

@@ -123,8 +123,10 @@ DECISION = union_of(MoveTo, SayTo, GiveTo, UseItem, WaitHere, CarryOn, OtherAct)
 
 
 #: a narrowing holds its JSON schema and validators (kilobytes): 10,000 kept grew a
-#: soak by hundreds of MiB, while a step of 100 agents meets about 50 new situations
-@lru_cache(maxsize=1024)
+#: soak by hundreds of MiB, and 1,024 still took thousands of steps to fill (RSS kept
+#: rising); a step of 100 agents meets about 50 new situations, and making one again
+#: is dictionary work, so a few steps' worth is plenty
+@lru_cache(maxsize=256)
 def decision_schema(
     reachable: tuple[str, ...],
     listeners: tuple[str, ...],
@@ -183,7 +185,7 @@ def to_action(decision: Any, text: str) -> Any:
     return _ACTION_ADAPTER.validate_python(data)
 
 
-@lru_cache(maxsize=1024)  # see decision_schema
+@lru_cache(maxsize=256)  # see decision_schema
 def action_schema(
     reachable: tuple[str, ...],
     listeners: tuple[str, ...],

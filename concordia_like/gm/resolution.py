@@ -83,7 +83,7 @@ class Resolution(_Out):
     effects: list[EFFECT] = Field(default_factory=list, max_length=MAX_EFFECTS)  # type: ignore[valid-type]
 
 
-@lru_cache(maxsize=512)  # bounded as agents.actions.decision_schema is
+@lru_cache(maxsize=128)  # bounded as agents.actions.decision_schema is
 def resolution_schema(
     agents: tuple[str, ...],
     places: tuple[str, ...],
