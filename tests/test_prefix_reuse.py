@@ -44,7 +44,8 @@ def test_a_kept_prefix_answers_as_one_decoded_just_now():
     try:
         lm_warm, lm_fresh = LanguageModel(warm), LanguageModel(fresh)
         asyncio.run(lm_warm.complete_many(_requests("07:00")))
-        assert warm.stats["reused_tokens"] == 0  # one prefix, decoded alone on three slots
+        # one prefix for three requests: decoded alone once, copied to two more slots
+        assert warm.stats["copied_prefixes"] == 2
         before = warm.stats["reused_tokens"]
         got = [c.text for c in asyncio.run(lm_warm.complete_many(_requests("07:10")))]
         want = [c.text for c in asyncio.run(lm_fresh.complete_many(_requests("07:10")))]
@@ -55,6 +56,27 @@ def test_a_kept_prefix_answers_as_one_decoded_just_now():
     finally:
         warm.close()
         fresh.close()
+
+
+def test_a_prefix_copied_within_a_batch_answers_as_one_decoded_alone():
+    """Three requests under one system message in one batch: the prefix is decoded once
+    and its KV copied to the other two slots; each answer is the one that request gets
+    alone on a fresh backend (its prefix decoded alone there)."""
+    batched = EmbeddedBackend(n_parallel=3, n_ctx=512)
+    try:
+        got = [c.text for c in asyncio.run(LanguageModel(batched).complete_many(_requests("x")))]
+        assert batched.stats["copied_prefixes"] == 2
+    finally:
+        batched.close()
+    want = []
+    for request in _requests("x"):
+        alone = EmbeddedBackend(n_parallel=1, n_ctx=512)
+        try:
+            want.append(asyncio.run(LanguageModel(alone).complete(request)).text)
+            assert alone.stats["copied_prefixes"] == 0
+        finally:
+            alone.close()
+    assert got == want
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one_on_the_embedded_model(runs_root):

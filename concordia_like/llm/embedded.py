@@ -25,10 +25,15 @@ token can flip), so a prefix is always decoded the same way: alone, in its own d
 calls, into an empty slot. A prompt then decodes as its prefix plus the rest of it
 batched with the other requests' rests, whether the prefix was decoded just now or
 steps ago, so a resumed run (empty slots) goes on exactly as the uninterrupted one,
-and a batched request answers as it does alone wherever it did before.
+and a batched request answers as it does alone wherever it did before. Requests of one
+batch under the same prefix (an agent's act and plan calls, the Game Master's, the
+importance scorer's) take one slot that holds it and copies of it
+(`llama_memory_seq_cp`, the KV bit for bit, so the same numbers as decoding it alone);
+an empty slot, or one whose prefix another slot also holds, is emptied before a slot
+whose prefix is the only one kept.
 `prefix_reuse=False` is the old path (every batch decodes its prompts whole and clears
 the cache), kept to measure against.
-`stats` counts prompt tokens and those served from reused prefixes."""
+`stats` counts prompt tokens, those served from kept or copied prefixes, and copies."""
 
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ import ctypes
 import importlib.util
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +145,7 @@ class EmbeddedBackend(Backend):
         self._slot_prefix: list[tuple[int, ...]] = [() for _ in range(self.n_slots)]
         self._slot_used: list[int] = [0] * self.n_slots
         self._uses = 0
-        self.stats = {"prompt_tokens": 0, "reused_tokens": 0}
+        self.stats = {"prompt_tokens": 0, "reused_tokens": 0, "copied_prefixes": 0}
         try:
             self._model = _internals.LlamaModel(
                 path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
@@ -244,9 +250,11 @@ class EmbeddedBackend(Backend):
         return results
 
     def _assign_slots(self, seqs: list[_Seq]) -> None:
-        """Give each sequence a slot: one holding its prefix, unused in this batch, or
-        else the least recently used slot, emptied, with the prefix decoded into it
-        alone (see the module's docstring: always the same way)."""
+        """Give each sequence a slot: one holding its prefix, unused in this batch; else
+        a copy of a slot holding it that another sequence of this batch took (the KV
+        copied bit for bit, so the same numbers as decoding it alone); else an empty or
+        expendable slot with the prefix decoded into it alone (see the module's
+        docstring: always the same way)."""
         for s in seqs:
             self.stats["prompt_tokens"] += len(s.prompt)
         if not self.prefix_reuse:
@@ -262,17 +270,34 @@ class EmbeddedBackend(Backend):
             if homes:
                 slot = min(homes, key=lambda k: self._slot_used[k])
                 self.stats["reused_tokens"] += len(key)
-            else:  # the least recently used, empty ones first
-                slot = min(free, key=lambda k: (bool(self._slot_prefix[k]), self._slot_used[k]))
+            else:
+                slot = self._victim(free)
                 C.llama_memory_seq_rm(mem, slot, -1, -1)
                 self._slot_prefix[slot] = ()
-                if key:
+                busy = [k for k in taken if key and self._slot_prefix[k] == key]
+                if busy:  # still at its prefix: this batch decodes nothing before the copy
+                    C.llama_memory_seq_cp(mem, busy[0], slot, -1, -1)
+                    self._slot_prefix[slot] = key
+                    self.stats["reused_tokens"] += len(key)
+                    self.stats["copied_prefixes"] += 1
+                elif key:
                     self._decode_alone(slot, list(key))
                     self._slot_prefix[slot] = key
             taken.add(slot)
             self._uses += 1
             self._slot_used[slot] = self._uses
             s.slot, s.reused, s.pos = slot, len(key), len(key)
+
+    def _victim(self, free: list[int]) -> int:
+        """The slot to empty: an empty one, else one whose prefix another slot also
+        holds (nothing is lost), else the least recently used."""
+        held = Counter(self._slot_prefix)
+
+        def cost(k: int) -> tuple[int, int]:
+            prefix = self._slot_prefix[k]
+            return (0 if not prefix else 1 if held[prefix] > 1 else 2, self._slot_used[k])
+
+        return min(free, key=cost)
 
     def _decode_alone(self, slot: int, tokens: list[int]) -> None:
         """A prefix into an empty slot, in decode calls of its own."""
