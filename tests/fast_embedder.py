@@ -23,6 +23,10 @@ from concordia_like.memory.embedder import DIM
 _WORD = re.compile(r"\w+")
 
 
+#: words whose vectors are kept (a word's vector is the same whenever it is made)
+MAX_WORDS = 4096
+
+
 class HashEmbedder:
     dim = DIM
     name = "hash-test-embedder"
@@ -36,6 +40,8 @@ class HashEmbedder:
         if vec is None:
             seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "big")
             vec = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+            if len(self._words) >= MAX_WORDS:  # bounded: a long run meets new words
+                del self._words[next(iter(self._words))]  # (dates, sums) every day
             self._words[word] = vec
         return vec
 
