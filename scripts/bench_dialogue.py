@@ -51,7 +51,7 @@ def timed(backend) -> list[float]:
 
 async def one_mode(world, shared, work: Path, n: int, turns: int, parallel: int):
     shared.batcher.recent_batch_sizes.clear()
-    job = {"backend": "embedded", "model": shared.backend.model, "base_url": None,
+    job = {"backend": shared.backend.name, "model": shared.backend.model, "base_url": None,
            "model_path": None, "sampling": None}  # fmt: skip
     start = time.perf_counter()
     result = await run_job(
@@ -68,10 +68,13 @@ async def main() -> None:
     ap.add_argument("--conversations", type=int, default=8)
     ap.add_argument("--turns", type=int, default=6)
     ap.add_argument("--keep", type=Path, default=None, help="keep the work folders here")
+    ap.add_argument(
+        "--backend", default="embedded", help="embedded (default), vllm, or openai (its env)"
+    )
     args = ap.parse_args()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     world = load_world(TOWN)
-    backend = make_backend("embedded")
+    backend = make_backend(args.backend)
     in_model = timed(backend)
     shared = SharedModel(backend)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-dialogue-"))
@@ -84,11 +87,12 @@ async def main() -> None:
         rates = {}
         for label, parallel in (("together", n), ("one after another", 1)):
             work = folder / f"{label.split()[0]}.work"
-            before = dict(backend.stats)
+            counts = getattr(backend, "stats", None) or {"prompt_tokens": 0, "reused_tokens": 0}
+            before = dict(counts)
             in_model[0] = 0.0
             result, wall, sizes = await one_mode(world, shared, work, n, turns, parallel)
-            prompt = backend.stats["prompt_tokens"] - before["prompt_tokens"]
-            reused = backend.stats["reused_tokens"] - before["reused_tokens"]
+            prompt = counts["prompt_tokens"] - before["prompt_tokens"]
+            reused = counts["reused_tokens"] - before["reused_tokens"]
             done = len(result.records)
             said = sum(len(r["turns"]) for r in result.records)
             rates[label] = done / wall * 60
