@@ -13,6 +13,7 @@ the process holds for a growing store (Chroma's vector index, SQLite's page cach
     .venv/bin/python scripts/bench_soak.py --quick         # 2,000 steps (200 and 2,000)
     .venv/bin/python scripts/bench_soak.py --steps 5000    # checkpoints at 500 and 5,000
     .venv/bin/python scripts/bench_soak.py --quick --trace # also: what grew, by line
+    .venv/bin/python scripts/bench_soak.py --types         # which object types grew
     .venv/bin/python scripts/bench_soak.py --chroma-server # the index in `chroma run`
     .venv/bin/python scripts/bench_soak.py --hash-embedder # the tests' hashing embedder
 
@@ -149,7 +150,12 @@ def print_trace(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot, top: in
 
 
 async def soak(
-    steps: int, trace: bool, top: int, chroma_url: str | None = None, server_pid: int = 0
+    steps: int,
+    trace: bool,
+    top: int,
+    chroma_url: str | None = None,
+    server_pid: int = 0,
+    count_types: bool = False,
 ) -> tuple[float, float, int, int]:
     checkpoints = sorted({max(1, steps // 10), steps})
     report_every = max(1, steps // 10)
@@ -182,8 +188,9 @@ async def soak(
                 + f"   ({rss_parts_mb()})",
                 flush=True,
             )
-            if trace and step in checkpoints:
-                snapshots.append(tracemalloc.take_snapshot())
+            if (trace or count_types) and step in checkpoints:
+                if trace:
+                    snapshots.append(tracemalloc.take_snapshot())
                 types.append(type_counts())
             last_step, last_t = step, time.perf_counter()
         wall = time.perf_counter() - start
@@ -195,6 +202,7 @@ async def soak(
         shutil.rmtree(root, ignore_errors=True)
     if trace and len(snapshots) == 2:
         print_trace(snapshots[0], snapshots[1], top)
+    if len(types) == 2:
         grown = (types[1] - types[0]).most_common(top)
         print(f"\nobject types grown most (of {sum(types[1].values())} objects):")
         for name, n in grown:
@@ -210,6 +218,7 @@ def main() -> None:
     ap.add_argument(
         "--trace", action="store_true", help="tracemalloc: what grew between the checkpoints"
     )
+    ap.add_argument("--types", action="store_true", help="only the object types that grew (fast)")
     ap.add_argument("--top", type=int, default=25, help="lines and types shown by --trace")
     ap.add_argument(
         "--chroma-server", action="store_true", help="the index in `chroma run` on 127.0.0.1"
@@ -236,10 +245,10 @@ def main() -> None:
         with chroma_server() as server:
             print(f"index on {server.url}, server RSS {rss_mb(server.pid):.1f} MiB")
             first, last, a, b = asyncio.run(
-                soak(steps, args.trace, args.top, server.url, server.pid)
+                soak(steps, args.trace, args.top, server.url, server.pid, args.types)
             )
     else:
-        first, last, a, b = asyncio.run(soak(steps, args.trace, args.top))
+        first, last, a, b = asyncio.run(soak(steps, args.trace, args.top, count_types=args.types))
     growth = last / first
     verdict = "within" if growth <= ALLOWED_GROWTH else "OVER"
     print(f"\nat the end: {load()}")
