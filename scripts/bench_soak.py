@@ -38,7 +38,10 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import ctypes.util
 import gc
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -88,6 +91,63 @@ def rss_parts_mb() -> str:
     except OSError:
         return ""
     return " ".join(f"{k} {v:.0f}" for k, v in parts.items())
+
+
+def sqlite_heap_mb() -> float:
+    """Memory SQLite's own allocator holds now (page caches, schemas, statements) for
+    every connection in the process: the part of RSS that a growing store can claim."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        lib = ctypes.CDLL(ctypes.util.find_library("sqlite3"))
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        return lib.sqlite3_memory_used() / 2**20
+    return float("nan")
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def heaps_mb() -> str:
+    """The process's heaps apart: Python's object allocator (its arenas, and the bytes
+    in live blocks), and the C heap (malloc's bytes in use, mmapped blocks included),
+    which holds SQLite's, numpy's and the extensions' allocations."""
+    out = []
+    with contextlib.suppress(OSError, AttributeError), tempfile.TemporaryFile("w+") as f:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:  # the allocator's statistics go to the C stderr: catch them in a file
+            os.dup2(f.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        text = f.read()
+        arenas = re.search(r"# arenas allocated current\s*=\s*([\d,]+)", text)
+        used = re.search(r"# bytes in allocated blocks\s*=\s*([\d,]+)", text)
+        if arenas and used:
+            n = int(arenas.group(1).replace(",", ""))
+            out.append(f"py {n} arenas, {int(used.group(1).replace(',', '')) / 2**20:.1f} used")
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _Mallinfo2
+        m = libc.mallinfo2()
+        out.append(f"malloc {(m.uordblks + m.hblkhd) / 2**20:.1f}")
+    return " ".join(out)
 
 
 def malloc_trim() -> None:
@@ -170,7 +230,7 @@ async def soak(
         server = f" {'server MiB':>10}" if server_pid else ""
         print(
             f"{'step':>6} {'RSS MiB':>8} {'memories':>9} {'store MiB':>9} "
-            f"{'embed cache':>11} {'steps/s':>8}{server}"
+            f"{'embed cache':>11} {'SQLite MiB':>10} {'steps/s':>8}{server}"
         )
         start = last_t = time.perf_counter()
         last_step = 0
@@ -182,10 +242,10 @@ async def soak(
             rss[step] = measured_rss_mb()
             print(
                 f"{step:>6} {rss[step]:>8.1f} {sim.memory.count():>9} "
-                f"{folder_mb(root):>9.1f} {embed_cache():>11} "
+                f"{folder_mb(root):>9.1f} {embed_cache():>11} {sqlite_heap_mb():>10.1f} "
                 f"{(step - last_step) / (now - last_t):>8.2f}"
                 + (f" {rss_mb(server_pid):>10.1f}" if server_pid else "")
-                + f"   ({rss_parts_mb()})",
+                + f"   ({rss_parts_mb()}; {heaps_mb()})",
                 flush=True,
             )
             if (trace or count_types) and step in checkpoints:
