@@ -27,6 +27,7 @@ from concordia_like.gm.resolution import effects_as_dicts, resolution_schema
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.triage import triage
 from concordia_like.world.code_rules import speech_refusal
+from concordia_like.world.describe import shown_items
 from concordia_like.world.effects import MoveEffect, TransferEffect, effect_to_dict
 from concordia_like.world.loader import World
 from concordia_like.world.rules import apply_effects, currency, price
@@ -226,7 +227,13 @@ class GameMaster:
         place = s.places[here]
         sources = (actor, here)
         holders = (*s.agents_at(here), here)
-        items = sorted({i.name for h in sources for i in s.items_held(h)})
+        # the things the prompt names (and the one used), no more: a schema must not
+        # grow with the world
+        named = {i.name for h in sources for i in shown_items(s, h)}
+        named |= set(list(self._priced(actor, here))[:LIST_MAX])
+        if p.action.kind == "use" and any(s.stack_named(h, p.action.item) for h in sources):
+            named.add(p.action.item)
+        items = sorted(named)
         places = tuple(sorted({here, *s.neighbours(here)}))
         money = currency(s)
         payees = tuple(sorted({*s.agents_at(here), *place.keyholders} - {actor}))
@@ -259,19 +266,23 @@ class GameMaster:
             seed=seed,
         )
 
-    def _for_sale(self, actor: str, here: str) -> str:
-        """A line naming the priced stock here and whom it is paid to, for a buyer."""
+    def _priced(self, actor: str, here: str) -> dict[str, float]:
+        """The priced stock here, by name, that `actor` would buy (none for a keeper)."""
         s = self.state
         place = s.places[here]
-        money = currency(s)
-        if money is None or not place.keyholders or actor in place.keyholders:
+        if currency(s) is None or not place.keyholders or actor in place.keyholders:
+            return {}
+        stock = ((i.name, price(i)) for i in s.items_held(here))
+        return {name: cost for name, cost in stock if cost is not None}
+
+    def _for_sale(self, actor: str, here: str) -> str:
+        """A line naming the priced stock here and whom it is paid to, for a buyer."""
+        priced = list(self._priced(actor, here).items())[:LIST_MAX]
+        if not priced:
             return ""
-        stock = [(i.name, price(i)) for i in s.items_held(here)]
-        listed = [f"{name} {cost:g}" for name, cost in stock if cost is not None][:LIST_MAX]
-        if not listed:
-            return ""
-        keepers = " or ".join(sorted(place.keyholders))
-        return f"For sale here ({money} each, paid to {keepers}): {', '.join(listed)}.\n"
+        keepers = " or ".join(sorted(self.state.places[here].keyholders))
+        listed = ", ".join(f"{name} {cost:g}" for name, cost in priced)
+        return f"For sale here ({currency(self.state)} each, paid to {keepers}): {listed}.\n"
 
     async def _ask(self, pending: list[_Pending], seed: int, *, retrying: bool = False) -> None:
         if not pending:

@@ -9,7 +9,7 @@ Place ids appear as written in the world file, since they are what a move names.
 from __future__ import annotations
 
 from concordia_like.agents.persona import clip
-from concordia_like.world.state import WorldState
+from concordia_like.world.state import Item, WorldState
 
 LIST_MAX = 8
 DESCRIPTION_MAX = 160
@@ -21,10 +21,16 @@ def _listing(entries: list[str], limit: int = LIST_MAX) -> str:
     return ", ".join(entries[:limit]) + f" and {len(entries) - limit} more"
 
 
+def shown_items(state: WorldState, holder: str) -> list[Item]:
+    """The stacks of `holder` that a prompt names (the first `LIST_MAX` by name): what a
+    narrowed schema lets a model pick, so that neither grows with the world."""
+    return state.items_held(holder)[:LIST_MAX]
+
+
 def _items(state: WorldState, holder: str) -> str:
-    return _listing(
-        [i.name if i.quantity == 1 else f"{i.name} x{i.quantity}" for i in state.items_held(holder)]
-    )
+    stacks = state.items_held(holder)
+    named = [i.name if i.quantity == 1 else f"{i.name} x{i.quantity}" for i in stacks]
+    return _listing(named)
 
 
 def describe_for(state: WorldState, agent: str, max_chars: int = 700) -> str:
