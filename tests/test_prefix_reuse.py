@@ -105,3 +105,53 @@ def test_a_resumed_run_equals_an_uninterrupted_one_on_the_embedded_model(runs_ro
             b.close()
     assert [e[3:] for e in resumed] == [e[3:] for e in straight]
     assert [e[:3] for e in resumed] == [e[:3] for e in straight]
+
+
+def _situated(head: str, question: str, seed: int) -> LLMRequest:
+    return LLMRequest.chat(
+        f"{head}\n{question}",
+        system=SYSTEM,
+        head=head,
+        max_tokens=12,
+        temperature=0.8,
+        top_p=0.95,
+        seed=seed,
+        stop=("\n",),
+    )
+
+
+def _alone(request: LLMRequest) -> str:
+    fresh = EmbeddedBackend(n_parallel=1, n_ctx=512)
+    try:
+        return asyncio.run(LanguageModel(fresh).complete(request)).text
+    finally:
+        fresh.close()
+
+
+def test_a_kept_head_is_decoded_once_for_two_questions_and_answers_as_fresh():
+    """An agent's act and speech prompts share their situation (`head`): the second
+    decodes only its question on the situation the first left in the slot; a new
+    situation cuts the slot back to the system level and decodes only itself. Every
+    answer is the one the request gets on a fresh backend."""
+    monday = "It is Monday 07:00 at the bakery. Tobias burnt the loaves; customers wait."
+    tuesday = "It is Tuesday 07:00 at the bakery. The oven is cold; Samuel is at the door."
+    asks = [
+        _situated(monday, "What do you do next?", 3),
+        _situated(monday, "You turn to Tobias. What do you say to Tobias?", 4),
+        _situated(tuesday, "You turn to Samuel. What do you say to Samuel?", 5),
+    ]
+    kept = EmbeddedBackend(n_parallel=1, n_ctx=512)
+    try:
+        lm, got, reused = LanguageModel(kept), [], []
+        for request in asks:
+            before = kept.stats["reused_tokens"]
+            got.append(asyncio.run(lm.complete(request)).text)
+            reused.append(kept.stats["reused_tokens"] - before)
+        system_level = len(kept.tokenize(kept.render(asks[0]).split(SYSTEM)[0] + SYSTEM))
+        head_level = len(kept.tokenize(kept.render(asks[0]).split(monday)[0] + monday))
+    finally:
+        kept.close()
+    assert reused[0] == 0  # a fresh backend: both levels decoded alone
+    assert reused[1] >= head_level - 1  # the situation was kept: only the question
+    assert system_level - 1 <= reused[2] < head_level - 1  # a new situation, same persona
+    assert got == [_alone(r) for r in asks]

@@ -14,13 +14,14 @@ from typing import Any
 from concordia_like.agents.actions import decision_for, schema_for
 from concordia_like.agents.persona import PersonaCard
 from concordia_like.agents.prompt import (
-    MAX_OBSERVATIONS,
+    OBSERVATIONS_KEPT,
     situation_body,
     speech_prompt,
     stable_prefix,
 )
 from concordia_like.llm import LLMRequest
 from concordia_like.memory.plans import DayPlan
+from concordia_like.world.describe import shown_items
 from concordia_like.world.state import WorldState
 
 ACT_MAX_TOKENS = 96
@@ -35,7 +36,7 @@ LAST_SAID = 3
 class Agent:
     persona: PersonaCard
     prefix: str
-    observations: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_OBSERVATIONS))
+    observations: deque[str] = field(default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT))
     reply_to: str | None = None
     memories: list[str] = field(default_factory=list)
     #: the query those memories were retrieved for
@@ -80,8 +81,9 @@ class Agent:
         """The step's model call: a typed decision (kind, targets) under this agent's
         schema; the words of a `say` are asked for apart (`speech_request`)."""
         here = state.location(self.name)
-        held = sorted({i.name for i in state.items_held(self.name)})
-        usable = sorted(set(held) | {i.name for i in state.items_held(here)})
+        # the things its prompt names, no more: a schema must not grow with the world
+        held = sorted({i.name for i in shown_items(state, self.name)})
+        usable = sorted(set(held) | {i.name for i in shown_items(state, here)})
         make = schema_for if self.old_path else decision_for
         schema = make(
             state.reachable(self.name), state.others_present(self.name), held, usable, self.name
@@ -92,6 +94,7 @@ class Agent:
             memories=self.memories,
             observations=list(self.observations),
             reply_to=self.reply_to,
+            old=self.old_path,
         )
         self.heard = _quoted(self.reply_to)
         prompt = f"{self._body}\nWhat do you do next?"
@@ -108,11 +111,13 @@ class Agent:
             agent=self.name,
             max_tokens=ACT_MAX_TOKENS,
             seed=seed,
+            head="" if self.old_path else self._body,
         )
 
     def speech_request(self, to: str, seed: int) -> LLMRequest:
         """What the agent says to `to`, as plain text: the act prompt's situation (its
-        prefix is reused) and who is spoken to; one line, at a role-play temperature
+        `head`: a backend that keeps prefixes decodes it once for both) and who is
+        spoken to; one line, at a role-play temperature
         (the policy's "speech" purpose), held back from repeating itself. Made after
         `act_request` of the same step."""
         return LLMRequest.chat(
@@ -126,6 +131,7 @@ class Agent:
             top_p=0.95,
             repeat_penalty=SPEECH_REPEAT_PENALTY,
             seed=seed,
+            head=self._body,
         )
 
     def perceive(self, text: str) -> None:
@@ -145,7 +151,7 @@ class Agent:
         }
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.observations = deque(data.get("observations", []), maxlen=MAX_OBSERVATIONS)
+        self.observations = deque(data.get("observations", []), maxlen=OBSERVATIONS_KEPT)
         self.reply_to = data.get("reply_to")
         self.memories = list(data.get("memories", []))
         self.last_query = data.get("last_query")

@@ -16,9 +16,17 @@ from collections.abc import Sequence
 
 from concordia_like.agents.persona import PersonaCard, clip
 
-MAX_MEMORIES = 4
-MAX_OBSERVATIONS = 5
-LINE_MAX = 220
+#: what the act prompt shows: few memories and observations, each line short, since on
+#: a CPU every new prompt token costs (a prompt's prefix is kept, its situation is not)
+MAX_MEMORIES = 3
+MAX_OBSERVATIONS = 3
+LINE_MAX = 160
+#: what an agent keeps of its observations between steps (checkpointed)
+OBSERVATIONS_KEPT = 5
+#: the words one is answering, shown whole up to this length
+REPLY_MAX = 220
+#: the path before issue 10 showed more (kept to measure against, bench_quality)
+OLD_LIMITS = (4, 5, 220)
 RULES_MAX = 6
 PERSONA_MAX = 900
 
@@ -82,16 +90,20 @@ def situation_body(
     memories: Sequence[str],
     observations: Sequence[str],
     reply_to: str | None = None,
+    old: bool = False,
 ) -> str:
+    memories_max, observations_max, line_max = (
+        OLD_LIMITS if old else (MAX_MEMORIES, MAX_OBSERVATIONS, LINE_MAX)
+    )
     lines = [here]
     if activity:
         lines.append(f"Your plan now: {clip(activity, 160)}")
     if memories:
         lines.append("You remember:")
-        lines.extend(f"- {clip(m, LINE_MAX)}" for m in list(memories)[:MAX_MEMORIES])
+        lines.extend(f"- {clip(m, line_max)}" for m in list(memories)[:memories_max])
     if observations:
         lines.append("Just now:")
-        lines.extend(f"- {clip(o, LINE_MAX)}" for o in list(observations)[-MAX_OBSERVATIONS:])
+        lines.extend(f"- {clip(o, line_max)}" for o in list(observations)[-observations_max:])
     if reply_to:
-        lines.append(f"{clip(reply_to, LINE_MAX)} You may answer, or do something else.")
+        lines.append(f"{clip(reply_to, REPLY_MAX)} You may answer, or do something else.")
     return "\n".join(lines)

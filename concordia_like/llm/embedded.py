@@ -14,23 +14,26 @@ the grammar mask the whole vocabulary. Sampling at temperature > 0 is thereby li
 to the top 64 tokens on the steps where the grammar intervenes.
 
 Prefixes are kept across calls. A request's prefix is its system message (an agent's
-persona and rules, the Game Master's rules), as it opens the rendered prompt. The
-context holds `n_slots` sequences (more than a batch decodes at once), and a slot keeps
-the KV cache of one prefix: a request whose prefix a slot holds decodes only the rest
-of its prompt there, and the slot is cut back to the prefix after the batch
-(`llama_memory_seq_rm`). An agent's act and speech prompts, and its prompts of every
-step, share its prefix. Exactness: llama.cpp's numbers depend on what a decode call
-holds (a token's KV computed beside others differs in the last bits, and a sampled
-token can flip), so a prefix is always decoded the same way: alone, in its own decode
-calls, into an empty slot. A prompt then decodes as its prefix plus the rest of it
-batched with the other requests' rests, whether the prefix was decoded just now or
-steps ago, so a resumed run (empty slots) goes on exactly as the uninterrupted one,
-and a batched request answers as it does alone wherever it did before. Requests of one
-batch under the same prefix (an agent's act and plan calls, the Game Master's, the
-importance scorer's) take one slot that holds it and copies of it
-(`llama_memory_seq_cp`, the KV bit for bit, so the same numbers as decoding it alone);
-an empty slot, or one whose prefix another slot also holds, is emptied before a slot
-whose prefix is the only one kept.
+persona and rules, the Game Master's rules), as it opens the rendered prompt, and then
+its `head` where it has one (an agent's situation, which its act and speech prompts of
+a step share): up to two levels. The context holds `n_slots` sequences (more than a
+batch decodes at once), and a slot keeps the KV cache of one prefix: a request whose
+prefix a slot holds, or the system level of it, decodes only the rest of its prompt
+there, and the slot is cut back to the request's prefix after the batch
+(`llama_memory_seq_rm`). An agent's prompts of every step share its system level; its
+speech prompt decodes only its question, on the situation its act prompt left.
+Exactness: llama.cpp's numbers depend on what a decode call holds (a token's KV
+computed beside others differs in the last bits, and a sampled token can flip), so a
+prefix is always decoded the same way: each level alone, in decode calls of its own, on
+the level below it. A prompt then decodes as its prefix plus the rest of it batched
+with the other requests' rests, whether the prefix was decoded just now or steps ago,
+so a resumed run (empty slots) goes on exactly as the uninterrupted one, and a batched
+request answers as it does alone wherever it did before. Requests of one batch under
+the same prefix (an agent's act and plan calls, the Game Master's, the importance
+scorer's) take one slot that holds it and copies of it (`llama_memory_seq_cp`, the KV
+bit for bit, so the same numbers as decoding it alone); an empty slot, or one whose
+prefix another slot also holds, is emptied before a slot whose prefix is the only one
+kept.
 `prefix_reuse=False` is the old path (every batch decodes its prompts whole and clears
 the cache), kept to measure against.
 `stats` counts prompt tokens, those served from kept or copied prefixes, and copies."""
@@ -42,6 +45,7 @@ import ctypes
 import importlib.util
 import json
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +119,8 @@ class _Seq:
     #: the context sequence (slot) it decodes in, and how many prompt tokens were reused
     slot: int = 0
     reused: int = 0
-    prefix_len: int = 0
+    #: where the prompt's prefix levels end (tokens), shortest first (see the module)
+    levels: list[int] = field(default_factory=list)
     #: generated tokens fed back into the KV cache (all but the last sampled)
     fed: list[int] = field(default_factory=list)
     out: list[int] = field(default_factory=list)
@@ -159,6 +164,10 @@ class EmbeddedBackend(Backend):
         self._slot_used: list[int] = [0] * self.n_slots
         self._uses = 0
         self.stats = {"prompt_tokens": 0, "reused_tokens": 0, "copied_prefixes": 0}
+        #: by purpose: prompt tokens decoded (not served from kept prefixes), tokens
+        #: generated, and seconds in the batches (a batch counted under its first
+        #: request's purpose): where a CPU's time goes
+        self.by_purpose: dict[str, Counter[str]] = {}
         try:
             self._model = _internals.LlamaModel(
                 path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
@@ -234,9 +243,12 @@ class EmbeddedBackend(Backend):
                     seqs.append(self._start(i, req))
                 except LLMError as exc:
                     results[i] = exc
+            started = time.perf_counter()
             self._assign_slots(seqs)
             await self._decode(seqs)
             ok = True
+            if seqs:
+                self._count(seqs, time.perf_counter() - started)
             for s in seqs:
                 text = s.text.decode("utf-8", errors="replace")
                 text = _cut_at_stop(text, s.request.sampling.stop)
@@ -262,6 +274,13 @@ class EmbeddedBackend(Backend):
                 self._slot_prefix = [() for _ in range(self.n_slots)]
         return results
 
+    def _count(self, seqs: list[_Seq], seconds: float) -> None:
+        for s in seqs:
+            c = self.by_purpose.setdefault(s.request.purpose, Counter())
+            c["decoded"] += len(s.prompt) - s.reused
+            c["generated"] += len(s.out)
+        self.by_purpose[seqs[0].request.purpose]["seconds"] += seconds
+
     def _assign_slots(self, seqs: list[_Seq]) -> None:
         """Give each sequence a slot: one holding its prefix, unused in this batch; else
         a copy of a slot holding it that another sequence of this batch took (the KV
@@ -275,31 +294,50 @@ class EmbeddedBackend(Backend):
                 s.slot = s.index
             return
         C, mem = self._C, self._ctx.memory
-        taken: set[int] = set()
+        taken: list[int] = []
         for s in seqs:
-            key = tuple(s.prompt[: s.prefix_len])
+            keys = [tuple(s.prompt[:n]) for n in s.levels]
             free = [k for k in range(self.n_slots) if k not in taken]
-            homes = [k for k in free if key and self._slot_prefix[k] == key]
-            if homes:
-                slot = min(homes, key=lambda k: self._slot_used[k])
-                self.stats["reused_tokens"] += len(key)
-            else:
+            slot, have = self._home(free, keys)
+            if slot is None:
                 slot = self._victim(free)
                 C.llama_memory_seq_rm(mem, slot, -1, -1)
                 self._slot_prefix[slot] = ()
-                busy = [k for k in taken if key and self._slot_prefix[k] == key]
-                if busy:  # still at its prefix: this batch decodes nothing before the copy
-                    C.llama_memory_seq_cp(mem, busy[0], slot, -1, -1)
-                    self._slot_prefix[slot] = key
-                    self.stats["reused_tokens"] += len(key)
+                # a slot this batch took is still at its prefix: nothing decoded there yet
+                src, have = self._home(taken, keys)
+                if src is not None:
+                    C.llama_memory_seq_cp(mem, src, slot, -1, -1)
+                    self._slot_prefix[slot] = self._slot_prefix[src]
                     self.stats["copied_prefixes"] += 1
-                elif key:
-                    self._decode_alone(slot, list(key))
-                    self._slot_prefix[slot] = key
-            taken.add(slot)
+            if len(self._slot_prefix[slot]) > have:  # a longer prefix: back to the level
+                C.llama_memory_seq_rm(mem, slot, have, -1)
+            self.stats["reused_tokens"] += have
+            for n in s.levels:  # the levels not kept, each alone on the one below
+                if n > have:
+                    self._decode_alone(slot, s.prompt[have:n], have)
+                    have = n
+            self._slot_prefix[slot] = keys[-1] if keys else ()
+            taken.append(slot)
             self._uses += 1
             self._slot_used[slot] = self._uses
-            s.slot, s.reused, s.pos = slot, len(key), len(key)
+            s.slot, s.reused, s.pos = slot, have, have
+
+    def _home(self, slots: list[int], keys: list[tuple[int, ...]]) -> tuple[int | None, int]:
+        """Of `slots`, the one holding the most levels of a prefix (`keys`, shortest
+        first), preferring one that holds exactly that (nothing else is lost), then the
+        least recently used; and how many tokens of the prefix it holds."""
+        best: tuple[int, bool, int] | None = None
+        found: tuple[int | None, int] = (None, 0)
+        for k in slots:
+            held = self._slot_prefix[k]
+            for level in range(len(keys) - 1, -1, -1):
+                key = keys[level]
+                if key and held[: len(key)] == key:
+                    score = (level, held == key, -self._slot_used[k])
+                    if best is None or score > best:
+                        best, found = score, (k, len(key))
+                    break
+        return found
 
     def _victim(self, free: list[int]) -> int:
         """The slot to empty: an empty one, else one whose prefix another slot also
@@ -312,26 +350,39 @@ class EmbeddedBackend(Backend):
 
         return min(free, key=cost)
 
-    def _decode_alone(self, slot: int, tokens: list[int]) -> None:
-        """A prefix into an empty slot, in decode calls of its own."""
+    def _decode_alone(self, slot: int, tokens: list[int], start: int = 0) -> None:
+        """A prefix level into a slot holding the `start` tokens below it, in decode
+        calls of its own."""
         for at in range(0, len(tokens), self._n_batch):
             self._batch.n_tokens = 0
             for j, tok in enumerate(tokens[at : at + self._n_batch]):
-                self._add(tok, at + j, slot, False)
+                self._add(tok, start + at + j, slot, False)
             self._run_decode()
 
-    def _prefix_len(self, req: LLMRequest, prompt: list[int], rendered: str) -> int:
-        """How many tokens of `prompt` are its prefix: the rendered prompt up to the end
-        of the system message's text, as those tokens open the prompt; at least the
-        last prompt token is left to decode (its logits are needed)."""
-        if not self.prefix_reuse or not req.messages or req.messages[0].role != "system":
-            return 0
-        content = req.messages[0].content
-        at = rendered.find(content)
-        if at < 0 or not content:
-            return 0
-        head = self.tokenize(rendered[: at + len(content)])
-        return min(_common_prefix(head, prompt), len(prompt) - 1)
+    def _levels(self, req: LLMRequest, prompt: list[int], rendered: str) -> list[int]:
+        """Where the prompt's prefix levels end, in tokens: the rendered prompt up to the
+        end of the system message's text, then up to the end of the request's `head`,
+        as far as those tokens open the prompt; at least the last prompt token is left
+        to decode (its logits are needed)."""
+        if not self.prefix_reuse:
+            return []
+        ends, at = [], 0
+        first = req.messages[0]
+        if first.role == "system" and first.content:
+            found = rendered.find(first.content)
+            if found >= 0:
+                at = found + len(first.content)
+                ends.append(at)
+        if req.head:
+            found = rendered.find(req.head, at)
+            if found >= 0:
+                ends.append(found + len(req.head))
+        levels: list[int] = []
+        for end in ends:
+            n = min(_common_prefix(self.tokenize(rendered[:end]), prompt), len(prompt) - 1)
+            if n > (levels[-1] if levels else 0):
+                levels.append(n)
+        return levels
 
     def _start(self, index: int, req: LLMRequest) -> _Seq:
         C = self._C
@@ -373,7 +424,7 @@ class EmbeddedBackend(Backend):
             prompt=prompt,
             chain=chain,
             grammar=grammar,
-            prefix_len=self._prefix_len(req, prompt, rendered),
+            levels=self._levels(req, prompt, rendered),
         )
 
     @staticmethod

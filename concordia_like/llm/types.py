@@ -62,6 +62,11 @@ class LLMRequest(BaseModel):
     choices: tuple[str, ...] | None = None
     purpose: str = "other"
     agent: str | None = None
+    #: the opening of the last message that other requests share (an agent's situation,
+    #: asked what it does and then what it says): a backend that keeps prefixes may keep
+    #: the prompt up to its end too. A hint about cost, not part of the question: it is
+    #: left out of the cache key
+    head: str = ""
 
     @model_validator(mode="after")
     def _one_constraint(self) -> LLMRequest:
@@ -83,6 +88,7 @@ class LLMRequest(BaseModel):
         choices: list[str] | tuple[str, ...] | None = None,
         purpose: str = "other",
         agent: str | None = None,
+        head: str = "",
         **sampling: Any,
     ) -> LLMRequest:
         msgs = [Message(role="system", content=system)] if system else []
@@ -94,6 +100,7 @@ class LLMRequest(BaseModel):
             choices=tuple(choices) if choices is not None else None,
             purpose=purpose,
             agent=agent,
+            head=head,
         )
 
     @cached_property
