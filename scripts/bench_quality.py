@@ -61,6 +61,8 @@ class Figures:
     reused_tokens: int = 0
     calls: int = 0
     agent_steps: int = 0
+    by_purpose: dict[str, dict] = field(default_factory=dict)
+    in_model: dict[str, dict] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
     plan_samples: list[str] = field(default_factory=list)
 
@@ -141,7 +143,9 @@ async def run(path: str, steps: int, seed: int, root: Path, threads: int | None)
             )
         usage = sim.lm.usage.summary()
         fig.calls = usage["total"]["calls"]
+        fig.by_purpose = usage["by_purpose"]
         fig.agent_steps = steps * len(sim.agents)
+    fig.in_model = {p: dict(c) for p, c in backend.by_purpose.items()}
     fig.prompt_tokens = backend.stats["prompt_tokens"]
     fig.reused_tokens = backend.stats["reused_tokens"]
     return fig
@@ -155,6 +159,15 @@ def show(fig: Figures) -> None:
         f"degenerate; {fig.calls / max(1, fig.agent_steps):.2f} calls per agent-step; "
         f"{fig.reused_tokens}/{fig.prompt_tokens} prompt tokens from reused prefixes"
     )
+    for purpose, u in fig.by_purpose.items():
+        m = fig.in_model.get(purpose, {})
+        print(
+            f"    {purpose:>10}: {u['calls']:>4} calls, {u['prompt_tokens']:>7} prompt tokens "
+            f"({m.get('decoded', 0):>6} decoded), {u['completion_tokens']:>5} generated, "
+            f"{m.get('seconds', 0.0):>6.1f} s in the model"
+        )
+    outside = fig.wall_s - sum(m.get("seconds", 0.0) for m in fig.in_model.values())
+    print(f"    outside the model (memory, embeddings, Game Master, store): {outside:.1f} s")
     for s in fig.samples[:8]:
         print(f"    {s}")
     for s in fig.plan_samples[:3]:
