@@ -107,11 +107,12 @@ def test_a_resumed_run_equals_an_uninterrupted_one_on_the_embedded_model(runs_ro
     assert [e[:3] for e in resumed] == [e[:3] for e in straight]
 
 
-def _situated(head: str, question: str, seed: int) -> LLMRequest:
+def _situated(standing: str, moment: str, question: str, seed: int) -> LLMRequest:
+    body = f"{standing}\n{moment}"
     return LLMRequest.chat(
-        f"{head}\n{question}",
+        f"{body}\n{question}",
         system=SYSTEM,
-        head=head,
+        heads=(standing, body),
         max_tokens=12,
         temperature=0.8,
         top_p=0.95,
@@ -128,17 +129,21 @@ def _alone(request: LLMRequest) -> str:
         fresh.close()
 
 
-def test_a_kept_head_is_decoded_once_for_two_questions_and_answers_as_fresh():
-    """An agent's act and speech prompts share their situation (`head`): the second
-    decodes only its question on the situation the first left in the slot; a new
-    situation cuts the slot back to the system level and decodes only itself. Every
-    answer is the one the request gets on a fresh backend."""
-    monday = "It is Monday 07:00 at the bakery. Tobias burnt the loaves; customers wait."
-    tuesday = "It is Tuesday 07:00 at the bakery. The oven is cold; Samuel is at the door."
+def test_kept_heads_decode_a_standing_once_per_place_and_a_situation_once_per_step():
+    """An agent's act and speech prompts share their situation, and its prompts at one
+    place share its standing there (`heads`): the speech call decodes only its
+    question; the next step at the same place decodes only from the standing on; at
+    another place, only from the system message on. Every answer is the one the
+    request gets on a fresh backend."""
+    bakery = "You are at the bakery: ovens at the back, the counter faces the square."
+    square = "You are at the market square: stalls, a well, the church clock."
+    monday = "It is Monday 07:00. Tobias burnt the loaves; customers wait."
+    tuesday = "It is Tuesday 07:00. The oven is cold; Samuel is at the door."
     asks = [
-        _situated(monday, "What do you do next?", 3),
-        _situated(monday, "You turn to Tobias. What do you say to Tobias?", 4),
-        _situated(tuesday, "You turn to Samuel. What do you say to Samuel?", 5),
+        _situated(bakery, monday, "What do you do next?", 3),
+        _situated(bakery, monday, "You turn to Tobias. What do you say to Tobias?", 4),
+        _situated(bakery, tuesday, "You turn to Samuel. What do you say to Samuel?", 5),
+        _situated(square, tuesday, "What do you do next?", 6),
     ]
     kept = EmbeddedBackend(n_parallel=1, n_ctx=512)
     try:
@@ -147,11 +152,16 @@ def test_a_kept_head_is_decoded_once_for_two_questions_and_answers_as_fresh():
             before = kept.stats["reused_tokens"]
             got.append(asyncio.run(lm.complete(request)).text)
             reused.append(kept.stats["reused_tokens"] - before)
-        system_level = len(kept.tokenize(kept.render(asks[0]).split(SYSTEM)[0] + SYSTEM))
-        head_level = len(kept.tokenize(kept.render(asks[0]).split(monday)[0] + monday))
+        rendered = kept.render(asks[0])
+
+        def level(text: str) -> int:  # tokens up to the end of `text` in the prompt
+            return len(kept.tokenize(rendered[: rendered.index(text) + len(text)]))
+
+        system_level, standing_level, body_level = level(SYSTEM), level(bakery), level(monday)
     finally:
         kept.close()
-    assert reused[0] == 0  # a fresh backend: both levels decoded alone
-    assert reused[1] >= head_level - 1  # the situation was kept: only the question
-    assert system_level - 1 <= reused[2] < head_level - 1  # a new situation, same persona
+    assert reused[0] == 0  # a fresh backend: every level decoded alone
+    assert reused[1] >= body_level - 1  # the situation was kept: only the question
+    assert standing_level - 1 <= reused[2] < body_level - 1  # same place, new step
+    assert system_level - 1 <= reused[3] < standing_level - 1  # another place
     assert got == [_alone(r) for r in asks]

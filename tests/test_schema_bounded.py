@@ -35,7 +35,7 @@ def _enum(schema: dict, model: str, field: str) -> list[str]:
 
 
 def test_an_agents_schema_offers_only_the_things_its_prompt_names(crowded):
-    world, here = crowded
+    world, _ = crowded
     agent = Agent.create(world.personas[ANN], world.name, world.rules)
     request = agent.act_request(world.state, seed=0)
     prompt = request.messages[-1].content

@@ -21,7 +21,7 @@ from concordia_like.agents.prompt import (
 )
 from concordia_like.llm import LLMRequest
 from concordia_like.memory.plans import DayPlan
-from concordia_like.world.describe import shown_items
+from concordia_like.world.describe import describe_parts, shown_items
 from concordia_like.world.state import WorldState
 
 ACT_MAX_TOKENS = 96
@@ -52,6 +52,7 @@ class Agent:
     #: the words it is answering, if any (set with the act request)
     heard: str | None = None
     _body: str = ""
+    _standing: str = ""
     #: the old act path (one JSON action, its text the words said; see `use_old_path`)
     old_path: bool = False
 
@@ -88,8 +89,14 @@ class Agent:
         schema = make(
             state.reachable(self.name), state.others_present(self.name), held, usable, self.name
         )
+        if self.old_path:
+            standing, moment = "", state.describe_for(self.name)
+        else:  # the standing first: it lasts while the agent stays (see `speech_request`)
+            standing, moment = describe_parts(state, self.name)
+        self._standing = standing
         self._body = situation_body(
-            here=state.describe_for(self.name),
+            standing=standing,
+            here=moment,
             activity=self.activity,
             memories=self.memories,
             observations=list(self.observations),
@@ -111,13 +118,13 @@ class Agent:
             agent=self.name,
             max_tokens=ACT_MAX_TOKENS,
             seed=seed,
-            head="" if self.old_path else self._body,
+            heads=() if self.old_path else self._heads(),
         )
 
     def speech_request(self, to: str, seed: int) -> LLMRequest:
-        """What the agent says to `to`, as plain text: the act prompt's situation (its
-        `head`: a backend that keeps prefixes decodes it once for both) and who is
-        spoken to; one line, at a role-play temperature
+        """What the agent says to `to`, as plain text: the act prompt's situation (one
+        of its `heads`: a backend that keeps prefixes decodes it once for both) and who
+        is spoken to; one line, at a role-play temperature
         (the policy's "speech" purpose), held back from repeating itself. Made after
         `act_request` of the same step."""
         return LLMRequest.chat(
@@ -131,8 +138,15 @@ class Agent:
             top_p=0.95,
             repeat_penalty=SPEECH_REPEAT_PENALTY,
             seed=seed,
-            head=self._body,
+            heads=self._heads(),
         )
+
+    def _heads(self) -> tuple[str, ...]:
+        """The openings its act and speech prompts share with others: its standing at
+        the place (the same for its steps there) and the step's whole situation (the
+        same for the act and the speech call), so that a backend keeping prefixes
+        decodes each once."""
+        return (self._standing, self._body) if self._standing else (self._body,)
 
     def perceive(self, text: str) -> None:
         self.observations.append(text)

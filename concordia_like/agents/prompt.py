@@ -91,11 +91,12 @@ def situation_body(
     observations: Sequence[str],
     reply_to: str | None = None,
     old: bool = False,
+    standing: str = "",
 ) -> str:
     memories_max, observations_max, line_max = (
         OLD_LIMITS if old else (MAX_MEMORIES, MAX_OBSERVATIONS, LINE_MAX)
     )
-    lines = [here]
+    lines = [standing, here] if standing else [here]
     if activity:
         lines.append(f"Your plan now: {clip(activity, 160)}")
     if memories:

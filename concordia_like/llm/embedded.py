@@ -15,13 +15,14 @@ to the top 64 tokens on the steps where the grammar intervenes.
 
 Prefixes are kept across calls. A request's prefix is its system message (an agent's
 persona and rules, the Game Master's rules), as it opens the rendered prompt, and then
-its `head` where it has one (an agent's situation, which its act and speech prompts of
-a step share): up to two levels. The context holds `n_slots` sequences (more than a
-batch decodes at once), and a slot keeps the KV cache of one prefix: a request whose
-prefix a slot holds, or the system level of it, decodes only the rest of its prompt
-there, and the slot is cut back to the request's prefix after the batch
-(`llama_memory_seq_rm`). An agent's prompts of every step share its system level; its
-speech prompt decodes only its question, on the situation its act prompt left.
+each of its `heads` (an agent's standing at a place, which lasts for steps; then its
+situation, which its act and speech prompts of a step share): a level each. The
+context holds `n_slots` sequences (more than a batch decodes at once), and a slot
+keeps the KV cache of one prefix: a request whose prefix a slot holds, or the lower
+levels of it, decodes only the rest there, and the slot is cut back to the request's
+prefix after the batch (`llama_memory_seq_rm`). An agent's prompts of every step share
+its system level, those at one place its standing, and its speech prompt decodes only
+its question, on the situation its act prompt left.
 Exactness: llama.cpp's numbers depend on what a decode call holds (a token's KV
 computed beside others differs in the last bits, and a sampled token can flip), so a
 prefix is always decoded the same way: each level alone, in decode calls of its own, on
@@ -119,6 +120,8 @@ class _Seq:
     #: the context sequence (slot) it decodes in, and how many prompt tokens were reused
     slot: int = 0
     reused: int = 0
+    #: of those, how many the slot held already (the rest: levels decoded alone now)
+    kept: int = 0
     #: where the prompt's prefix levels end (tokens), shortest first (see the module)
     levels: list[int] = field(default_factory=list)
     #: generated tokens fed back into the KV cache (all but the last sampled)
@@ -277,7 +280,7 @@ class EmbeddedBackend(Backend):
     def _count(self, seqs: list[_Seq], seconds: float) -> None:
         for s in seqs:
             c = self.by_purpose.setdefault(s.request.purpose, Counter())
-            c["decoded"] += len(s.prompt) - s.reused
+            c["decoded"] += len(s.prompt) - s.kept
             c["generated"] += len(s.out)
         self.by_purpose[seqs[0].request.purpose]["seconds"] += seconds
 
@@ -312,6 +315,7 @@ class EmbeddedBackend(Backend):
             if len(self._slot_prefix[slot]) > have:  # a longer prefix: back to the level
                 C.llama_memory_seq_rm(mem, slot, have, -1)
             self.stats["reused_tokens"] += have
+            s.kept = have
             for n in s.levels:  # the levels not kept, each alone on the one below
                 if n > have:
                     self._decode_alone(slot, s.prompt[have:n], have)
@@ -361,22 +365,20 @@ class EmbeddedBackend(Backend):
 
     def _levels(self, req: LLMRequest, prompt: list[int], rendered: str) -> list[int]:
         """Where the prompt's prefix levels end, in tokens: the rendered prompt up to the
-        end of the system message's text, then up to the end of the request's `head`,
+        end of the system message's text, then up to the end of each of its `heads`,
         as far as those tokens open the prompt; at least the last prompt token is left
         to decode (its logits are needed)."""
         if not self.prefix_reuse:
             return []
-        ends, at = [], 0
-        first = req.messages[0]
+        ends = []
+        first, last = req.messages[0], req.messages[-1].content
         if first.role == "system" and first.content:
             found = rendered.find(first.content)
             if found >= 0:
-                at = found + len(first.content)
-                ends.append(at)
-        if req.head:
-            found = rendered.find(req.head, at)
-            if found >= 0:
-                ends.append(found + len(req.head))
+                ends.append(found + len(first.content))
+        opens = rendered.rfind(last) if len(req.messages) > 1 else rendered.find(last)
+        if opens >= 0:  # every head opens the last message
+            ends += [opens + len(h) for h in req.heads if h and last.startswith(h)]
         levels: list[int] = []
         for end in ends:
             n = min(_common_prefix(self.tokenize(rendered[:end]), prompt), len(prompt) - 1)

@@ -62,11 +62,12 @@ class LLMRequest(BaseModel):
     choices: tuple[str, ...] | None = None
     purpose: str = "other"
     agent: str | None = None
-    #: the opening of the last message that other requests share (an agent's situation,
-    #: asked what it does and then what it says): a backend that keeps prefixes may keep
-    #: the prompt up to its end too. A hint about cost, not part of the question: it is
-    #: left out of the cache key
-    head: str = ""
+    #: openings of the last message, each longer than the one before, that other
+    #: requests share (an agent's standing at a place, which lasts for steps, then its
+    #: whole situation, asked what it does and then what it says): a backend that keeps
+    #: prefixes may keep the prompt up to the end of each. A hint about cost, not part
+    #: of the question: it is left out of the cache key
+    heads: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _one_constraint(self) -> LLMRequest:
@@ -88,7 +89,7 @@ class LLMRequest(BaseModel):
         choices: list[str] | tuple[str, ...] | None = None,
         purpose: str = "other",
         agent: str | None = None,
-        head: str = "",
+        heads: tuple[str, ...] = (),
         **sampling: Any,
     ) -> LLMRequest:
         msgs = [Message(role="system", content=system)] if system else []
@@ -100,7 +101,7 @@ class LLMRequest(BaseModel):
             choices=tuple(choices) if choices is not None else None,
             purpose=purpose,
             agent=agent,
-            head=head,
+            heads=heads,
         )
 
     @cached_property

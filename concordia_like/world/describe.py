@@ -35,6 +35,24 @@ def _items(state: WorldState, holder: str) -> str:
 
 def describe_for(state: WorldState, agent: str, max_chars: int = 700) -> str:
     """Time, place, company, things here and carried, own attributes, ways out."""
+    lines = _lines(state, agent)
+    order = ("place", "company", "here", "carried", "attributes", "ways", "shut")
+    return clip("\n".join(lines[k] for k in order if k in lines), max_chars)
+
+
+def describe_parts(state: WorldState, agent: str, max_chars: int = 700) -> tuple[str, str]:
+    """What `describe_for` says, in two parts: the standing (the place, what lies here,
+    what one carries and has, the ways out), which lasts while nothing there changes,
+    and the moment (the time, the company), which changes every step. An agent's
+    prompt opens with the standing, so that a backend keeping prefixes decodes it once
+    for the steps an agent spends at a place."""
+    lines = _lines(state, agent)
+    order = ("at", "here", "carried", "attributes", "ways", "shut")
+    standing = clip("\n".join(lines[k] for k in order if k in lines), max_chars)
+    return standing, f"{lines['time']} {lines['company']}"
+
+
+def _lines(state: WorldState, agent: str) -> dict[str, str]:
     a = state.agents[agent]
     place = state.places[a.location]
     now = state.clock.now
@@ -44,17 +62,17 @@ def describe_for(state: WorldState, agent: str, max_chars: int = 700) -> str:
         status = "closed, but you have a key"
     else:
         status = place.hours.next_change(now)
-    lines = [
-        f"It is {now:%A %d %B %Y, %H:%M}. You are at {place.name} ({place.id}, {status}): "
-        f"{clip(place.description, DESCRIPTION_MAX)}"
-    ]
+    where = f"{place.name} ({place.id}, {status}): {clip(place.description, DESCRIPTION_MAX)}"
+    lines = {"time": f"It is {now:%A %d %B %Y, %H:%M}."}
+    lines["place"] = f"{lines['time']} You are at {where}"
+    lines["at"] = f"You are at {where}"
     others = state.others_present(agent)
-    lines.append("With you: " + (_listing(others) if others else "nobody") + ".")
+    lines["company"] = "With you: " + (_listing(others) if others else "nobody") + "."
     here = _items(state, place.id)
     if here:
-        lines.append(f"Here: {here}.")
+        lines["here"] = f"Here: {here}."
     carried = _items(state, agent)
-    lines.append("You carry: " + (carried or "nothing") + ".")
+    lines["carried"] = "You carry: " + (carried or "nothing") + "."
     if a.attributes:
         attrs = []
         # sorted, as a checkpoint stores them: a resumed run's prompts must be the same
@@ -62,13 +80,15 @@ def describe_for(state: WorldState, agent: str, max_chars: int = 700) -> str:
             bound = state.attributes[name]
             shown = f"{value:g}" if isinstance(value, float) else str(value)
             attrs.append(f"{name} {shown}" + ("" if bound.conserved else f"/{bound.max:g}"))
-        lines.append("You have: " + ", ".join(attrs) + ".")
+        lines["attributes"] = "You have: " + ", ".join(attrs) + "."
     reachable = state.reachable(agent)
-    lines.append("You can go to: " + (_listing(reachable) if reachable else "nowhere now") + ".")
+    lines["ways"] = "You can go to: " + (_listing(reachable) if reachable else "nowhere now") + "."
     shut = [p for p in place.connections if p not in reachable]
     if shut:
-        lines.append("Not now: " + _listing([f"{p} ({_why_not(state, p)})" for p in shut], 4) + ".")
-    return clip("\n".join(lines), max_chars)
+        lines["shut"] = (
+            "Not now: " + _listing([f"{p} ({_why_not(state, p)})" for p in shut], 4) + "."
+        )
+    return lines
 
 
 def _why_not(state: WorldState, place: str) -> str:
