@@ -8,6 +8,8 @@ collection, every tenth of the run; the two figures compared are at 10% (step 1,
 the embedding model, the first day plans and every cache are warm by then) and at the
 end. The store grows on disk (events, memories): that is not counted, but the memory
 the process holds for a growing store (Chroma's vector index, SQLite's page cache) is.
+Beside RSS each checkpoint prints SQLite's own heap, and, by kind, Python's arenas and
+live blocks and malloc's bytes in use: where a growth sits, before `--trace`.
 
     .venv/bin/python scripts/bench_soak.py                 # 10,000 steps
     .venv/bin/python scripts/bench_soak.py --quick         # 2,000 steps (200 and 2,000)
