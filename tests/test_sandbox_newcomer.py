@@ -95,7 +95,11 @@ async def test_newcomer_joins_at_a_public_place_and_is_played(town, card):
     ]
     assert acted == ["move", "other"]
     # and she perceived what happened where she was
-    assert any("arrives at Market Square" in o for o in sim.agents[NEWCOMER].observations)
+    # (in her observation memories: her prompt shows only the latest few observations)
+    mine = [m for m in memories(store_path(town.root, sim.run_id), sim.run_id) if m[0] == NEWCOMER]
+    assert any(
+        kind == "observation" and "arrives at Market Square" in text for _, kind, text, *_ in mine
+    )
     # handed back, her model decides for her like anyone's
     out = await town("leave")
     assert "Wren Hollis is back in its model's hands" in out
