@@ -229,8 +229,9 @@ class GameMaster:
         holders = (*s.agents_at(here), here)
         # the things the prompt names (and the one used), no more: a schema must not
         # grow with the world
+        on_sale = self._on_sale(actor, here)
         named = {i.name for h in sources for i in shown_items(s, h)}
-        named |= set(list(self._priced(actor, here))[:LIST_MAX])
+        named |= {name for name, _ in on_sale}
         if p.action.kind == "use" and any(s.stack_named(h, p.action.item) for h in sources):
             named.add(p.action.item)
         items = sorted(named)
@@ -250,7 +251,7 @@ class GameMaster:
         what = f"uses {p.action.item}: " if p.action.kind == "use" else ""
         prompt = (
             f"The situation of {actor}:\n{s.describe_for(actor)}\n"
-            f"{self._for_sale(actor, here)}"
+            f"{self._for_sale(here, on_sale)}"
             f'{actor} {what}"{clip(" ".join(p.action.text.split()), TEXT_MAX)}"\n'
         )
         if p.error:
@@ -266,18 +267,19 @@ class GameMaster:
             seed=seed,
         )
 
-    def _priced(self, actor: str, here: str) -> dict[str, float]:
-        """The priced stock here, by name, that `actor` would buy (none for a keeper)."""
+    def _on_sale(self, actor: str, here: str) -> list[tuple[str, float]]:
+        """The priced stock here that a prompt lists (name, price; the first
+        `LIST_MAX`), for `actor` to buy (none for a keeper)."""
         s = self.state
         place = s.places[here]
         if currency(s) is None or not place.keyholders or actor in place.keyholders:
-            return {}
+            return []
         stock = ((i.name, price(i)) for i in s.items_held(here))
-        return {name: cost for name, cost in stock if cost is not None}
+        return [(name, cost) for name, cost in stock if cost is not None][:LIST_MAX]
 
-    def _for_sale(self, actor: str, here: str) -> str:
-        """A line naming the priced stock here and whom it is paid to, for a buyer."""
-        priced = list(self._priced(actor, here).items())[:LIST_MAX]
+    def _for_sale(self, here: str, priced: list[tuple[str, float]]) -> str:
+        """A line naming the priced stock here (`priced`, as listed) and whom it is paid
+        to, for a buyer."""
         if not priced:
             return ""
         keepers = " or ".join(sorted(self.state.places[here].keyholders))

@@ -92,10 +92,10 @@ def decoding_model_path(cache_dir: Path | None = None) -> Path:
     from llama_cpp._logger import set_verbose
 
     shipped = default_model_path()
+    stat = shipped.stat()
+    digest = _digest(str(shipped), stat.st_size, stat.st_mtime_ns)
     root = (cache_dir or user_cache_dir()) / "embedded-models"
-    dest = (
-        root / f"{shipped.stem}-{file_digest(shipped)}" / MODEL_FILE.replace("Q4_1", DECODING_QUANT)
-    )
+    dest = root / f"{shipped.stem}-{digest}" / MODEL_FILE.replace("Q4_1", DECODING_QUANT)
     if dest.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -28,16 +28,17 @@ def shown_items(state: WorldState, holder: str) -> list[Item]:
 
 
 def _items(state: WorldState, holder: str) -> str:
-    stacks = state.items_held(holder)
-    named = [i.name if i.quantity == 1 else f"{i.name} x{i.quantity}" for i in stacks]
-    return _listing(named)
+    return _listing(
+        [i.name if i.quantity == 1 else f"{i.name} x{i.quantity}" for i in state.items_held(holder)]
+    )
 
 
 def describe_for(state: WorldState, agent: str, max_chars: int = 700) -> str:
     """Time, place, company, things here and carried, own attributes, ways out."""
     lines = _lines(state, agent)
-    order = ("place", "company", "here", "carried", "attributes", "ways", "shut")
-    return clip("\n".join(lines[k] for k in order if k in lines), max_chars)
+    order = ("company", "here", "carried", "attributes", "ways", "shut")
+    first = f"{lines['time']} {lines['at']}"
+    return clip("\n".join([first, *(lines[k] for k in order if k in lines)]), max_chars)
 
 
 def describe_parts(state: WorldState, agent: str, max_chars: int = 700) -> tuple[str, str]:
@@ -64,7 +65,6 @@ def _lines(state: WorldState, agent: str) -> dict[str, str]:
         status = place.hours.next_change(now)
     where = f"{place.name} ({place.id}, {status}): {clip(place.description, DESCRIPTION_MAX)}"
     lines = {"time": f"It is {now:%A %d %B %Y, %H:%M}."}
-    lines["place"] = f"{lines['time']} You are at {where}"
     lines["at"] = f"You are at {where}"
     others = state.others_present(agent)
     lines["company"] = "With you: " + (_listing(others) if others else "nobody") + "."
