@@ -97,3 +97,34 @@ async def test_without_a_routine_the_plan_is_asked_as_before():
     await planner.plan_days([PlanContext("Klaus", persona="A student.")], NOW.replace(hour=8))
     (req,) = [r for r in backend.requests_seen if r.purpose == "plan"]
     assert "items" in req.messages[-1].content
+
+
+async def test_routine_blocks_are_not_decomposed_but_proposed_ones_are():
+    backend = ScriptedBackend()
+    day = json.dumps({"items": [{"hour": 6, "place": "Clinic", "activity": "see the doctor"}]})
+    backend.add_rule("usual day", day, "plan")
+    steps = json.dumps({"steps": [{"activity": "wait for the doctor", "minutes": 60}]})
+    backend.add_rule("Break this into", steps, "plan")
+    planner = Planner(LanguageModel(backend))
+    ctx = PlanContext(
+        "Ines Marlowe",
+        persona="Ines is a baker.",
+        wake_hour=5,
+        routine=ROUTINE,
+        places=("Marlowe's Bakery", "Marlowe House", "Clinic"),
+    )
+    plans = {}
+    # 05:00, a routine block: the day plan, and the routine's words as the hour's step
+    doing = await planner.step([ctx], plans, NOW)
+    assert [r.purpose for r in backend.requests_seen] == ["plan"]
+    assert doing["Ines Marlowe"].description == "bakes the day's bread at Marlowe's Bakery"
+    assert doing["Ines Marlowe"].minutes == 60
+    # 06:00, the block the model proposed: broken down by the model
+    doing = await planner.step([ctx], plans, NOW.replace(hour=6))
+    assert len(backend.requests_seen) == 2
+    assert "Break this into" in backend.requests_seen[-1].messages[-1].content
+    assert doing["Ines Marlowe"].description == "wait for the doctor"
+    # 12:00, the routine again: no call
+    doing = await planner.step([ctx], plans, NOW.replace(hour=12))
+    assert len(backend.requests_seen) == 2
+    assert doing["Ines Marlowe"].description == "lunch at Marlowe House"

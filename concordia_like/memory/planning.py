@@ -154,6 +154,19 @@ def _with_place(activity: str, place: str | None) -> str:
     return text
 
 
+def _with_steps(
+    plan: DayPlan,
+    window: tuple[datetime, datetime],
+    proposals: Sequence[tuple[str, int]],
+    fallback: Sequence[tuple[str, int]] = (),
+) -> list[Activity]:
+    """The plan's steps with `window` filled from (activity, minutes) proposals, or
+    else from `fallback`."""
+    steps = activities_in(window, proposals) or activities_in(window, fallback)
+    kept = [s for s in plan.steps if s.end <= window[0] or s.start >= window[1]]
+    return sorted(kept + steps, key=lambda s: s.start)
+
+
 def merge_into_skeleton(
     routine: Sequence[tuple[int, str, str | None]],
     proposals: Sequence[tuple[int, str, str | None]],
@@ -389,10 +402,20 @@ class Planner:
         """Break the block under way into steps for what is left of the hour, for every
         plan that has no step for `now` (one batch of calls). `who`: each agent's
         context, for its persona or prefix."""
-        todo = [(p, w) for p in plans if p.needs_decomposition(now) and (w := p.window(now))]
+        who = who or {}
+        todo = []
+        for plan in plans:
+            window = plan.window(now) if plan.needs_decomposition(now) else None
+            if window is None:
+                continue
+            if self._from_routine(plan.block_at(now), who.get(plan.agent)):
+                # the routine's own words for the hour, no call: a small model breaks
+                # them into worse ones ("whitenashby feed", "stepsOneOneM consistsOf")
+                plan.steps = _with_steps(plan, window, [(plan.block_at(now).description, 60)])
+                continue
+            todo.append((plan, window))
         if not todo:
             return
-        who = who or {}
         requests = [
             self._steps_request(p, w, who.get(p.agent) or PlanContext(p.agent)) for p, w in todo
         ]
@@ -412,13 +435,15 @@ class Planner:
                         seen.add(key)
                         kept.append((text, minutes))
                 proposals = kept
-            steps = activities_in(window, proposals) or activities_in(
-                window, [(block.description if block else "carry on", 60)]
-            )
-            plan.steps = sorted(
-                [s for s in plan.steps if s.end <= window[0] or s.start >= window[1]] + steps,
-                key=lambda s: s.start,
-            )
+            fallback = [(block.description if block else "carry on", 60)]
+            plan.steps = _with_steps(plan, window, proposals, fallback)
+
+    def _from_routine(self, block: PlanBlock | None, ctx: PlanContext | None) -> bool:
+        """Whether a block is an entry of the agent's routine, as a skeleton plan keeps
+        it (not one the model proposed)."""
+        if block is None or ctx is None or not self._uses_skeleton(ctx):
+            return False
+        return any(block.description == _with_place(a, p) for _, a, p in ctx.routine)
 
     def _steps_request(
         self, plan: DayPlan, window: tuple[datetime, datetime], ctx: PlanContext
