@@ -99,12 +99,17 @@ def situation_body(
     lines = [standing, here] if standing else [here]
     if activity:
         lines.append(f"Your plan now: {clip(activity, 160)}")
-    if memories:
+    shown = list(observations)[-observations_max:]
+    recalled = list(memories)[:memories_max]
+    if not old:  # a memory of what is shown under "Just now" (its latest news) says it twice
+        seen = {" ".join(o.split()) for o in shown}
+        recalled = [m for m in recalled if " ".join(m.split()) not in seen]
+    if recalled:
         lines.append("You remember:")
-        lines.extend(f"- {clip(m, line_max)}" for m in list(memories)[:memories_max])
-    if observations:
+        lines.extend(f"- {clip(m, line_max)}" for m in recalled)
+    if shown:
         lines.append("Just now:")
-        lines.extend(f"- {clip(o, line_max)}" for o in list(observations)[-observations_max:])
+        lines.extend(f"- {clip(o, line_max)}" for o in shown)
     if reply_to:
         lines.append(f"{clip(reply_to, REPLY_MAX)} You may answer, or do something else.")
     return "\n".join(lines)
