@@ -9,9 +9,14 @@ residents replicated to 8, 32 and 64 agents, from Monday 10:00 when everyone is 
   batch handed to the backend to the last one answered are the step's act throughput.
 - the backend's own peak: the same act requests sent straight to the backend at once
   (one batch for vLLM, batches of `max_batch` back to back for the embedded model, as
-  its batcher would), twice: with vLLM's prefix cache emptied first (cold), then again
-  at once (warm: every prompt is cached, the most the backend can do with them).
-- utilization = act throughput through the simulation / the better of the two peaks.
+  its batcher would), from the cache state the simulation had: vLLM's prefix cache is
+  emptied before the warm-up step, and emptied again before the peak, which first
+  replays, batch by batch, every request the backend received before the timed step's
+  act calls (primed). Also printed: the peak with the cache emptied (cold) and again
+  at once (warm: every prompt cached, nothing left to prefill; no step can reach it,
+  since a step's new observations are new tokens).
+- utilization = act throughput through the simulation / the primed peak: the same
+  requests, the same cache, only the path differs.
 
 Then, on vLLM at 32 agents: the simultaneous engine against the sequential one, each a
 warm-up step then one timed step from the same world: engine speedup = sequential step
@@ -64,6 +69,7 @@ class Recorder(Backend):
 
     inner: Backend
     batches: list[Batch] = field(default_factory=list)
+    before: list[Batch] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.name = self.inner.name
@@ -80,6 +86,14 @@ class Recorder(Backend):
         tokens = sum(r.completion_tokens for r in out if isinstance(r, RawCompletion))
         self.batches.append(Batch(start, time.perf_counter(), requests, tokens))
         return out
+
+    def history(self) -> list[list[LLMRequest]]:
+        """Every batch the backend received before the timed step's first act batch."""
+        acts = [b.start for b in self.batches if any(r.purpose == "act" for r in b.requests)]
+        first = min(acts, default=float("inf"))
+        return [b.requests for b in self.before] + [
+            b.requests for b in self.batches if b.start < first
+        ]
 
     def act_phase(self) -> tuple[list[LLMRequest], int, float]:
         """The act requests, the tokens generated in the act span, and the span."""
@@ -98,16 +112,13 @@ class Row:
     agents: int
     acts: int
     sim_tps: float
+    primed_tps: float
     cold_tps: float
     warm_tps: float
 
     @property
-    def peak_tps(self) -> float:
-        return max(self.cold_tps, self.warm_tps)
-
-    @property
     def utilization(self) -> float:
-        return self.sim_tps / self.peak_tps if self.peak_tps else 0.0
+        return self.sim_tps / self.primed_tps if self.primed_tps else 0.0
 
 
 def at_ten(world: World) -> World:
@@ -117,8 +128,11 @@ def at_ten(world: World) -> World:
 
 
 async def timed_step(backend: Backend, world: World, root: Path, engine: str) -> tuple:
-    """One warm-up step, then one timed: (recorder of the timed step, its wall time)."""
+    """One warm-up step, then one timed, from an empty prefix cache: (the recorder,
+    whose `before` holds the warm-up step's batches and `batches` the timed step's;
+    the timed step's wall time)."""
     rec = Recorder(backend)
+    await reset_cache(backend)
     sim = start_run(
         at_ten(world),
         lambda _folder: LanguageModel(rec),
@@ -127,7 +141,7 @@ async def timed_step(backend: Backend, world: World, root: Path, engine: str) ->
         seed=1,
     )
     await sim.run_step()
-    rec.batches.clear()
+    rec.before, rec.batches = rec.batches, []
     start = time.perf_counter()
     await sim.run_step()
     wall = time.perf_counter() - start
@@ -136,11 +150,25 @@ async def timed_step(backend: Backend, world: World, root: Path, engine: str) ->
     return rec, wall
 
 
-async def peak(backend: Backend, requests: list[LLMRequest], *, cold: bool) -> float:
-    """Generated tokens per second of `requests` sent straight to the backend at once."""
+async def reset_cache(backend: Backend) -> None:
     reset = getattr(backend, "reset_prefix_cache", None)
-    if cold and reset is not None:
+    if reset is not None:
         await reset()
+
+
+async def peak(
+    backend: Backend,
+    requests: list[LLMRequest],
+    *,
+    reset: bool,
+    history: list[list[LLMRequest]] = (),  # type: ignore[assignment]
+) -> float:
+    """Generated tokens per second of `requests` sent straight to the backend at once,
+    after emptying its prefix cache (`reset`) and replaying `history`, untimed."""
+    if reset:
+        await reset_cache(backend)
+    for batch in history:
+        await backend.generate_batch(batch)
     start = time.perf_counter()
     tokens = 0
     size = len(requests) if backend.concurrent_batches else backend.max_batch
@@ -158,14 +186,16 @@ async def utilization(backend: Backend, town: World, counts: list[int], root: Pa
         if not requests:
             print(f"  {backend.name}, {n} agents: no act call in the timed step")
             continue
-        cold = await peak(backend, requests, cold=True)
-        warm = await peak(backend, requests, cold=False)
-        row = Row(backend.name, n, len(requests), tokens / span, cold, warm)
+        primed = await peak(backend, requests, reset=True, history=rec.history())
+        cold = await peak(backend, requests, reset=True)
+        warm = await peak(backend, requests, reset=False)
+        row = Row(backend.name, n, len(requests), tokens / span, primed, cold, warm)
         rows.append(row)
         print(
             f"  {row.backend:8} {n:3d} agents: {row.acts:3d} act calls; through the step "
-            f"{row.sim_tps:6.1f} tok/s; straight to the backend {cold:6.1f} (cold) and "
-            f"{warm:6.1f} (warm) tok/s; utilization {row.utilization:.2f}",
+            f"{row.sim_tps:6.1f} tok/s; straight to the backend {primed:6.1f} (primed), "
+            f"{cold:6.1f} (cold), {warm:6.1f} (warm) tok/s; utilization {row.utilization:.2f}"
+            f" (against warm {row.sim_tps / warm if warm else 0:.2f})",
             flush=True,
         )
     return rows

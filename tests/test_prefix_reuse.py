@@ -58,6 +58,24 @@ def test_a_kept_prefix_answers_as_one_decoded_just_now():
         fresh.close()
 
 
+def test_a_reset_prefix_cache_keeps_no_prefix_and_changes_no_answer():
+    backend = EmbeddedBackend(n_parallel=3, n_ctx=512)
+    try:
+        first = asyncio.run(backend.generate_batch(_requests("07:00")))
+        fresh = dict(backend.stats)  # what an empty cache costs: copies only
+        asyncio.run(backend.generate_batch(_requests("07:00")))
+        assert backend.stats["reused_tokens"] > 2 * fresh["reused_tokens"]  # kept
+        asyncio.run(backend.reset_prefix_cache())
+        before = dict(backend.stats)
+        again = asyncio.run(backend.generate_batch(_requests("07:00")))
+        # nothing kept: the system message is decoded again, once, and copied twice
+        assert backend.stats["reused_tokens"] - before["reused_tokens"] == fresh["reused_tokens"]
+        assert backend.stats["copied_prefixes"] - before["copied_prefixes"] == 2
+        assert [c.text for c in again] == [c.text for c in first]
+    finally:
+        backend.close()
+
+
 def test_a_prefix_copied_within_a_batch_answers_as_one_decoded_alone():
     """Three requests under one system message in one batch: the prefix is decoded once
     and its KV copied to the other two slots; each answer is the one that request gets

@@ -319,9 +319,14 @@ class EmbeddedBackend(Backend):
                         self._C.llama_memory_seq_rm(self._ctx.memory, s.slot, -1, -1)
                         self._slot_prefix[s.slot] = ()
             else:
-                self._C.llama_memory_clear(self._ctx.memory, True)
-                self._slot_prefix = [() for _ in range(self.n_slots)]
+                await self.reset_prefix_cache()
         return results
+
+    async def reset_prefix_cache(self) -> None:
+        """Forget every kept prefix (for benchmarks that must not measure the cache)."""
+        if not self._closed:
+            self._C.llama_memory_clear(self._ctx.memory, True)
+            self._slot_prefix = [() for _ in range(self.n_slots)]
 
     def _count(self, seqs: list[_Seq], seconds: float) -> None:
         for s in seqs:
