@@ -18,7 +18,11 @@ from concordia_like.llm import (
     LLMRequest,
     make_backend,
 )
-from concordia_like.llm.openai_compat import OpenAIBackend, resolve_base_url
+from concordia_like.llm.openai_compat import (
+    OpenAIBackend,
+    resolve_base_url,
+    response_format_for,
+)
 
 pytestmark = pytest.mark.server
 
@@ -201,6 +205,18 @@ async def test_unreachable_server_without_model_names_the_fix():
     with pytest.raises(BackendUnavailableError, match="CONCORDIA_OPENAI_MODEL"):
         await LanguageModel(backend).complete(LLMRequest.chat("hi", max_tokens=4))
     await backend.aclose()
+
+
+def test_the_schema_sent_is_closed_to_keys_it_does_not_list():
+    request = LLMRequest.chat("How do you feel?", schema=Mood)
+    for mode in ("json_schema", "json_object"):
+        form = response_format_for(request, mode)
+        sent = form["json_schema"]["schema"] if mode == "json_schema" else form["schema"]
+        # a server's grammar would otherwise let a small model invent keys
+        assert sent["additionalProperties"] is False
+        assert sent["properties"] == request.json_schema["properties"]
+    assert "additionalProperties" not in request.json_schema  # the request's own: untouched
+    assert response_format_for(request, "none") is None
 
 
 def test_missing_base_url_says_what_to_set(monkeypatch):

@@ -6,6 +6,7 @@ both load at once."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -61,7 +62,7 @@ def served(server) -> str:
 
 
 def test_schemas_are_closed_for_vllm_without_touching_property_names():
-    from concordia_like.llm.vllm_backend import closed_schema
+    from concordia_like.llm.structured import closed_schema
 
     schema = LLMRequest.chat("x", schema=Mood).json_schema
     closed = closed_schema(
@@ -75,6 +76,12 @@ def test_schemas_are_closed_for_vllm_without_touching_property_names():
     assert closed_schema({"type": "string", "enum": ["a"]}) == {"type": "string", "enum": ["a"]}
 
 
+def compact(text: str) -> bool:
+    """JSON with no whitespace outside its strings (a small model allowed whitespace
+    between tokens wrote newlines and spaces until max_tokens)."""
+    return not re.search(r"\s", re.sub(r'"(?:[^"\\]|\\.)*"', '""', text))
+
+
 # -- in process -------------------------------------------------------------------------
 
 
@@ -86,6 +93,7 @@ def test_structured_and_choice_requests_parse_and_are_counted(engine):
     ] + [LLMRequest.chat("Where do you buy bread?", choices=["bakery", "park"], max_tokens=8)]
     out = asyncio.run(lm.complete_many(requests))
     assert all(isinstance(c.parsed, Mood) for c in out[:4])
+    assert all(compact(c.text) for c in out[:4]), [c.text for c in out[:4]]
     assert out[4].parsed in ("bakery", "park")
     assert lm.batcher.batch_sizes == [5]  # one batch, handed to vLLM together
     assert all(c.backend == "vllm" and c.model == "SmolLM2-135M-Instruct.Q4_1" for c in out)
@@ -178,6 +186,7 @@ def test_openai_backend_on_vllm_serve_with_structured_outputs(served):
     mood, place, greeting = asyncio.run(go())
     assert backend.model == "smollm2"  # the server's first (and only) model
     assert isinstance(mood.parsed, Mood) and place.parsed in ("bakery", "park")
+    assert compact(mood.text), mood.text
     assert greeting.text.strip() and greeting.prompt_tokens > 0
     # vLLM takes OpenAI's json_schema form: no detour through llama-cpp-python's
     assert backend.structured_output == "auto" and backend.attempts == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 from server_fixture import free_port
+
+from concordia_like.llm.vllm_backend import STRUCTURED_OUTPUTS
 
 START_TIMEOUT_S = 600.0
 #: the KV cache of each engine: the tests' prompts are short and few
@@ -79,6 +82,8 @@ class VLLMServer:
             "--kv-cache-memory-bytes",
             str(int(KV_CACHE_GIB * (1 << 30))),
             "--disable-log-stats",
+            "--structured-outputs-config",
+            json.dumps(STRUCTURED_OUTPUTS),
         ]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)

