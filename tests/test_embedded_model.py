@@ -48,6 +48,24 @@ async def test_schema_outputs_parse_in_one_parallel_batch(backend):
         assert d.parsed.kind in ("move", "say", "wait")
 
 
+async def test_a_whole_json_value_ends_without_a_decode_call_for_its_end(backend, monkeypatch):
+    calls = []
+    run_decode = EmbeddedBackend._run_decode
+
+    def counted(self):
+        calls.append(self._batch.n_tokens)
+        run_decode(self)
+
+    monkeypatch.setattr(EmbeddedBackend, "_run_decode", counted)
+    request = LLMRequest.chat("You are hungry. What do you do? JSON.", schema=Act, max_tokens=64)
+    (raw,) = await backend.generate_batch([request])
+    assert Act.model_validate_json(raw.text) and raw.text.rstrip().endswith("}")
+    assert raw.finish_reason == "stop" and raw.completion_tokens < 64
+    # after the prompt's call, one call per generated token but the last: its end is
+    # known from the grammar, with no call to sample it
+    assert calls[0] > 1 and calls[1:] == [1] * (raw.completion_tokens - 1)
+
+
 def test_schema_grammars_keep_control_characters_out_of_strings():
     """JSON strings may not hold raw control characters; llama-cpp-python's converter
     allowed them, and pydantic then refused the output (the grammar itself is loaded

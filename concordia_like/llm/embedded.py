@@ -249,7 +249,8 @@ class EmbeddedBackend(Backend):
         meta = self._model.metadata()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        eos = self._model.token_get_text(self._model.token_eos())
+        self._eos = self._model.token_eos()
+        eos = self._model.token_get_text(self._eos)
         bos = self._model.token_get_text(self._model.token_bos())
         self._formatter = Jinja2ChatFormatter(
             template=meta["tokenizer.chat_template"], eos_token=eos, bos_token=bos
@@ -596,8 +597,23 @@ class EmbeddedBackend(Backend):
         stops = s.request.sampling.stop
         if stops and any(st in s.text.decode("utf-8", errors="ignore") for st in stops):
             s.finish = "stop"
+        elif s.grammar is not None and s.text.rstrip().endswith(b"}") and self._may_end(s):
+            s.finish = "stop"  # the JSON is whole: no decode call to sample its end
         elif len(s.out) >= s.request.sampling.max_tokens:
             s.finish = "length"
+
+    def _may_end(self, s: _Seq) -> bool:
+        """Whether the grammar lets the output end here (a JSON value closed at the
+        root: what follows is the end of generation, or whitespace before it)."""
+        if s.request.choices is not None:  # a choice may be the start of a longer one
+            return False
+        self._one[0].id = self._eos
+        self._one[0].logit = 0.0
+        self._one[0].p = 0.0
+        self._one_arr.size = 1
+        self._one_arr.selected = -1
+        self._C.llama_sampler_apply(s.grammar, ctypes.byref(self._one_arr))
+        return bool(np.isfinite(self._one[0].logit))
 
     def _piece(self, tok: int) -> bytes:
         """The bytes of one token (memoised: the same few thousand tokens recur)."""
