@@ -16,8 +16,11 @@ and reports:
 - seconds of wall time per awake agent-step (an agent that made an act call).
 
 `--path old` runs the path before issue 10 (one JSON action whose `text` is the words
-said, free day plans, every prompt decoded whole), `--path both` (the default) runs the
-new path and then the old one on the same seed and prints both, and the speed-up.
+said, free day plans, every prompt decoded whole, on the shipped Q4_1 file as the
+embedded backend decoded it then), `--path both` (the default) runs the new path and
+then the old one on the same seed and prints both, and the speed-up. With `--old-model
+q8_0` the old path decodes the new path's Q8_0 copy instead: the speed-up of the
+prompts, plans and kept prefixes alone.
 
     .venv/bin/python scripts/bench_quality.py --quick     # several minutes on 2 cores
     .venv/bin/python scripts/bench_quality.py             # 18 steps
@@ -40,7 +43,7 @@ from concordia_like.agents.degenerate import distinct_n, plan_problem, utterance
 from concordia_like.agents.prompt import SPEECH_EXAMPLE
 from concordia_like.engine.runs import start_run
 from concordia_like.llm import LanguageModel
-from concordia_like.llm.embedded import EmbeddedBackend
+from concordia_like.llm.embedded import EmbeddedBackend, default_model_path
 
 WORLD = Path(__file__).resolve().parent.parent / "worlds" / "town.yaml"
 
@@ -97,9 +100,15 @@ def plan_activities(text: str) -> list[str]:
     return [part.strip()[6:] if part.strip()[:2].isdigit() else part for part in body.split("; ")]
 
 
-async def run(path: str, steps: int, seed: int, root: Path, threads: int | None) -> Figures:
+async def run(
+    path: str, steps: int, seed: int, root: Path, threads: int | None, old_model: str
+) -> Figures:
     old = path == "old"
-    backend = EmbeddedBackend(n_threads=threads, prefix_reuse=not old)
+    shipped = old and old_model == "shipped"  # the file as decoded before issue 10
+    backend = EmbeddedBackend(
+        default_model_path() if shipped else None, n_threads=threads, prefix_reuse=not old
+    )
+    print(f"  [{path}] model {backend.path.name}", flush=True)
     sim = start_run(
         WORLD, lambda _f: LanguageModel(backend), root=root, seed=seed, start_time="07:00"
     )
@@ -182,6 +191,13 @@ def main() -> None:
     ap.add_argument("--path", choices=("new", "old", "both"), default="both")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--old-model",
+        choices=("shipped", "q8_0"),
+        default="shipped",
+        help="the old path's model: the shipped Q4_1 file (as before issue 10) or the "
+        "new path's Q8_0 copy (to measure the prompts alone)",
+    )
     args = ap.parse_args()
     steps = args.steps or (6 if args.quick else 18)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
@@ -190,15 +206,16 @@ def main() -> None:
         paths = ["new", "old"] if args.path == "both" else [args.path]
         figs = {}
         for p in paths:  # each path's figures as soon as it is done
-            figs[p] = asyncio.run(run(p, steps, args.seed, root, args.threads))
+            figs[p] = asyncio.run(run(p, steps, args.seed, root, args.threads, args.old_model))
             show(figs[p])
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if len(figs) == 2 and figs["new"].s_per_agent_step:
         ratio = figs["old"].s_per_agent_step / figs["new"].s_per_agent_step
         print(
-            f"wall time per awake agent-step: old {figs['old'].s_per_agent_step:.2f} s, "
-            f"new {figs['new'].s_per_agent_step:.2f} s ({ratio:.2f}x faster)"
+            f"wall time per awake agent-step: old {figs['old'].s_per_agent_step:.2f} s "
+            f"({args.old_model} model), new {figs['new'].s_per_agent_step:.2f} s "
+            f"({ratio:.2f}x faster)"
         )
     print(figs[paths[0]].line())
 
