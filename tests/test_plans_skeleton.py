@@ -20,6 +20,13 @@ ROUTINE = (
     (30, "locks up", None),  # past midnight, before waking: not today's
 )
 NOW = datetime(2025, 4, 14, 5, 0)
+INES = PlanContext(
+    "Ines Marlowe",
+    persona="Ines is a baker.",
+    wake_hour=5,
+    routine=ROUTINE,
+    places=("Marlowe's Bakery", "Marlowe House", "Clinic"),
+)
 
 
 def test_proposals_change_the_skeleton_but_never_repeat_an_activity():
@@ -66,13 +73,7 @@ async def test_a_model_that_repeats_one_activity_still_makes_a_real_plan():
 
     backend.add_rule(".", repeated, "plan")
     planner = Planner(LanguageModel(backend))
-    ctx = PlanContext(
-        "Ines Marlowe",
-        persona="Ines is a baker.",
-        wake_hour=5,
-        routine=ROUTINE,
-        places=("Marlowe's Bakery", "Marlowe House", "Clinic"),
-    )
+    ctx = INES
     plans = await planner.plan_days([ctx], NOW)
     plan = plans["Ines Marlowe"]
     activities = [b.description for b in plan.blocks]
@@ -106,13 +107,7 @@ async def test_routine_blocks_are_not_decomposed_but_proposed_ones_are():
     steps = json.dumps({"steps": [{"activity": "wait for the doctor", "minutes": 60}]})
     backend.add_rule("Break this into", steps, "plan")
     planner = Planner(LanguageModel(backend))
-    ctx = PlanContext(
-        "Ines Marlowe",
-        persona="Ines is a baker.",
-        wake_hour=5,
-        routine=ROUTINE,
-        places=("Marlowe's Bakery", "Marlowe House", "Clinic"),
-    )
+    ctx = INES
     plans = {}
     # 05:00, a routine block: the day plan, and the routine's words as the hour's step
     doing = await planner.step([ctx], plans, NOW)
