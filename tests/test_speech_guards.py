@@ -46,6 +46,8 @@ def test_a_repeat_of_the_speakers_last_words_or_of_the_example_is_degenerate():
 
 def test_loops_plans_and_distinct_n():
     assert is_loop("a b c a b c a b c")
+    assert is_loop("socilacum ia ia ia ia at Marlowe's Bakery")  # a word over and over
+    assert not is_loop("Very, very good bread.")
     assert not is_loop("Morning. The bread is out of the oven.")
     assert plan_problem(["morning_breads"] * 6).startswith("one activity repeated")
     assert plan_problem(["bake", "sell bread", "lunch", "close the shop"]) is None

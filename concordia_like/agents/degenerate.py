@@ -41,9 +41,12 @@ def normalized(text: str) -> str:
 
 
 def is_loop(text: str) -> bool:
-    """A phrase repeated: some 3-gram occurs three times or more, or a sentence occurs
-    twice, or under a third of the words are distinct (in a text of ten words or more)."""
+    """A phrase repeated: a word three times in a row ("socilacum ia ia ia ia", a plan
+    item SmolLM2 wrote), some 3-gram three times or more, a sentence twice, or under a
+    third of the words distinct (in a text of ten words or more)."""
     w = words(text)
+    if any(a == b == c for a, b, c in zip(w, w[1:], w[2:], strict=False)):
+        return True
     if len(w) >= 5:
         grams = Counter(zip(w, w[1:], w[2:], strict=False))
         if grams and grams.most_common(1)[0][1] >= 3:
