@@ -555,13 +555,7 @@ class EmbeddedBackend(Backend):
         # fast path: sample freely, then ask the grammar whether that one token is allowed
         logits_ptr = C.llama_get_logits_ith(ctx, s.logit_idx)
         tok = int(C.llama_sampler_sample(s.chain, ctx, s.logit_idx))
-        self._one[0].id = tok
-        self._one[0].logit = 0.0
-        self._one[0].p = 0.0
-        self._one_arr.size = 1
-        self._one_arr.selected = -1
-        C.llama_sampler_apply(s.grammar, ctypes.byref(self._one_arr))
-        if np.isfinite(self._one[0].logit):
+        if self._allows(s, tok):
             return tok
         logits = np.ctypeslib.as_array(logits_ptr, shape=(self._n_vocab,))
         # middle path: the grammar usually allows one of the most likely few dozen tokens
@@ -607,7 +601,11 @@ class EmbeddedBackend(Backend):
         root: what follows is the end of generation, or whitespace before it)."""
         if s.request.choices is not None:  # a choice may be the start of a longer one
             return False
-        self._one[0].id = self._eos
+        return self._allows(s, self._eos)
+
+    def _allows(self, s: _Seq, tok: int) -> bool:
+        """Whether the sequence's grammar allows `tok` next (asked of that one token)."""
+        self._one[0].id = tok
         self._one[0].logit = 0.0
         self._one[0].p = 0.0
         self._one_arr.size = 1

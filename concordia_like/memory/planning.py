@@ -407,10 +407,11 @@ class Planner:
             window = plan.window(now) if plan.needs_decomposition(now) else None
             if window is None:
                 continue
-            if self._from_routine(plan.block_at(now), who.get(plan.agent)):
+            block = plan.block_at(now)
+            if self._from_routine(block, who.get(plan.agent)):
                 # the routine's own words for the hour, no call: a small model breaks
                 # them into worse ones ("whitenashby feed", "stepsOneOneM consistsOf")
-                plan.steps = _with_steps(plan, window, [(plan.block_at(now).description, 60)])
+                plan.steps = _with_steps(plan, window, [(block.description, 60)])
                 continue
             todo.append((plan, window))
         if not todo:
