@@ -1,0 +1,166 @@
+"""Writing files whole or not at all: the one writer for every file the project makes.
+
+A kill, a crash or a full disk leaves the old file or none, never half of one. The bytes
+go to a unique temporary in the target's folder (created exclusively, so a link planted
+under that name is never followed), are synced to disk, and the temporary is renamed
+over the target; the folder is then synced so that the rename itself survives a crash.
+
+A target that is not a regular file is never replaced by one: standard output (`-`), a
+named pipe or a character device is written to as a stream (whole-or-nothing cannot hold
+there), and a folder or any other kind of file is refused with an error naming it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Literal, overload
+
+from concordia_like.errors import ConfigError
+
+STDOUT = "-"
+FILE_MODE = 0o644  # what a plain open makes under the usual umask (mkstemp makes 0600)
+FOLDER_MODE = 0o755  # likewise for a folder (mkdtemp makes 0700)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable; a file system that cannot sync a folder is
+    left as it is."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def is_stream(path: str | Path) -> bool:
+    """Whether writing `path` means streaming to it: standard output, a named pipe or a
+    character device (followed through links, as `/dev/stdout` is one). Raises
+    ConfigError for a folder or another kind of file that cannot be written whole."""
+    if str(path) == STDOUT:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be written ({exc.strerror})") from None
+    if stat.S_ISREG(mode):
+        return False
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return True
+    what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+    raise ConfigError(f"{path}: is {what}; name a file to write")
+
+
+@contextlib.contextmanager
+def _stream(path: str | Path, binary: bool) -> Iterator[IO]:
+    if str(path) == STDOUT:
+        out = sys.stdout.buffer if binary else sys.stdout
+        yield out
+        out.flush()
+        return
+    with open(path, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+        yield f
+
+
+@overload
+def atomic_writer(
+    path: str | Path, *, binary: Literal[False] = ...
+) -> contextlib.AbstractContextManager[IO[str]]: ...
+@overload
+def atomic_writer(
+    path: str | Path, *, binary: Literal[True]
+) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+def atomic_writer(
+    path: str | Path, *, binary: bool = False
+) -> contextlib.AbstractContextManager[IO[str]] | contextlib.AbstractContextManager[IO[bytes]]:
+    """A file object whose contents become `path` when the block ends without an error
+    (UTF-8 text, or bytes with `binary`); an error leaves `path` as it was. For large
+    outputs written piece by piece; streams as the module says."""
+    return _atomic_writer(path, binary)
+
+
+@contextlib.contextmanager
+def _atomic_writer(path: str | Path, binary: bool) -> Iterator[IO]:
+    if is_stream(path):
+        with _stream(path, binary) as f:
+            yield f
+        return
+    with atomic_path(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+            yield f
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write `data` (text as UTF-8) as the whole of `path`, or leave `path` as it was."""
+    if isinstance(data, bytes):
+        with atomic_writer(path, binary=True) as f:
+            f.write(data)
+    else:
+        with atomic_writer(path) as f:
+            f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """The name of a fresh empty temporary beside `path` for a tool that writes a file by
+    name; when the block ends without an error it is synced and renamed to `path`, and on
+    an error it is removed. `path` must be a regular file or not exist yet."""
+    path = Path(path)
+    if is_stream(path):
+        raise ConfigError(f"{path}: is not a regular file; name a file to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
+    """A fresh temporary folder beside `path` to fill; when the block ends without an
+    error it is renamed to `path`, and on an error it is removed. A folder already at
+    `path` is removed first with `replace`; without it, the one there is kept and this
+    one dropped (another process made the same folder first, as a cache does)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, FOLDER_MODE)
+        if path.is_symlink() or path.is_file():
+            raise ConfigError(f"{path}: is not a folder; name a folder to write")
+        if path.exists():
+            if not replace:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _sync_folder(path.parent)
