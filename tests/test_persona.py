@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_world_loading import FIXTURES, ROOT, expectations
 
-from concordia_like.agents.persona import PersonaCard, clip, load_persona, load_personas
+from concordia_like.world.persona import PersonaCard, clip, load_persona, load_personas
 from concordia_like.yaml_loader import ConfigFileError
 
 BAD = sorted((FIXTURES / "bad_personas").glob("*.yaml"))

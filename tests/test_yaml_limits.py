@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from concordia_like.agents.persona import load_persona
 from concordia_like.errors import ConfigError
 from concordia_like.world import load_world
+from concordia_like.world.persona import load_persona
 from concordia_like.yaml_loader import (
     MAX_ALIASES,
     MAX_DEPTH,

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from concordia_like.agents.persona import clip
 from concordia_like.llm.narrowed import Narrowed, union_of
+from concordia_like.world.persona import clip
 
 TEXT_MAX = 100
 WORDS_MAX = 140

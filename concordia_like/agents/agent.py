@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from concordia_like.agents.actions import decision_for, schema_for
-from concordia_like.agents.persona import PersonaCard
 from concordia_like.agents.prompt import (
     OBSERVATIONS_KEPT,
     situation_body,
@@ -22,6 +21,7 @@ from concordia_like.agents.prompt import (
 from concordia_like.llm import LLMRequest
 from concordia_like.memory.plans import DayPlan
 from concordia_like.world.describe import describe_parts, shown_items
+from concordia_like.world.persona import PersonaCard
 from concordia_like.world.state import WorldState
 
 ACT_MAX_TOKENS = 96

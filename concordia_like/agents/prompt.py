@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from concordia_like.agents.persona import PersonaCard, clip
+from concordia_like.world.persona import PersonaCard, clip
 
 #: what the act prompt shows: few memories and observations, each line short, since on
 #: a CPU every new prompt token costs (a prompt's prefix is kept, its situation is not)

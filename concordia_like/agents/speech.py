@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from concordia_like.agents.actions import WORDS_MAX
 from concordia_like.agents.agent import Agent
 from concordia_like.agents.degenerate import utterance_problem
-from concordia_like.agents.persona import clip
 from concordia_like.agents.prompt import SPEECH_EXAMPLE
 from concordia_like.llm import LanguageModel
 from concordia_like.llm.triage import triage
+from concordia_like.world.persona import clip
 
 log = logging.getLogger(__name__)
 

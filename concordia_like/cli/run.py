@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from concordia_like.agents.persona import parse_hhmm
 from concordia_like.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -28,6 +27,7 @@ from concordia_like.llm import LanguageModel, ResponseCache, make_backend
 from concordia_like.llm.cache import CACHE_MODES
 from concordia_like.llm.faults import FaultInjectingBackend
 from concordia_like.llm.sampling import parse_overrides
+from concordia_like.world.persona import parse_hhmm
 
 
 def digest(report: StepReport, limit: int = 3) -> str:

@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from concordia_like.agents.persona import parse_hhmm
 from concordia_like.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
@@ -34,6 +33,7 @@ from concordia_like.llm import LanguageModel, ResponseCache, make_backend
 from concordia_like.llm.cache import CACHE_MODES
 from concordia_like.sandbox.session import TownSession
 from concordia_like.sandbox.terminal import run_lines, run_prompt
+from concordia_like.world.persona import parse_hhmm
 
 DEFAULT_WORLD = Path("worlds/town.yaml")
 HISTORY = ".town_history"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from concordia_like.agents.degenerate import words
-from concordia_like.agents.persona import PersonaCard
+from concordia_like.world.persona import PersonaCard
 
 SECRET_IMPORTANCE = 9
 SECRET_WORDS = ("only i know", "nobody knows", "no one knows", "secret")

@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
-from concordia_like.agents.persona import PersonaCard
 from concordia_like.engine.recorder import Checkpoint
 from concordia_like.engine.simulation import Simulation
 from concordia_like.errors import ConfigError
 from concordia_like.memory.records import NewMemory
 from concordia_like.store.run_tables import RunRow
+from concordia_like.world.persona import PersonaCard
 from concordia_like.world.state import WorldState
 
 #: where a run's config records its newcomers

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
-from concordia_like.agents.persona import parse_hhmm
 from concordia_like.engine.newcomers import NEWCOMERS_KEY, restore_newcomers
 from concordia_like.engine.recorder import RunRecorder, new_run_id
 from concordia_like.engine.simulation import ENGINES, EngineKind, Simulation
@@ -27,6 +26,7 @@ from concordia_like.memory.stream import MemoryStore
 from concordia_like.store.base import sqlite_url
 from concordia_like.store.run_tables import RunRow
 from concordia_like.world.loader import World, load_world
+from concordia_like.world.persona import parse_hhmm
 from concordia_like.world.replicate import rebuild
 from concordia_like.world.state import WorldState
 

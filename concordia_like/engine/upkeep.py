@@ -17,7 +17,6 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
-from concordia_like.agents.persona import PersonaCard
 from concordia_like.engine.events import Event
 from concordia_like.llm import LanguageModel
 from concordia_like.memory.importance import ImportanceScorer
@@ -25,6 +24,7 @@ from concordia_like.memory.planning import PlanContext, Planner, PlanningConfig
 from concordia_like.memory.records import MemoryRecord, NewMemory
 from concordia_like.memory.reflection import PendingReflection, ReflectionConfig, Reflector
 from concordia_like.memory.stream import MemoryStore
+from concordia_like.world.persona import PersonaCard
 
 SLEEPING = "sleeping"
 PLAN_PERSONA_CHARS = 400

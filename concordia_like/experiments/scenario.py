@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from concordia_like.agents.persona import SeedMemory
 from concordia_like.engine.runs import set_start_time
 from concordia_like.experiments.spec import (
     CODE_KINDS,
@@ -37,6 +36,7 @@ from concordia_like.experiments.spec import (
 )
 from concordia_like.world.code_rules import RegrowRule, rule_problems
 from concordia_like.world.loader import World, load_world
+from concordia_like.world.persona import SeedMemory
 from concordia_like.world.state import Clock, WorldState, name_key
 from concordia_like.yaml_loader import ConfigFileError, Issue, YamlDoc, read_yaml, validate_doc
 

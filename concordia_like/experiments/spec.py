@@ -36,10 +36,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from concordia_like.agents.persona import SeedMemory, parse_hhmm
 from concordia_like.llm.sampling import SamplingOverrides
 from concordia_like.world.code_rules import CodeRule
 from concordia_like.world.effects import Effect, PropertyValue
+from concordia_like.world.persona import SeedMemory, parse_hhmm
 
 NAME = r"^[a-z][a-z0-9_\-]*$"
 Name = Annotated[str, Field(pattern=NAME, max_length=60)]

@@ -22,7 +22,6 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from concordia_like.agents.persona import clip
 from concordia_like.gm.resolution import effects_as_dicts, resolution_schema
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.triage import triage
@@ -30,6 +29,7 @@ from concordia_like.world.code_rules import speech_refusal
 from concordia_like.world.describe import shown_items
 from concordia_like.world.effects import MoveEffect, TransferEffect, effect_to_dict
 from concordia_like.world.loader import World
+from concordia_like.world.persona import clip
 from concordia_like.world.rules import apply_effects, currency, price
 
 GM_SYSTEM = (

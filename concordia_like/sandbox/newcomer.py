@@ -21,10 +21,10 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from concordia_like.agents.persona import load_persona_doc
 from concordia_like.engine.newcomers import Newcomer
 from concordia_like.engine.simulation import Simulation
 from concordia_like.errors import ConfigError
+from concordia_like.world.persona import load_persona_doc
 from concordia_like.world.state import WorldState
 from concordia_like.yaml_loader import ConfigFileError, Issue, YamlDoc
 

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from concordia_like.agents.actions import TEXT_MAX, WORDS_MAX, Give, Move, Other, Say, Use, Wait
-from concordia_like.agents.persona import clip
 from concordia_like.engine.hooks import StepHook, StepInput
 from concordia_like.sandbox.commands import Hint, resolve
+from concordia_like.world.persona import clip
 from concordia_like.world.state import WorldState
 
 if TYPE_CHECKING:

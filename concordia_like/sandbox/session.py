@@ -22,7 +22,6 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from concordia_like.agents.persona import clip
 from concordia_like.engine.newcomers import add_newcomer
 from concordia_like.engine.runs import run_folder
 from concordia_like.engine.simulation import Simulation, StepAborted, StepReport
@@ -38,6 +37,7 @@ from concordia_like.sandbox.inject import Injections
 from concordia_like.sandbox.newcomer import read_newcomer
 from concordia_like.sandbox.runlog import RunLog
 from concordia_like.sandbox.seat import PlayerSeat, parse_action, parse_say
+from concordia_like.world.persona import clip
 
 #: `until` goes at most this far ahead
 UNTIL_MAX = timedelta(days=1)

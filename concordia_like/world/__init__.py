@@ -32,11 +32,11 @@ from concordia_like.world.spec import (
     WorldSpec,
 )
 from concordia_like.world.state import (
-    Agent,
     AttributeDef,
     Clock,
     Item,
     Place,
+    Resident,
     ScheduledEvent,
     WorldState,
 )
@@ -45,7 +45,7 @@ __all__ = [
     "EFFECT_ADAPTER",
     "EFFECT_KINDS",
     "EFFECT_LIST_ADAPTER",
-    "Agent",
+    "Resident",
     "ApplyResult",
     "AttributeDef",
     "AttributeSpec",

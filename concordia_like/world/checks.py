@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from concordia_like.agents.persona import PersonaCard, load_persona_doc
 from concordia_like.world.code_rules import rule_problems
 from concordia_like.world.effects import (
     CreateEffect,
@@ -25,6 +24,7 @@ from concordia_like.world.effects import (
     SetEffect,
     TransferEffect,
 )
+from concordia_like.world.persona import PersonaCard, load_persona_doc
 from concordia_like.world.spec import WorldSpec
 from concordia_like.world.state import name_key, slug
 from concordia_like.yaml_loader import ConfigFileError, Issue, YamlDoc, display_path

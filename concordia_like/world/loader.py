@@ -22,15 +22,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from concordia_like.agents.persona import PersonaCard, clip
 from concordia_like.world.checks import WorldChecker
+from concordia_like.world.persona import PersonaCard, clip
 from concordia_like.world.spec import WorldSpec
 from concordia_like.world.state import (
-    Agent,
     AttributeDef,
     Clock,
     Item,
     Place,
+    Resident,
     ScheduledEvent,
     WorldState,
 )
@@ -117,7 +117,7 @@ def _build_state(spec: WorldSpec, ck: WorldChecker) -> WorldState:
         for n, a in spec.attributes.items()
     }
     agents = {
-        r.name: Agent(
+        r.name: Resident(
             r.name,
             r.start,
             r.home,

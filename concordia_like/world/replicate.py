@@ -18,7 +18,7 @@ import math
 from dataclasses import replace
 
 from concordia_like.world.loader import World
-from concordia_like.world.state import Agent, Clock, WorldState
+from concordia_like.world.state import Clock, Resident, WorldState
 
 
 def clone_name(name: str, copy: int) -> str:
@@ -45,7 +45,7 @@ def replicate_residents(world: World, n: int) -> World:
         card = world.personas[original]
         personas[name] = card if name == original else card.model_copy(update={"name": name})
         a = base.agents[original]
-        agents[name] = Agent(name, a.location, a.home, dict(a.attributes))
+        agents[name] = Resident(name, a.location, a.home, dict(a.attributes))
         clones_of.setdefault(original, []).append(name)
     places = {
         pid: replace(

@@ -15,11 +15,11 @@ from concordia_like.world.code_rules import CODE_RULES_ADAPTER
 from concordia_like.world.effects import effect_to_dict, parse_effect
 from concordia_like.world.hours import WEEKDAYS, OpeningHours
 from concordia_like.world.state import (
-    Agent,
     AttributeDef,
     Clock,
     Item,
     Place,
+    Resident,
     ScheduledEvent,
     WorldState,
 )
@@ -126,7 +126,7 @@ def state_from_dict(d: dict[str, Any]) -> WorldState:
     }
     attributes = {n: AttributeDef(name=n, **a) for n, a in d["attributes"].items()}
     agents = {
-        n: Agent(name=n, location=a["location"], home=a["home"], attributes=dict(a["attributes"]))
+        n: Resident(name=n, location=a["location"], home=a["home"], attributes=dict(a["attributes"]))
         for n, a in d["agents"].items()
     }
     items = {

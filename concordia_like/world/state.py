@@ -85,7 +85,10 @@ class Item:
 
 
 @dataclass
-class Agent:
+class Resident:
+    """A resident as the world holds it: where they are, where they live, their
+    attributes (their mind is `agents.agent.Agent`, keyed by the same name)."""
+
     name: str
     location: str
     home: str
@@ -125,7 +128,7 @@ class WorldState:
         clock: Clock,
         places: dict[str, Place],
         attributes: dict[str, AttributeDef],
-        agents: dict[str, Agent],
+        agents: dict[str, Resident],
         items: dict[str, Item],
         events: Iterable[ScheduledEvent] = (),
         max_stack: int = 1000,
