@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from concordia_like.llm.narrowed import Narrowed, union_of
-from concordia_like.world.persona import clip
+from concordia_like.text import one_line
 
 TEXT_MAX = 100
 WORDS_MAX = 140
@@ -181,7 +181,7 @@ def to_action(decision: Any, text: str) -> Any:
         return decision
     data = decision.model_dump()
     limit = WORDS_MAX if data["kind"] == "say" else TEXT_MAX
-    data["text"] = clip(" ".join(str(data.get("text") or text).split()), limit)
+    data["text"] = one_line(str(data.get("text") or text), limit)
     return _ACTION_ADAPTER.validate_python(data)
 
 

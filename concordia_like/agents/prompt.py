@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from concordia_like.world.persona import PersonaCard, clip
+from concordia_like.text import clip, squash
+from concordia_like.world.persona import PersonaCard
 
 #: what the act prompt shows: few memories and observations, each line short, since on
 #: a CPU every new prompt token costs (a prompt's prefix is kept, its situation is not)
@@ -102,8 +103,8 @@ def situation_body(
     shown = list(observations)[-observations_max:]
     recalled = list(memories)[:memories_max]
     if not old:  # a memory of what is shown under "Just now" (its latest news) says it twice
-        seen = {" ".join(o.split()) for o in shown}
-        recalled = [m for m in recalled if " ".join(m.split()) not in seen]
+        seen = {squash(o) for o in shown}
+        recalled = [m for m in recalled if squash(m) not in seen]
     if recalled:
         lines.append("You remember:")
         lines.extend(f"- {clip(m, line_max)}" for m in recalled)

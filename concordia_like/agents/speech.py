@@ -21,7 +21,7 @@ from concordia_like.agents.degenerate import utterance_problem
 from concordia_like.agents.prompt import SPEECH_EXAMPLE
 from concordia_like.llm import LanguageModel
 from concordia_like.llm.triage import triage
-from concordia_like.world.persona import clip
+from concordia_like.text import clip, squash
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def clean(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     line = _LEAD.sub("", line, count=1).strip()
     line = line.strip(" \"'“”‘’*")
-    line = " ".join(line.split())
+    line = squash(line)
     if len(line) > WORDS_MAX:
         cut = max(line.rfind(p, 0, WORDS_MAX) for p in ".!?")
         line = line[: cut + 1] if cut >= 20 else clip(line, WORDS_MAX)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from concordia_like.agents.degenerate import words
+from concordia_like.text import squash
 from concordia_like.world.persona import PersonaCard
 
 SECRET_IMPORTANCE = 9
@@ -31,7 +32,7 @@ def secrets_of(cards: Iterable[PersonaCard]) -> list[tuple[str, str]]:
     out = []
     for card in cards:
         for m in card.seed_memories:
-            low = " ".join(m.text.lower().split())
+            low = squash(m.text.lower())
             if (m.importance or 0) >= SECRET_IMPORTANCE or any(w in low for w in SECRET_WORDS):
                 out.append((card.name, m.text))
     return out

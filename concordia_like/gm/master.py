@@ -25,11 +25,11 @@ from typing import Any
 from concordia_like.gm.resolution import effects_as_dicts, resolution_schema
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.triage import triage
+from concordia_like.text import one_line
 from concordia_like.world.code_rules import speech_refusal
 from concordia_like.world.describe import shown_items
 from concordia_like.world.effects import MoveEffect, TransferEffect, effect_to_dict
 from concordia_like.world.loader import World
-from concordia_like.world.persona import clip
 from concordia_like.world.rules import apply_effects, currency, price
 
 GM_SYSTEM = (
@@ -142,7 +142,7 @@ class GameMaster:
         if action is None:
             return Outcome(actor, "wait", True, f"{actor} hesitates.", (here,))
         kind = action.kind
-        said = clip(" ".join(action.text.split()), TEXT_MAX)
+        said = one_line(action.text, TEXT_MAX)
         record = action.model_dump(mode="json")
         if kind == "move":
             effects = [MoveEffect(agent=actor, to=action.to)]
@@ -252,7 +252,7 @@ class GameMaster:
         prompt = (
             f"The situation of {actor}:\n{s.describe_for(actor)}\n"
             f"{self._for_sale(here, on_sale)}"
-            f'{actor} {what}"{clip(" ".join(p.action.text.split()), TEXT_MAX)}"\n'
+            f'{actor} {what}"{one_line(p.action.text, TEXT_MAX)}"\n'
         )
         if p.error:
             prompt += f"Your previous resolution was refused: {p.error}. Give a valid one.\n"
@@ -304,10 +304,10 @@ class GameMaster:
         """Apply the resolution; None means: ask again (once) with the reason."""
         here = self.state.location(p.actor)
         record = p.action.model_dump(mode="json")
-        said = clip(" ".join(p.action.text.split()), TEXT_MAX)
+        said = one_line(p.action.text, TEXT_MAX)
         if p.resolution is not None:
             effects = effects_as_dicts(p.resolution, p.actor)
-            outcome_text = clip(" ".join(p.resolution.outcome.split()), TEXT_MAX)
+            outcome_text = one_line(p.resolution.outcome, TEXT_MAX)
             if not p.resolution.success:
                 effects = []  # a failed attempt changes nothing
             result = apply_effects(self.state, effects, actor=p.actor)

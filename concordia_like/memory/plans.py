@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from concordia_like.text import squash
+
 STEP_UNIT = 5  # minutes
 STEP_MIN = 5
 STEP_MAX = 60
@@ -147,7 +149,7 @@ def blocks_from_hours(
     begins and the last at `end`."""
     starts: dict[datetime, str] = {}
     for hour, text in sorted(items, key=lambda it: it[0]):
-        text = " ".join(text.split())
+        text = squash(text)
         if not text:
             continue
         when = max(
@@ -196,7 +198,7 @@ def activities_in(
     """Consecutive activities exactly filling `window` from (description, minutes)."""
     start, end = window
     total = int((end - start).total_seconds() // 60)
-    proposals = [(" ".join(d.split()), m) for d, m in proposals if d.strip()]
+    proposals = [(squash(d), m) for d, m in proposals if d.strip()]
     if not proposals or total < STEP_UNIT:
         return []
     durations = fit_durations([m for _, m in proposals], total - total % STEP_UNIT)

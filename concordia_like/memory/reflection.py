@@ -38,6 +38,7 @@ from concordia_like.memory.records import (
     ScoredMemory,
 )
 from concordia_like.memory.stream import MemoryStore
+from concordia_like.text import squash
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class PendingReflection:
 
 def _clean(text: str) -> str:
     """Model text without the list numbering or bullets it tends to copy from prompts."""
-    return re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", " ".join(text.split())).strip()
+    return re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", squash(text)).strip()
 
 
 def _numbered(records: Sequence[MemoryRecord], max_chars: int) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from concordia_like.engine.newcomers import Newcomer
 from concordia_like.engine.simulation import Simulation
 from concordia_like.errors import ConfigError
+from concordia_like.text import squash
 from concordia_like.world.persona import load_persona_doc
 from concordia_like.world.state import WorldState
 from concordia_like.yaml_loader import ConfigFileError, Issue, YamlDoc
@@ -98,4 +99,4 @@ def _one_line(issues: list[Issue]) -> str:
     """The first problem, and how many more: the screen gets one line."""
     more = len(issues) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
-    return f"{' '.join(str(issues[0]).split())}{tail}"
+    return f"{squash(str(issues[0]))}{tail}"

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from concordia_like.engine.simulation import Simulation, StepReport
+from concordia_like.text import squash
 
 EVENT_SHOWN = ("announcement", "speech", "action", "failure")
 
@@ -53,7 +54,7 @@ def place(sim: Simulation, pid: str) -> list[str]:
     hours = "open" if s.is_open(pid) else "closed"
     lines = [
         f"[bold]{escape(p.name)}[/] ({pid}, {p.kind}, {hours}: {p.hours.text()})",
-        " ".join(p.description.split()),
+        squash(p.description),
         f"leads to: {', '.join(p.connections) or 'nowhere'}",
         f"here: {', '.join(sorted(s.agents_at(pid))) or 'nobody'}",
         f"lying here: {_few([f'{i.quantity} {i.name}' for i in s.items_held(pid)], 12)}",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from concordia_like.agents.actions import TEXT_MAX, WORDS_MAX, Give, Move, Other, Say, Use, Wait
 from concordia_like.engine.hooks import StepHook, StepInput
 from concordia_like.sandbox.commands import Hint, resolve
-from concordia_like.world.persona import clip
+from concordia_like.text import clip, squash
 from concordia_like.world.state import WorldState
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class PlayerSeat(StepHook):
 
 def parse_action(state: WorldState, actor: str, text: str) -> Any:
     """The typed action `text` means for `actor`, or a Hint when it cannot be done."""
-    text = " ".join(text.split())
+    text = squash(text)
     word, _, rest = text.partition(" ")
     verb = word.lower()
     if verb in ("go", "move", "walk"):

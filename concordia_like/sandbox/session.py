@@ -37,7 +37,7 @@ from concordia_like.sandbox.inject import Injections
 from concordia_like.sandbox.newcomer import read_newcomer
 from concordia_like.sandbox.runlog import RunLog
 from concordia_like.sandbox.seat import PlayerSeat, parse_action, parse_say
-from concordia_like.world.persona import clip
+from concordia_like.text import one_line
 
 #: `until` goes at most this far ahead
 UNTIL_MAX = timedelta(days=1)
@@ -422,7 +422,7 @@ class TownSession:
         )
         with step_scope(sim.seed, sim.step):
             answer = await sim.lm.complete(request)
-        return clip(" ".join(answer.text.split()), 500) or "(says nothing)"
+        return one_line(answer.text, 500) or "(says nothing)"
 
     # -- names --------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Place ids appear as written in the world file, since they are what a move names.
 
 from __future__ import annotations
 
-from concordia_like.world.persona import clip
+from concordia_like.text import clip
 from concordia_like.world.state import Item, WorldState
 
 LIST_MAX = 8

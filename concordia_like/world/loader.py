@@ -22,8 +22,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from concordia_like.text import clip, squash
 from concordia_like.world.checks import WorldChecker
-from concordia_like.world.persona import PersonaCard, clip
+from concordia_like.world.persona import PersonaCard
 from concordia_like.world.spec import WorldSpec
 from concordia_like.world.state import (
     AttributeDef,
@@ -71,8 +72,8 @@ class World:
 
     def rules_text(self, max_chars: int = 1500) -> str:
         """The world and its rules as the stable prefix of the Game Master's prompts."""
-        lines = [f"World: {self.name}. {' '.join(self.description.split())}"]
-        lines += [f"- {' '.join(r.split())}" for r in self.rules]
+        lines = [f"World: {self.name}. {squash(self.description)}"]
+        lines += [f"- {squash(r)}" for r in self.rules]
         return clip("\n".join(lines), max_chars)
 
 
@@ -104,7 +105,7 @@ def _build_state(spec: WorldSpec, ck: WorldChecker) -> WorldState:
             id=pid,
             name=p.name or pid.replace("_", " ").title(),
             kind=p.kind,
-            description=" ".join(p.description.split()),
+            description=squash(p.description),
             connections=tuple(ck.connections.get(pid, ())),
             hours=p.opening_hours(),
             capacity=p.capacity,

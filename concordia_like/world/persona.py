@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from concordia_like.text import clip, squash
 from concordia_like.yaml_loader import ConfigFileError, YamlDoc, load_model
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -163,18 +164,8 @@ class PersonaCard(_Strict):
             rel = "; ".join(f"{k}: {v}" for k, v in self.relationships.items())
             parts.append("People: " + rel + ".")
         if self.backstory:
-            parts.append("Background: " + " ".join(self.backstory.split()))
+            parts.append("Background: " + squash(self.backstory))
         return clip(" ".join(parts), max_chars)
-
-
-def clip(text: str, max_chars: int) -> str:
-    """`text` cut at a word boundary to at most `max_chars`, marked with an ellipsis."""
-    if len(text) <= max_chars:
-        return text
-    cut = text[: max(0, max_chars - 1)]
-    if " " in cut[-40:]:
-        cut = cut[: cut.rfind(" ")]
-    return cut.rstrip(" ,;") + "…"
 
 
 def load_persona_doc(path: str | Path) -> tuple[PersonaCard, YamlDoc]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from concordia_like.text import squash
 from concordia_like.world.hours import OpeningHours
 
 Number = int | float
@@ -111,7 +112,7 @@ class ScheduledEvent:
 
 def name_key(name: str) -> str:
     """Item names compare case- and space-insensitively: "Bread " is "bread"."""
-    return " ".join(name.split()).casefold()
+    return squash(name).casefold()
 
 
 def slug(text: str) -> str:
