@@ -159,7 +159,13 @@ def atomic_folder(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
             shutil.rmtree(path)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if replace or not path.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # made by another process meanwhile
+            return
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -33,13 +33,13 @@ from concordia_like.dialogue.exporters import (
     TRAIN_ON,
     TRL_STYLES,
     all_samples,
-    write_atomic,
     write_jsonl,
     write_parquet,
 )
 from concordia_like.dialogue.filters import FilterConfig, select, statistics_of
 from concordia_like.engine.runs import DEFAULT_ROOT, read_run, run_folder, store_url_for
 from concordia_like.errors import ConfigError
+from concordia_like.files import write_atomic
 from concordia_like.llm.sampling import parse_overrides
 from concordia_like.world.loader import World, load_world
 

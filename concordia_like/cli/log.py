@@ -13,6 +13,7 @@ from concordia_like.cli.common import console, user_errors
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.runs import DEFAULT_ROOT, run_folder, store_url_for
 from concordia_like.errors import ConfigError
+from concordia_like.files import STDOUT, atomic_writer
 
 
 def open_recorder(run_id: str, store: str | None, root: Path) -> RunRecorder:
@@ -40,8 +41,7 @@ def log(
     run = recorder.run(run_id)
     events = list(recorder.events(run_id, agent=agent, place=place, kinds=kind))
     if jsonl is not None:
-        tmp = jsonl.with_suffix(jsonl.suffix + ".part")
-        with tmp.open("w", encoding="utf-8") as f:
+        with atomic_writer(jsonl) as f:
             for e in events:
                 f.write(
                     json.dumps(
@@ -60,8 +60,8 @@ def log(
                     )
                     + "\n"
                 )
-        tmp.replace(jsonl)  # nothing half-written
-        console.print(f"{len(events)} events of run {run_id} written to {jsonl}")
+        if str(jsonl) != STDOUT:  # the events themselves go there
+            console.print(f"{len(events)} events of run {run_id} written to {jsonl}")
         return
     table = Table(title=f"run {run_id}: {run.world_name}, {run.steps_done} steps, {run.engine}")
     for col in ("step", "time", "kind", "who", "where", "what"):

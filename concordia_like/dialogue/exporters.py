@@ -21,13 +21,12 @@ README.md dataset card stating the world, personas, model, filters and counts.""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from concordia_like.files import atomic_folder, write_atomic
 
 FORMATS = ("openai", "sharegpt", "trl", "records")
 TRL_STYLES = ("messages", "prompt_completion")
@@ -139,22 +138,6 @@ def all_samples(records: Iterable[dict[str, Any]], fmt: str, **options: Any) -> 
     return [s for r in records for s in samples(r, fmt, **options)]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `path` whole or not at all (a temporary file beside it, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # as a plain open would make it (mkstemp makes it 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     lines = [json.dumps(r, ensure_ascii=False) for r in rows]
     write_atomic(path, "".join(line + "\n" for line in lines))
@@ -230,9 +213,7 @@ def write_parquet(
     import pyarrow.parquet as pq
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         (tmp / "data").mkdir()
         n = max(1, -(-len(rows) // shard_rows))
         names = []
@@ -246,11 +227,4 @@ def write_parquet(
             names.append(name)
         card = dataset_card(fmt=fmt, rows=len(rows), stats=stats, records=records, shards=names)
         (tmp / "README.md").write_text(card, encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return [folder / "data" / n for n in names]

@@ -19,6 +19,7 @@ from concordia_like.dialogue.generate import JOURNAL, Journal, SharedModel, gene
 from concordia_like.dialogue.plan import plan_conversation
 from concordia_like.dialogue.records import world_hash
 from concordia_like.errors import ConfigError
+from concordia_like.files import write_atomic
 from concordia_like.world.loader import World
 
 #: what a work folder's job must keep to be the same job (N and attempts may change)
@@ -47,10 +48,7 @@ def check_job(work: Path, job: dict[str, Any]) -> None:
                     f"{job.get(key)!r}; use another --out or --work, or remove {work}"
                 )
         return
-    work.mkdir(parents=True, exist_ok=True)
-    tmp = work / "job.json.tmp"
-    tmp.write_text(json.dumps(job, indent=1, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(job, indent=1, sort_keys=True))
 
 
 def prefix(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

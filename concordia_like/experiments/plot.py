@@ -3,12 +3,12 @@ seeds) with its band (the 95% interval where there are two seeds or more)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from concordia_like.experiments.stats import mean_ci
+from concordia_like.files import atomic_writer
 
 
 def plot(rows: Sequence[dict[str, Any]], conditions: Sequence[str], path: Path) -> None:
@@ -52,7 +52,6 @@ def plot(rows: Sequence[dict[str, Any]], conditions: Sequence[str], path: Path) 
     for ax in list(axes.flat)[len(measures) :]:
         ax.set_visible(False)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_writer(path, binary=True) as f:
+        fig.savefig(f, dpi=90, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
