@@ -8,24 +8,17 @@ and reports:
 - degenerate speech: the share of the agents' decisions to speak that did not end in
   readable speech: utterances that are degenerate (`agents.degenerate`: under three
   words, a repeat of the speaker's last words, a loop, a copy of the prompt's example)
-  plus, on the new path, those the guard dropped after its one regeneration;
+  plus those the guard dropped after its one regeneration;
 - degenerate plans: the share of day plans that are one activity repeated (or loop);
 - distinct-2 of all speech: distinct word pairs over all word pairs;
 - prefix reuse: the share of prompt tokens the embedded backend served from prefixes
   kept in its KV cache instead of decoding them;
 - seconds of wall time per awake agent-step (an agent that made an act call).
 
-`--path old` runs the path before issue 10 (one JSON action whose `text` is the words
-said, free day plans, every prompt decoded whole, on the shipped Q4_1 file as the
-embedded backend decoded it then), `--path both` (the default) runs the new path and
-then the old one on the same seed and prints both, and the speed-up. With `--old-model
-q8_0` the old path decodes the new path's Q8_0 copy instead: the speed-up of the
-prompts, plans and kept prefixes alone.
-
     .venv/bin/python scripts/bench_quality.py --quick     # several minutes on 2 cores
     .venv/bin/python scripts/bench_quality.py             # 18 steps
 
-The last line is (for the new path, or the one path run)
+The last line is
 `degenerate_speech=<x> degenerate_plans=<y> distinct2=<z> prefix_reuse=<r> s_per_agent_step=<t>`."""
 
 from __future__ import annotations
@@ -43,14 +36,13 @@ from concordia_like.agents.degenerate import distinct_n, plan_problem, utterance
 from concordia_like.agents.prompt import SPEECH_EXAMPLE
 from concordia_like.engine.runs import start_run
 from concordia_like.llm import LanguageModel
-from concordia_like.llm.embedded import EmbeddedBackend, default_model_path
+from concordia_like.llm.embedded import EmbeddedBackend
 
 WORLD = Path(__file__).resolve().parent.parent / "worlds" / "town.yaml"
 
 
 @dataclass
 class Figures:
-    path: str
     steps: int
     wall_s: float = 0.0
     awake: int = 0
@@ -100,24 +92,13 @@ def plan_activities(text: str) -> list[str]:
     return [part.strip()[6:] if part.strip()[:2].isdigit() else part for part in body.split("; ")]
 
 
-async def run(
-    path: str, steps: int, seed: int, root: Path, threads: int | None, old_model: str
-) -> Figures:
-    old = path == "old"
-    shipped = old and old_model == "shipped"  # the file as decoded before issue 10
-    backend = EmbeddedBackend(
-        default_model_path() if shipped else None, n_threads=threads, prefix_reuse=not old
-    )
-    print(f"  [{path}] model {backend.path.name}", flush=True)
+async def run(steps: int, seed: int, root: Path, threads: int | None) -> Figures:
+    backend = EmbeddedBackend(n_threads=threads)
+    print(f"  model {backend.path.name}", flush=True)
     sim = start_run(
         WORLD, lambda _f: LanguageModel(backend), root=root, seed=seed, start_time="07:00"
     )
-    if old:
-        for agent in sim.agents.values():
-            agent.use_old_path(sim.world.name, sim.world.rules)
-        sim.upkeep.planner.skeleton = False
-        sim.upkeep.plan_with_prefix = False
-    fig = Figures(path, steps)
+    fig = Figures(steps)
     history: dict[str, list[str]] = {}
     async with sim:
         for _ in range(steps):
@@ -147,7 +128,7 @@ async def run(
                     fig.samples.append(e.text[:140])
                     print(f"    {e.text[:160]}", flush=True)
             print(
-                f"  [{path}] step {report.step} {report.sim_time:%H:%M} {report.wall_s:.1f} s",
+                f"  step {report.step} {report.sim_time:%H:%M} {report.wall_s:.1f} s",
                 flush=True,
             )
         usage = sim.lm.usage.summary()
@@ -162,7 +143,7 @@ async def run(
 
 def show(fig: Figures) -> None:
     print(
-        f"{fig.path} path: {fig.steps} steps, {fig.awake} awake agent-steps, "
+        f"{fig.steps} steps, {fig.awake} awake agent-steps, "
         f"{fig.wall_s:.0f} s; {fig.says} decisions to speak, {fig.degenerate} degenerate, "
         f"{fig.dropped} dropped by the guard; {fig.plans} day plans, {fig.bad_plans} "
         f"degenerate; {fig.calls / max(1, fig.agent_steps):.2f} calls per agent-step; "
@@ -181,43 +162,24 @@ def show(fig: Figures) -> None:
         print(f"    {s}")
     for s in fig.plan_samples[:3]:
         print(f"    {s}")
-    print(f"  {fig.path}: {fig.line()}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="6 steps instead of 18")
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--path", choices=("new", "old", "both"), default="both")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument(
-        "--old-model",
-        choices=("shipped", "q8_0"),
-        default="shipped",
-        help="the old path's model: the shipped Q4_1 file (as before issue 10) or the "
-        "new path's Q8_0 copy (to measure the prompts alone)",
-    )
     args = ap.parse_args()
     steps = args.steps or (6 if args.quick else 18)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     root = Path(tempfile.mkdtemp(prefix="bench-quality-"))
     try:
-        paths = ["new", "old"] if args.path == "both" else [args.path]
-        figs = {}
-        for p in paths:  # each path's figures as soon as it is done
-            figs[p] = asyncio.run(run(p, steps, args.seed, root, args.threads, args.old_model))
-            show(figs[p])
+        fig = asyncio.run(run(steps, args.seed, root, args.threads))
+        show(fig)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    if len(figs) == 2 and figs["new"].s_per_agent_step:
-        ratio = figs["old"].s_per_agent_step / figs["new"].s_per_agent_step
-        print(
-            f"wall time per awake agent-step: old {figs['old'].s_per_agent_step:.2f} s "
-            f"({args.old_model} model), new {figs['new'].s_per_agent_step:.2f} s "
-            f"({ratio:.2f}x faster)"
-        )
-    print(figs[paths[0]].line())
+    print(fig.line())
 
 
 if __name__ == "__main__":

@@ -23,10 +23,3 @@ def test_a_memory_of_what_is_shown_just_now_is_not_shown_twice():
     alone = situation_body(here="It is Monday 07:10.", activity=None, memories=[NEWS],
                            observations=[NEWS])  # fmt: skip
     assert "You remember" not in alone
-
-
-def test_the_old_path_keeps_its_prompt():
-    body = situation_body(
-        here="It is Monday 07:10.", activity=None, memories=[NEWS], observations=[NEWS], old=True
-    )
-    assert body.count(NEWS) == 2

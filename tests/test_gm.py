@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from engine_support import MINI, force
 
-from concordia_like.agents.actions import schema_for
+from concordia_like.agents.actions import decision_for, to_action
 from concordia_like.gm.master import GameMaster
 from concordia_like.llm import LanguageModel
 from concordia_like.llm.scripted import ScriptedBackend
@@ -36,13 +36,15 @@ def gm(world, backend):
 
 
 def act(world, agent: str, **fields: Any) -> Any:
-    """An action as the agent's own schema would parse it (only real targets)."""
+    """An action as the agent's own decision schema would parse it (only real targets),
+    made whole with its words."""
     s = world.state
     held = sorted({i.name for i in s.items_held(agent)})
     here = s.location(agent)
     usable = sorted(set(held) | {i.name for i in s.items_held(here)})
-    schema = schema_for(s.reachable(agent), s.others_present(agent), held, usable, agent)
-    return schema.validate_python({"text": "so be it", **fields})
+    schema = decision_for(s.reachable(agent), s.others_present(agent), held, usable, agent)
+    text = fields.get("text", "so be it")
+    return to_action(schema.validate_python({"text": text, **fields}), text)
 
 
 def test_agents_at_one_place_holding_nothing_share_a_schema_and_may_think_aloud(world, gm):
@@ -53,7 +55,7 @@ def test_agents_at_one_place_holding_nothing_share_a_schema_and_may_think_aloud(
             s.remove_item(item.id)
 
     def schema(agent: str) -> Any:
-        return schema_for(s.reachable(agent), s.others_present(agent), [], [], agent)
+        return decision_for(s.reachable(agent), s.others_present(agent), [], [], agent)
 
     assert schema(BOB) is schema(CY)  # Ann keeps the shop's key: one more way out
     assert schema(ANN) is not schema(BOB)

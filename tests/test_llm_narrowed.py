@@ -11,7 +11,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 
-from concordia_like.agents.actions import action_schema
+from concordia_like.agents.actions import decision_schema
 from concordia_like.gm.resolution import resolution_schema
 from concordia_like.llm.narrowed import Narrowed, union_of
 from concordia_like.llm.scripted import example_for_schema
@@ -118,8 +118,8 @@ def test_outputs_made_from_its_json_schema_validate():
     """What a constrained decoder (here the scripted model) makes under the JSON schema
     passes validation, and names only what was allowed."""
     schemas = [
-        action_schema(("inn", "mill"), ("Ann", "Bob"), ("ale",), ("ale", "key"), ("Bob",)),
-        action_schema((), ("Ann",), (), (), ()),
+        decision_schema(("inn", "mill"), ("Ann", "Bob"), ("ale",), ("ale", "key"), ("Bob",)),
+        decision_schema((), ("Ann",), (), (), ()),
         resolution_schema(("Ann",), ("inn", "mill"), ("Ann", "inn"), ("ale",), ("money",)),
     ]
     rng = random.Random(7)

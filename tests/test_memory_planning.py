@@ -9,8 +9,8 @@ from datetime import date, datetime
 
 import pytest
 
+from concordia_like.agents.planning import PlanContext, Planner
 from concordia_like.llm import LanguageModel, ScriptedBackend
-from concordia_like.memory.planning import PlanContext, Planner
 from concordia_like.memory.plans import (
     Activity,
     DayPlan,

@@ -8,9 +8,10 @@ import json
 from datetime import datetime
 
 from concordia_like.agents.degenerate import plan_problem
+from concordia_like.agents.planning import PlanContext, Planner
+from concordia_like.agents.planning.planner import merge_into_skeleton
 from concordia_like.llm import LanguageModel
 from concordia_like.llm.scripted import ScriptedBackend
-from concordia_like.memory.planning import PlanContext, Planner, merge_into_skeleton
 
 ROUTINE = (
     (5 * 60, "bakes the day's bread", "Marlowe's Bakery"),

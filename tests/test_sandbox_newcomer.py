@@ -257,7 +257,7 @@ async def test_degraded_call_warnings_go_to_the_log_file_not_the_screen(runs_roo
         assert "warning" not in await t("look")
         # after a fork, the library's warnings go to the fork's folder
         await t("fork")
-        logging.getLogger("concordia_like.memory.planning").warning("a warning in the fork")
+        logging.getLogger("concordia_like.agents.planning").warning("a warning in the fork")
         out = await t("look")
         forked = runs_root / t.sim.run_id / LOG_NAME
         assert out.splitlines()[-1] == f"  (1 warning, such as a degraded model call, in {forked})"

@@ -1,19 +1,19 @@
-"""The action an agent may take, as a schema built per agent and step from the world.
+"""What an agent may do in a step, as a schema built per agent and step from the world.
 
-A union of typed actions, each with enums of its valid targets: the places reachable
-from here, the people present, the items held. Decoding under this schema can only
-yield actions that are well formed and name real things; a small model left free puts
-sentences where names belong. A kind with no valid target (nobody to talk to, nothing
-to give) is left out of the union. The action classes are written once, and an agent's
-schema narrows them (`concordia_like.llm.narrowed`): agents in the same situation share
-one, and a new situation costs tens of microseconds, not a new pydantic class.
+The model decodes a *decision* (`decision_schema`): a union of typed kinds, each with
+enums of its valid targets (the places reachable from here, the people present, the
+items held), so decoding can only yield a decision that is well formed and names real
+things; a small model left free puts sentences where names belong. A kind with no
+valid target (nobody to talk to, nothing to give) is left out of the union. The kinds
+are written once, and an agent's schema narrows them (`concordia_like.llm.narrowed`):
+agents in the same situation share one, and a new situation costs dictionary work,
+not a new pydantic class.
 
-What the model decodes under that grammar is a *decision* (`decision_schema`): the kind
-and its targets, with no sentence to write except for the free-form kinds (`use`,
-`other`), which the Game Master needs described. A small model asked for a JSON
-"text" writes "says", or the prompt back in a loop; the words of a `say` are written
-apart, as plain text (`agents.speech`), and `to_action` makes the full action the Game
-Master grounds."""
+A decision holds no sentence except for the free-form kinds (`use`, `other`), which the
+Game Master needs described: a small model asked for a JSON "text" writes "says", or
+the prompt back in a loop. The words of a `say` are written apart, as plain text
+(`agents.speech`), and `to_action` makes the full action (`ACTION`) the Game Master
+grounds."""
 
 from __future__ import annotations
 
@@ -27,8 +27,6 @@ from concordia_like.text import one_line
 
 TEXT_MAX = 100
 WORDS_MAX = 140
-
-ACTION_KINDS = ("move", "say", "give", "use", "wait", "continue", "other")
 
 _TEXT = Field(max_length=TEXT_MAX, description="what you do, in a short sentence")
 
@@ -134,7 +132,9 @@ def decision_schema(
     usable: tuple[str, ...],
     givees: tuple[str, ...] = (),
 ) -> Narrowed:
-    """`action_schema`'s narrowing of the decisions (same targets, same left-out kinds)."""
+    """The decisions open to an agent, discriminated by `kind`: `move` to any of
+    `reachable`, `say` to any of `listeners`, `give` one of `held` to any of `givees`,
+    `use` any of `usable`; a kind with no target is left out."""
     exclude = [
         kind
         for kind, open_ in (
@@ -162,7 +162,10 @@ def decision_for(
     usable: list[str],
     actor: str | None = None,
 ) -> Narrowed:
-    """The decision schema of an agent (see `schema_for`)."""
+    """The decision schema of an agent with `present` others around. With `actor`, the
+    people it may speak to are everyone at the place, itself included (speaking to
+    oneself is thinking aloud), so that agents at one place holding nothing share one
+    schema, and a backend compiles one grammar for them all."""
     listeners = set(present) | ({actor} if actor is not None and present else set())
     return decision_schema(
         tuple(sorted(reachable)),
@@ -183,55 +186,3 @@ def to_action(decision: Any, text: str) -> Any:
     limit = WORDS_MAX if data["kind"] == "say" else TEXT_MAX
     data["text"] = one_line(str(data.get("text") or text), limit)
     return _ACTION_ADAPTER.validate_python(data)
-
-
-@lru_cache(maxsize=256)  # see decision_schema
-def action_schema(
-    reachable: tuple[str, ...],
-    listeners: tuple[str, ...],
-    held: tuple[str, ...],
-    usable: tuple[str, ...],
-    givees: tuple[str, ...] = (),
-) -> Narrowed:
-    """The actions open to an agent, discriminated by `kind`: `move` to any of
-    `reachable`, `say` to any of `listeners`, `give` one of `held` to any of `givees`,
-    `use` any of `usable`; a kind with no target is left out."""
-    exclude = [
-        kind
-        for kind, open_ in (
-            ("Move", reachable),
-            ("Say", listeners),
-            ("Give", held and givees),
-            ("Use", usable),
-        )
-        if not open_
-    ]
-    names = {
-        ("Move", "to"): reachable,
-        ("Say", "to"): listeners,
-        ("Give", "item"): held if givees else (),
-        ("Give", "to"): givees if held else (),
-        ("Use", "item"): usable,
-    }
-    return Narrowed.of(ACTION, names, exclude)
-
-
-def schema_for(
-    reachable: list[str],
-    present: list[str],
-    held: list[str],
-    usable: list[str],
-    actor: str | None = None,
-) -> Narrowed:
-    """The schema of an agent with `present` others around. With `actor`, the people it
-    may speak to are everyone at the place, itself included (speaking to oneself is
-    thinking aloud), so that agents at one place holding nothing share one schema, and
-    a backend compiles one grammar for them all."""
-    listeners = set(present) | ({actor} if actor is not None and present else set())
-    return action_schema(
-        tuple(sorted(reachable)),
-        tuple(sorted(listeners)),
-        tuple(sorted(held)),
-        tuple(sorted(usable)),
-        tuple(sorted(present)) if held else (),
-    )

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from concordia_like.agents.actions import decision_for, schema_for
+from concordia_like.agents.actions import decision_for
 from concordia_like.agents.prompt import (
     OBSERVATIONS_KEPT,
     situation_body,
@@ -53,18 +53,10 @@ class Agent:
     heard: str | None = None
     _body: str = ""
     _standing: str = ""
-    #: the old act path (one JSON action, its text the words said; see `use_old_path`)
-    old_path: bool = False
 
     @classmethod
     def create(cls, persona: PersonaCard, world_name: str, rules: list[str]) -> Agent:
         return cls(persona=persona, prefix=stable_prefix(persona, world_name, rules))
-
-    def use_old_path(self, world_name: str, rules: list[str]) -> None:
-        """Act as before speech was written apart: one JSON action whose `text` holds
-        the words said (kept only to measure the new path against, bench_quality)."""
-        self.old_path = True
-        self.prefix = stable_prefix(self.persona, world_name, rules, old=True)
 
     @property
     def name(self) -> str:
@@ -85,14 +77,11 @@ class Agent:
         # the things its prompt names, no more: a schema must not grow with the world
         held = sorted({i.name for i in shown_items(state, self.name)})
         usable = sorted(set(held) | {i.name for i in shown_items(state, here)})
-        make = schema_for if self.old_path else decision_for
-        schema = make(
+        schema = decision_for(
             state.reachable(self.name), state.others_present(self.name), held, usable, self.name
         )
-        if self.old_path:
-            standing, moment = "", state.describe_for(self.name)
-        else:  # the standing first: it lasts while the agent stays (see `speech_request`)
-            standing, moment = describe_parts(state, self.name)
+        # the standing first: it lasts while the agent stays (see `speech_request`)
+        standing, moment = describe_parts(state, self.name)
         self._standing = standing
         self._body = situation_body(
             standing=standing,
@@ -101,24 +90,17 @@ class Agent:
             memories=self.memories,
             observations=list(self.observations),
             reply_to=self.reply_to,
-            old=self.old_path,
         )
         self.heard = _quoted(self.reply_to)
-        prompt = f"{self._body}\nWhat do you do next?"
-        if self.old_path:
-            prompt = prompt.replace(
-                "You may answer, or do something else.",
-                "Answer with a say action, or do something else.",
-            )
         return LLMRequest.chat(
-            prompt,
+            f"{self._body}\nWhat do you do next?",
             system=self.prefix,
             schema=schema,
             purpose="act",
             agent=self.name,
             max_tokens=ACT_MAX_TOKENS,
             seed=seed,
-            heads=() if self.old_path else self._heads(),
+            heads=self._heads(),
         )
 
     def speech_request(self, to: str, seed: int) -> LLMRequest:

@@ -26,23 +26,17 @@ LINE_MAX = 160
 OBSERVATIONS_KEPT = 5
 #: the words one is answering, shown whole up to this length
 REPLY_MAX = 220
-#: the path before issue 10 showed more (kept to measure against, bench_quality)
-OLD_LIMITS = (4, 5, 220)
 RULES_MAX = 6
 PERSONA_MAX = 900
 
 
-def stable_prefix(
-    p: PersonaCard, world_name: str, rules: Sequence[str], *, old: bool = False
-) -> str:
+def stable_prefix(p: PersonaCard, world_name: str, rules: Sequence[str]) -> str:
+    """The system message of every call an agent makes: who it is, the world's rules,
+    how to answer, and the example line of speech."""
     lines = [
         p.prompt_text(PERSONA_MAX),
         f"You live in {world_name}. Rules of the world:",
         *[f"- {clip(r, 160)}" for r in list(rules)[:RULES_MAX]],
-    ]
-    if old:  # the path before speech was written apart (kept to measure against)
-        return "\n".join([*lines, "Stay in character. Choose one action and answer in JSON."])
-    lines += [
         "Stay in character. When asked what you do, choose one action. When asked what "
         "you say, answer with only your words: one or two plain sentences, in your own "
         "voice, about what is going on.",
@@ -54,25 +48,6 @@ def stable_prefix(
 #: the one-shot example of a good line of speech in every stable prefix (an utterance
 #: that copies it is degenerate)
 SPEECH_EXAMPLE = "The river rose a foot overnight, so I'd keep your boat tied up until Friday."
-
-
-def situation(
-    *,
-    here: str,
-    activity: str | None,
-    memories: Sequence[str],
-    observations: Sequence[str],
-    reply_to: str | None = None,
-) -> str:
-    """The act prompt: what is going on, then the question."""
-    body = situation_body(
-        here=here,
-        activity=activity,
-        memories=memories,
-        observations=observations,
-        reply_to=reply_to,
-    )
-    return f"{body}\nWhat do you do next?"
 
 
 def speech_prompt(body: str, me: str, to: str) -> str:
@@ -91,26 +66,24 @@ def situation_body(
     memories: Sequence[str],
     observations: Sequence[str],
     reply_to: str | None = None,
-    old: bool = False,
     standing: str = "",
 ) -> str:
-    memories_max, observations_max, line_max = (
-        OLD_LIMITS if old else (MAX_MEMORIES, MAX_OBSERVATIONS, LINE_MAX)
-    )
+    """The situation the act and speech prompts share: the standing at the place (which
+    lasts while the agent stays), the moment, the plan, what it remembers and what just
+    happened, each capped."""
     lines = [standing, here] if standing else [here]
     if activity:
         lines.append(f"Your plan now: {clip(activity, 160)}")
-    shown = list(observations)[-observations_max:]
-    recalled = list(memories)[:memories_max]
-    if not old:  # a memory of what is shown under "Just now" (its latest news) says it twice
-        seen = {squash(o) for o in shown}
-        recalled = [m for m in recalled if squash(m) not in seen]
+    shown = list(observations)[-MAX_OBSERVATIONS:]
+    # a memory of what is shown under "Just now" (its latest news) would say it twice
+    seen = {squash(o) for o in shown}
+    recalled = [m for m in list(memories)[:MAX_MEMORIES] if squash(m) not in seen]
     if recalled:
         lines.append("You remember:")
-        lines.extend(f"- {clip(m, line_max)}" for m in recalled)
+        lines.extend(f"- {clip(m, LINE_MAX)}" for m in recalled)
     if shown:
         lines.append("Just now:")
-        lines.extend(f"- {clip(o, line_max)}" for o in shown)
+        lines.extend(f"- {clip(o, LINE_MAX)}" for o in shown)
     if reply_to:
         lines.append(f"{clip(reply_to, REPLY_MAX)} You may answer, or do something else.")
     return "\n".join(lines)

@@ -17,10 +17,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
+from concordia_like.agents.planning import PlanContext, Planner, PlanningConfig
 from concordia_like.engine.events import Event
 from concordia_like.llm import LanguageModel
 from concordia_like.memory.importance import ImportanceScorer
-from concordia_like.memory.planning import PlanContext, Planner, PlanningConfig
 from concordia_like.memory.records import MemoryRecord, NewMemory
 from concordia_like.memory.reflection import PendingReflection, ReflectionConfig, Reflector
 from concordia_like.memory.stream import MemoryStore
@@ -70,10 +70,6 @@ class Upkeep:
         #: place id -> name, for the places plans name (the engine sets it)
         self.place_names: dict[str, str] = {}
         self._reflection: PendingReflection | None = None
-        #: plan calls open with the agent's stable prefix, as its act calls do, so a
-        #: backend that keeps prefixes reuses it (False: the generic planner's system
-        #: message, the path before, kept to measure against)
-        self.plan_with_prefix = True
 
     def add_resident(self, agent: Agent) -> None:
         """Plan and reflect for a resident who joined (the agents dict is shared)."""
@@ -108,7 +104,7 @@ class Upkeep:
                 bedtime_hour=self.config.bedtime_hour,
                 routine=self._routine(a.persona),
                 places=tuple(self.place_names.values()),
-                prefix=a.prefix if self.plan_with_prefix else "",
+                prefix=a.prefix,
             )
             for n, a in self.agents.items()
         }

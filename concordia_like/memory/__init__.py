@@ -1,12 +1,11 @@
 """Associative memory: records in SQL, a Chroma index, scored retrieval, importance,
-reflection and planning (after Park et al., Generative Agents, 2023).
+reflection and plans as data (after Park et al., Generative Agents, 2023).
 
 Heavy imports (torch, chromadb) happen only when a store or embedder is used."""
 
 from concordia_like.memory.embedder import Embedder, get_embedder
 from concordia_like.memory.importance import ImportanceScorer, heuristic_importance, is_trivial
 from concordia_like.memory.index import ChromaIndex
-from concordia_like.memory.planning import PlanContext, Planner, PlanningConfig
 from concordia_like.memory.plans import Activity, DayPlan, PlanBlock
 from concordia_like.memory.records import (
     MEMORY_KINDS,
@@ -39,9 +38,6 @@ __all__ = [
     "NewMemory",
     "PendingReflection",
     "PlanBlock",
-    "PlanContext",
-    "Planner",
-    "PlanningConfig",
     "ReflectionConfig",
     "ReflectionOutcome",
     "Reflector",

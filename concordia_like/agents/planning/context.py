@@ -1,0 +1,83 @@
+"""What an agent plans from (`PlanContext`) and how much a plan may hold
+(`PlanningConfig`), with the waking day they bound."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from concordia_like.agents.degenerate import normalized
+from concordia_like.memory.plans import DayPlan
+from concordia_like.text import squash
+
+
+@dataclass(frozen=True)
+class PlanningConfig:
+    #: observations at least this important are put to the agent as a reason to replan
+    replan_importance: int = 7
+    #: an agent is asked to replan at most once in this many minutes: news keeps coming,
+    #: and a day rewritten every step is no plan (nor cheap)
+    replan_cooldown_minutes: int = 60
+    plan_importance: int = 5
+    #: activities of a day planned without a routine, and of a replanned rest of the day
+    max_blocks: int = 8
+    #: changes to the routine a day plan proposes at most (the routine is the rest of
+    #: the day): each costs tens of tokens of decoding
+    routine_changes: int = 3
+    #: steps of an hour's decomposition
+    max_steps: int = 3
+    persona_chars: int = 400
+    yesterday_chars: int = 300
+    reflections_quoted: int = 4
+    reflection_chars: int = 120
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What an agent plans its day from. `reflections=None` takes its newest
+    reflections from the memory store."""
+
+    agent: str
+    persona: str = ""
+    yesterday: str = ""
+    reflections: Sequence[str] | None = None
+    wake_hour: int = 7
+    bedtime_hour: int = 23
+    #: the usual day, the skeleton of the plan: (minutes after midnight, activity,
+    #: place name or None), in time order
+    routine: tuple[tuple[int, str, str | None], ...] = ()
+    #: the names of the places a plan may name
+    places: tuple[str, ...] = ()
+    #: the agent's stable prefix (persona and rules, the system message of its act
+    #: calls): where given, plan calls open with it too, so a backend that keeps
+    #: prefixes decodes an agent's persona once for all its calls; the persona is then
+    #: not repeated in the question
+    prefix: str = ""
+
+
+def day_bounds(ctx: PlanContext, day: date) -> tuple[datetime, datetime]:
+    """Wake-up and bedtime on `day`, kept inside it and in that order."""
+    wake = datetime.combine(day, time(hour=min(max(ctx.wake_hour, 0), 22)))
+    bed = datetime.combine(day, time(hour=min(max(ctx.bedtime_hour, wake.hour + 1), 23)))
+    return wake, bed
+
+
+def needs_day_plan(ctx: PlanContext, plan: DayPlan | None, now: datetime) -> bool:
+    """Awake, and without a plan for today."""
+    awake = now >= day_bounds(ctx, now.date())[0]
+    return awake and (plan is None or plan.day != now.date())
+
+
+def with_place(activity: str, place: str | None) -> str:
+    """A routine entry's words, with its place where they do not name it."""
+    text = squash(activity).rstrip(".")
+    if place and normalized(place) not in normalized(text):
+        return f"{text} at {place}"
+    return text
+
+
+def from_routine(description: str, ctx: PlanContext) -> bool:
+    """Whether a block's description is an entry of the agent's routine, as a plan
+    made from the routine keeps it (not one the model proposed)."""
+    return any(description == with_place(a, p) for _, a, p in ctx.routine)
