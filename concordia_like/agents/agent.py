@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from concordia_like.agents.actions import decision_for
+from concordia_like.agents.attention import Attention
 from concordia_like.agents.prompt import (
     OBSERVATIONS_KEPT,
     situation_body,
@@ -51,6 +52,8 @@ class Agent:
     last_said: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_SAID))
     #: the words it is answering, if any (set with the act request)
     heard: str | None = None
+    #: when it is asked what it does (see `agents.attention`)
+    attention: Attention = field(default_factory=Attention)
     _body: str = ""
     _standing: str = ""
 
@@ -144,6 +147,7 @@ class Agent:
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "yesterday": self.yesterday,
             "last_said": list(self.last_said),
+            "attention": self.attention.to_dict(),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -157,6 +161,7 @@ class Agent:
         self.plan = DayPlan.from_dict(plan) if plan else None
         self.yesterday = data.get("yesterday", "")
         self.last_said = deque(data.get("last_said", []), maxlen=LAST_SAID)
+        self.attention.restore(data.get("attention"))
 
 
 def _quoted(line: str | None) -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,11 +27,14 @@ from sqlalchemy.orm import Session
 
 from concordia_like.agents.actions import ActionBase, to_action
 from concordia_like.agents.agent import Agent
+from concordia_like.agents.attention import AttentionPolicy, attend, why_text
+from concordia_like.agents.autopilot import follow_plan, pilot
 from concordia_like.agents.speech import write_speech
 from concordia_like.engine.events import Event, Utterance
 from concordia_like.engine.hooks import (
     HOOKS_KEY,
-    announce,
+    Announcement,
+    StepHook,
     gather_inputs,
     hook_states,
     notify_committed,
@@ -47,6 +49,7 @@ from concordia_like.llm import LanguageModel
 from concordia_like.llm.sampling import derive_seed, step_scope
 from concordia_like.llm.triage import triage
 from concordia_like.llm.usage import merge_usage
+from concordia_like.memory.importance import heuristic_importance
 from concordia_like.memory.records import (
     MemoryRecord,
     NewMemory,
@@ -116,11 +119,15 @@ class Simulation:
     agents: dict[str, Agent]
     step: int = 0
     #: step hooks (engine/hooks.py), called in order at fixed points of each step
-    hooks: list[Any] = field(default_factory=list)
+    hooks: list[StepHook] = field(default_factory=list)
+    #: who is asked what they do each step (`agents.attention`)
+    attention: AttentionPolicy = field(default_factory=lambda: AttentionPolicy(mode="always"))
     upkeep: Upkeep = field(init=False)
     gm: GameMaster = field(init=False)
     _usage_base: dict[str, Any] = field(default_factory=dict)
     _committed: _Committed | None = None
+    #: reasons for attention perceived during the step under way, for the next one
+    _noted: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.gm = GameMaster(self.world, self.lm)
@@ -163,31 +170,42 @@ class Simulation:
         rng = random.Random(derive_seed(self.seed, step, "order"))
         events: list[Event] = []
         perceived: dict[str, list[str]] = {name: [] for name in self.agents}
+        self._noted = {}
         self._scheduled(now, events, perceived)
         given = await gather_inputs(self.hooks, self, step)
         for ann in given.announcements:
-            announce(self, ann, events, perceived)
+            self._announce(ann, {"injected": True}, events, perceived)
         events += await self.upkeep.before_acting(now)
-        names = [
+        awake = [
             n
             for n, a in self.agents.items()
             if n not in given.actions and not self.upkeep.asleep(a, self.state.location(n))
         ]
+        why = self._attend(awake, step)
+        names = [n for n in awake if n in why]  # asked what they do
+        piloted = [n for n in awake if n not in why]  # follow their plans by code
         touched = self._retrieve(names, now)
         if self.engine == "simultaneous":
-            outcomes = await self._simultaneous(names, step, rng)
+            outcomes = await self._simultaneous(names, piloted, step, rng, why)
         else:
-            outcomes = await self._sequential(names, step, rng)
+            outcomes = await self._sequential(names, piloted, step, rng, why)
         for n, action in given.actions.items():  # a hook's action, grounded like any
             outcomes.append(
                 await self.gm.resolve_one(n, action, step_seed=derive_seed(self.seed, step))
             )
+            why[n] = ["player"]
         utterances: list[Utterance] = []
+        routine: set[str] = set()
         for out in outcomes:
-            events.append(self._event(out))
+            events.append(self._event(out, why.get(out.actor)))
+            if out.actor not in why:
+                routine.add(out.text)
             self._route(out, perceived, utterances, now)
         self._code_rules(step, events, perceived)
-        memories = self._observations(perceived, now)
+        memories = self._observations(perceived, now, routine)
+        for name, reasons in self._noted.items():  # perceived now, acted on next step
+            for reason in sorted(reasons):
+                self.agents[name].attention.note(reason)
         notify_observed(self.hooks, self, step, events, perceived)
         memories = await self.upkeep.score(memories)
         self.state.clock.advance()
@@ -244,28 +262,66 @@ class Simulation:
         self.step = c.step
         self.upkeep.discard()
 
-    async def _simultaneous(self, names: list[str], step: int, rng: random.Random) -> list[Outcome]:
-        requests = [
-            self.agents[n].act_request(self.state, derive_seed(self.seed, step, n)) for n in names
-        ]
+    def _attend(self, awake: list[str], step: int) -> dict[str, list[str]]:
+        """Who of the `awake` residents is asked what it does, and why (see
+        `agents.attention`); the others follow their plans by code."""
+        why: dict[str, list[str]] = {}
+        for n in awake:
+            reasons = attend(self.agents[n], self.state, step, self.attention)
+            if reasons:
+                why[n] = reasons
+                self.agents[n].attention.asked(step)
+        return why
+
+    def _act_request(self, n: str, step: int, why: dict[str, list[str]]) -> Any:
+        request = self.agents[n].act_request(self.state, derive_seed(self.seed, step, n))
+        return request.model_copy(update={"why": why_text(why[n])})
+
+    async def _simultaneous(
+        self,
+        names: list[str],
+        piloted: list[str],
+        step: int,
+        rng: random.Random,
+        why: dict[str, list[str]],
+    ) -> list[Outcome]:
+        requests = [self._act_request(n, step, why) for n in names]
         answers = await self.lm.complete_many(requests, return_exceptions=True)
         actions, failures = await self._decide(names, answers, step)
-        outcomes = await self.gm.resolve(
-            list(zip(names, actions, strict=True)), rng, step_seed=derive_seed(self.seed, step)
-        )
+        chosen = list(zip(names, actions, strict=True))
+        for n in piloted:  # against the state as the step began, as everyone acts
+            action = pilot(self.agents[n], self.state)
+            if action is not None:
+                chosen.append((n, action))
+        outcomes = await self.gm.resolve(chosen, rng, step_seed=derive_seed(self.seed, step))
         return self._mark_undecided(outcomes, failures)
 
-    async def _sequential(self, names: list[str], step: int, rng: random.Random) -> list[Outcome]:
-        order = list(names)
+    async def _sequential(
+        self,
+        names: list[str],
+        piloted: list[str],
+        step: int,
+        rng: random.Random,
+        why: dict[str, list[str]],
+    ) -> list[Outcome]:
+        order = names + piloted
         rng.shuffle(order)
         outcomes = []
         for n in order:
-            request = self.agents[n].act_request(self.state, derive_seed(self.seed, step, n))
-            answers = await self.lm.complete_many([request], return_exceptions=True)
-            actions, failures = await self._decide([n], answers, step)
+            failures: dict[str, str] = {}
+            if n in why:
+                answers = await self.lm.complete_many(
+                    [self._act_request(n, step, why)], return_exceptions=True
+                )
+                actions, failures = await self._decide([n], answers, step)
+                action = actions[0]
+            else:  # on the state as the residents before it left it
+                action = pilot(self.agents[n], self.state)
+                if action is None:
+                    continue
             # the same seed as the simultaneous engine's (the request's agent tells
             # one actor's resolution from another's)
-            out = await self.gm.resolve_one(n, actions[0], step_seed=derive_seed(self.seed, step))
+            out = await self.gm.resolve_one(n, action, step_seed=derive_seed(self.seed, step))
             self._mark_undecided([out], failures)
             for name in self._perceivers(out):
                 if name != n:
@@ -304,6 +360,8 @@ class Simulation:
                 else:
                     self.agents[n].last_said.append(words.text)
                     actions.append(to_action(d, words.text))
+            elif d.kind == "continue":  # carrying on with the plan: on its way, or at it
+                actions.append(follow_plan(self.agents[n], self.state))
             else:
                 actions.append(to_action(d, self.agents[n].activity or "a moment"))
         return actions, failures
@@ -331,28 +389,46 @@ class Simulation:
 
     # -- the world talking back -------------------------------------------------------
 
+    def _announce(
+        self,
+        ann: Announcement,
+        data: dict[str, Any],
+        events: list[Event],
+        perceived: dict[str, list[str]],
+    ) -> None:
+        """The one way something is announced, whoever brings it (the world's schedule,
+        its code rules, a hook): an event in the log, and a line perceived by everyone
+        at its place (everyone, with no place; only its addressees, with `to`)."""
+        if ann.to is not None:
+            data = {**data, "to": list(ann.to)}
+        events.append(Event("announcement", ann.text, place=ann.place, data=data))
+        for name in self.agents:
+            if ann.to is not None:
+                hears = name in ann.to
+            else:
+                hears = ann.place is None or self.state.location(name) == ann.place
+            if hears:
+                perceived[name].append(ann.text)
+                # something from outside the world, or the world's own news: either
+                # calls for a choice at the resident's next step
+                reason = "intervention" if data.get("injected") else "news"
+                self._noted.setdefault(name, set()).add(reason)
+
     def _scheduled(
         self, now: datetime, events: list[Event], perceived: dict[str, list[str]]
     ) -> None:
         for occ in events_due(self.state.events, now, now + self.state.clock.step):
             result = apply_effects(self.state, list(occ.effects))
             text = occ.text if result.ok else f"{occ.text} (could not happen: {result.reason})"
-            events.append(
-                Event("announcement", text, place=occ.place, data={"event": occ.event.id})
-            )
-            for name in self.agents:
-                if occ.place is None or self.state.location(name) == occ.place:
-                    perceived[name].append(text)
+            ann = Announcement(text, occ.place)
+            self._announce(ann, {"event": occ.event.id}, events, perceived)
 
     def _code_rules(self, step: int, events: list[Event], perceived: dict[str, list[str]]) -> None:
         """The world's code rules due at the end of this step (a commons regrowing),
         after everyone acted: applied to the state the step commits, logged and
         perceived at their place like a scheduled event."""
         for out in apply_code_rules(self.state, step):
-            events.append(Event("announcement", out.text, place=out.place, data=out.data))
-            for name in self.agents:
-                if out.place is None or self.state.location(name) == out.place:
-                    perceived[name].append(out.text)
+            self._announce(Announcement(out.text, out.place), out.data, events, perceived)
 
     def _perceivers(self, out: Outcome) -> set[str]:
         who = {a for p in out.places for a in self.state.agents_at(p)}
@@ -370,6 +446,10 @@ class Simulation:
         actor = self.agents[out.actor]
         if not out.success and out.reason:
             actor.perceive(f"You could not do that: {out.reason}")
+        if out.success and out.said is None:  # given something: news for the receiver
+            for to in out.addressees:
+                if to != out.actor:
+                    self._noted.setdefault(to, set()).add("news")
         if out.said is not None and out.success:
             for to in out.addressees:
                 self.agents[to].reply_to = f'{out.actor} said to you: "{out.said}"'
@@ -384,16 +464,21 @@ class Simulation:
                 )
             )
 
-    def _observations(self, perceived: dict[str, list[str]], now: datetime) -> list[NewMemory]:
+    def _observations(
+        self, perceived: dict[str, list[str]], now: datetime, routine: set[str]
+    ) -> list[NewMemory]:
         """One observation memory per agent and step. Agents at one place perceive the
         same lines in the same order, so their memories share one text: embedded once,
-        rated once, however many perceive it."""
+        rated once, however many perceive it. A memory of nothing but residents following
+        their plans (`routine`) is rated by rule, with no call: a quiet step costs
+        nothing."""
         memories = []
         for name, lines in perceived.items():
             if not lines:
                 continue
             text = " ".join(dict.fromkeys(lines))[:OBSERVATION_MAX]
-            memories.append(NewMemory(agent=name, text=text, created=now))
+            rated = heuristic_importance(text) if routine.issuperset(lines) else None
+            memories.append(NewMemory(agent=name, text=text, created=now, importance=rated))
             self.agents[name].news = text
             # the sequential engine told others at once; announcements and one's own
             # outcome reach the recent observations here under both engines
@@ -424,7 +509,9 @@ class Simulation:
         return queries, results
 
     @staticmethod
-    def _event(out: Outcome) -> Event:
+    def _event(out: Outcome, why: list[str] | None) -> Event:
+        """The outcome's event; its data says why the actor was asked (`why`), or that
+        it followed its plan by code (`autopilot`)."""
         kind = "speech" if out.said is not None and out.success else "action"
         if not out.success and out.reason:
             kind = "failure"
@@ -433,6 +520,10 @@ class Simulation:
             "effects": out.effects,
             "success": out.success,
         }
+        if why is not None:
+            data["why"] = why
+        else:
+            data["autopilot"] = True
         if out.reason:
             data["reason"] = out.reason
         text = out.text if not out.reason else f"{out.text} [{out.reason}]"
@@ -446,6 +537,7 @@ class Simulation:
         step on, and the state a failed step goes back to includes that."""
         record = self.memory.add(NewMemory(agent=agent, text=text, created=self.state.now))
         self.agents[agent].last_query = None
+        self.agents[agent].attention.note("whisper")  # it has something new on its mind
         self._committed = None  # snapshot again at the next step
         return record
 
@@ -473,5 +565,4 @@ class Simulation:
         return merge_usage(self._usage_base, now)
 
 
-StepCallback = Callable[[StepReport], None]
 RUN_FOLDER = Path("memory")

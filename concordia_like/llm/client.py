@@ -118,6 +118,7 @@ class LanguageModel:
             latency,
             cached=cached,
             failed=failed,
+            why=request.why,
         )
 
     async def aclose(self) -> None:

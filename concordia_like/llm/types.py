@@ -3,7 +3,7 @@
 Every backend speaks in these, so that the batcher, the cache and the usage accounting
 are written once. A request carries everything that determines its answer (messages,
 sampling, output constraint, seed), which is what makes the cache key and exact replay
-possible; `purpose` and `agent` only label it for accounting.
+possible; `purpose`, `agent` and `why` only label it for accounting.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class LLMRequest(BaseModel):
     choices: tuple[str, ...] | None = None
     purpose: str = "other"
     agent: str | None = None
+    #: why the call is made, where the caller says (an act call's attention reasons,
+    #: `agents.attention`): counted apart in the usage ledger
+    why: str | None = None
     #: openings of the last message, each longer than the one before, that other
     #: requests share (an agent's standing at a place, which lasts for steps, then its
     #: whole situation, asked what it does and then what it says): a backend that keeps

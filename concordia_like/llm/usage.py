@@ -256,6 +256,9 @@ class UsageLedger:
         self.total = UsageStats()
         self.by_purpose: dict[str, UsageStats] = defaultdict(UsageStats)
         self.by_agent: dict[str, UsageStats] = defaultdict(UsageStats)
+        #: calls whose request says why they are made, by purpose and reason
+        #: (`act:addressed`)
+        self.by_why: dict[str, UsageStats] = defaultdict(UsageStats)
 
     def record(
         self,
@@ -267,10 +270,13 @@ class UsageLedger:
         *,
         cached: bool = False,
         failed: bool = False,
+        why: str | None = None,
     ) -> None:
         targets = [self.total, self.by_purpose[purpose]]
         if agent is not None:
             targets.append(self.by_agent[agent])
+        if why is not None:
+            targets.append(self.by_why[f"{purpose}:{why}"])
         token_idx = self.total.prompt_token_hist.index_of(prompt_tokens)
         latency_idx = self.total.latency_hist.index_of(latency_s)
         for stats in targets:
@@ -309,6 +315,7 @@ class UsageLedger:
             "total": self.total.as_dict(),
             "by_purpose": {k: v.as_dict() for k, v in sorted(self.by_purpose.items())},
             "by_agent": {k: v.as_dict() for k, v in sorted(self.by_agent.items())},
+            "by_why": {k: v.as_dict() for k, v in sorted(self.by_why.items())},
             "distributions": {
                 "prompt_tokens": self.total.prompt_token_hist.to_dict(),
                 "latency_s": self.total.latency_hist.to_dict(),

@@ -43,6 +43,8 @@ class PlanBlock:
     start: datetime
     end: datetime
     description: str
+    #: the place id it happens at (None: free time, the resident chooses where)
+    place: str | None = None
 
     def covers(self, when: datetime) -> bool:
         return self.start <= when < self.end
@@ -63,6 +65,12 @@ class DayPlan:
 
     def block_at(self, when: datetime) -> PlanBlock | None:
         return next((b for b in self.blocks if b.covers(when)), None)
+
+    def place_at(self, when: datetime) -> str | None:
+        """The place id of the plan item under way at `when` (its steps happen where
+        it does), or None: free time, or no item."""
+        block = self.block_at(when)
+        return block.place if block is not None else None
 
     def step_at(self, when: datetime) -> Activity | None:
         return next((s for s in self.steps if s.covers(when)), None)
@@ -111,7 +119,8 @@ class DayPlan:
             "wake": self.wake.isoformat(),
             "bedtime": self.bedtime.isoformat(),
             "blocks": [
-                [b.start.isoformat(), b.end.isoformat(), b.description] for b in self.blocks
+                [b.start.isoformat(), b.end.isoformat(), b.description, b.place]
+                for b in self.blocks
             ],
             "steps": [[s.start.isoformat(), s.minutes, s.description] for s in self.steps],
             "revision": self.revision,
@@ -126,7 +135,7 @@ class DayPlan:
             day=date.fromisoformat(data["day"]),
             wake=parse(data["wake"]),
             bedtime=parse(data["bedtime"]),
-            blocks=[PlanBlock(parse(s), parse(e), d) for s, e, d in data["blocks"]],
+            blocks=[PlanBlock(parse(b[0]), parse(b[1]), *b[2:4]) for b in data["blocks"]],
             steps=[Activity(parse(s), int(m), d) for s, m, d in data["steps"]],
             revision=int(data.get("revision", 0)),
             asked=parse(data["asked"]) if data.get("asked") else None,
@@ -142,13 +151,15 @@ def floor_to_unit(when: datetime, unit: int = STEP_UNIT) -> datetime:
 
 
 def blocks_from_hours(
-    items: Sequence[tuple[int, str]], start: datetime, end: datetime
+    items: Sequence[tuple[int, str] | tuple[int, str, str | None]],
+    start: datetime,
+    end: datetime,
 ) -> list[PlanBlock]:
-    """Blocks from (hour, activity) pairs: sorted, clipped to [start, end), one block per
-    start (the first wins), the first starting at `start`, each ending where the next
-    begins and the last at `end`."""
-    starts: dict[datetime, str] = {}
-    for hour, text in sorted(items, key=lambda it: it[0]):
+    """Blocks from (hour, activity) or (hour, activity, place id) items: sorted, clipped
+    to [start, end), one block per start (the first wins), the first starting at
+    `start`, each ending where the next begins and the last at `end`."""
+    starts: dict[datetime, tuple[str, str | None]] = {}
+    for hour, text, *where in sorted(items, key=lambda it: it[0]):
         text = squash(text)
         if not text:
             continue
@@ -157,7 +168,7 @@ def blocks_from_hours(
         )
         if when >= end:
             continue
-        starts.setdefault(when, text)
+        starts.setdefault(when, (text, where[0] if where else None))
     if not starts:
         return []
     times = sorted(starts)
@@ -165,7 +176,7 @@ def blocks_from_hours(
         starts[start] = starts.pop(times[0])
         times[0] = start
     ends = [*times[1:], end]
-    return [PlanBlock(s, e, starts[s]) for s, e in zip(times, ends, strict=True)]
+    return [PlanBlock(s, e, *starts[s]) for s, e in zip(times, ends, strict=True)]
 
 
 def fit_durations(minutes: Sequence[int], total: int) -> list[int]:
@@ -222,7 +233,7 @@ def replace_rest_of_day(plan: DayPlan, now: datetime, blocks: Sequence[PlanBlock
         if b.end <= cut:
             kept.append(b)
         elif b.start < cut:
-            kept.append(PlanBlock(b.start, cut, b.description))
+            kept.append(PlanBlock(b.start, cut, b.description, b.place))
     steps = [s for s in plan.steps if s.end <= cut or s.start < cut]
     steps = [
         s

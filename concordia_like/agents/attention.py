@@ -1,0 +1,180 @@
+"""Attention: when a resident's model is asked what it does.
+
+A resident gets its act call when, and only when, something calls for a choice, and
+each call records why:
+
+- `addressed`: someone spoke to it;
+- `news`: it perceived an event that is not routine movement (an announcement, a
+  scheduled event, an outcome that involves it, such as something given to it);
+- `intervention`: something from outside the world reached it (a scenario's
+  intervention, the sandbox's `inject`, a message);
+- `whisper`: a memory was planted in it between steps;
+- `company`: someone is where it is whom it has not met during this plan item (at most
+  once per pair and plan item, so two people standing together do not ask every step);
+- `plan_start`: a plan item begins that names no place (free time: it chooses where);
+- `idle`: it has gone `idle_steps` steps without a call (a chance to do something
+  unplanned).
+
+A sandbox player's resident acts as the player says (`player`); everyone else with no
+reason follows its plan by code (`agents.autopilot`). Under the `always` policy every
+awake resident is asked every step, as before attention existed, and the reasons are
+still recorded.
+
+What a resident's attention remembers between steps (reasons waiting for its next
+step, whom it has met during the plan item, when it was last asked, where it said it
+could not get to) round-trips through `to_dict`/`restore`, with the resident, so a
+resumed run decides exactly as an uninterrupted one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from concordia_like.agents.autopilot import plan_item
+
+if TYPE_CHECKING:
+    from concordia_like.agents.agent import Agent
+    from concordia_like.world.state import WorldState
+
+AttentionMode = Literal["events", "always"]
+ATTENTION_MODES: tuple[str, ...] = ("events", "always")
+#: every reason a resident may be asked for, in the order they are recorded
+REASONS: tuple[str, ...] = (
+    "addressed",
+    "news",
+    "intervention",
+    "whisper",
+    "company",
+    "plan_start",
+    "idle",
+    "always",
+)
+#: the reasons perceived in one step that ask for the resident's choice in the next
+CARRIED = ("news", "intervention", "whisper")
+DEFAULT_IDLE_STEPS = 6
+
+
+class AttentionPolicy(BaseModel):
+    """Who is asked each step: `events` (only where something calls for a choice) or
+    `always` (every awake resident, every step); `idle_steps`: under `events`, the
+    most steps a resident goes without a call."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: AttentionMode = "events"
+    idle_steps: int = Field(DEFAULT_IDLE_STEPS, ge=1, le=10_000)
+
+    def record(self) -> dict[str, Any]:
+        """What a run records of it (and a resume compares)."""
+        return self.model_dump()
+
+
+@dataclass
+class Attention:
+    """One resident's attention between steps."""
+
+    #: reasons perceived in the step just run, for the next one
+    pending: set[str] = field(default_factory=set)
+    #: the step of its latest act call (0: none yet)
+    last_call: int = 0
+    #: the plan item under way when last seen (a key of its start and words)
+    item: str | None = None
+    #: whom it has met during that item (`company` is asked once per pair and item)
+    met: set[str] = field(default_factory=set)
+    #: the item whose activity was last shown (`continue`, once as it begins)
+    shown: str | None = None
+    #: the target it said it could not get to, during this item (said once)
+    stuck: str | None = None
+
+    def note(self, reason: str) -> None:
+        """A reason perceived now, for the resident's next step."""
+        if reason not in CARRIED:
+            raise ValueError(f"{reason!r} is not a reason carried to the next step")
+        self.pending.add(reason)
+
+    def begin_item(self, item: str | None) -> bool:
+        """Track the plan item under way; True if it is a new one (the people met
+        and the place it could not reach are then forgotten)."""
+        if item == self.item:
+            return False
+        self.item, self.met, self.stuck = item, set(), None
+        return True
+
+    def reasons(
+        self,
+        *,
+        step: int,
+        policy: AttentionPolicy,
+        addressed: bool,
+        present: Iterable[str],
+        new_item: bool,
+        item_has_place: bool,
+    ) -> list[str]:
+        """Why the resident is asked in `step` (empty: it follows its plan). Meeting
+        people counts them as met for the item, whether or not they are why it is
+        asked."""
+        why = ["addressed"] if addressed else []
+        why += [r for r in CARRIED if r in self.pending]
+        new_people = set(present) - self.met
+        self.met |= new_people
+        if new_people:
+            why.append("company")
+        if new_item and not item_has_place:
+            why.append("plan_start")
+        if not why and step - self.last_call >= policy.idle_steps:
+            why.append("idle")
+        return why
+
+    def asked(self, step: int) -> None:
+        """It got its act call in `step`: what waited for it is answered."""
+        self.last_call = step
+        self.pending.clear()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pending": sorted(self.pending),
+            "last_call": self.last_call,
+            "item": self.item,
+            "met": sorted(self.met),
+            "shown": self.shown,
+            "stuck": self.stuck,
+        }
+
+    def restore(self, data: dict[str, Any] | None) -> None:
+        data = data or {}
+        self.pending = set(data.get("pending", ()))
+        self.last_call = int(data.get("last_call", 0))
+        self.item = data.get("item")
+        self.met = set(data.get("met", ()))
+        self.shown = data.get("shown")
+        self.stuck = data.get("stuck")
+
+
+def attend(agent: Agent, state: WorldState, step: int, policy: AttentionPolicy) -> list[str]:
+    """Why `agent` (awake, not played) is asked what it does in `step`; empty: it
+    follows its plan by code. Under `always` it is asked whatever the reasons, and
+    `always` stands for them where there are none."""
+    item = plan_item(agent, state.now)
+    att = agent.attention
+    new_item = att.begin_item(item.key)
+    why = att.reasons(
+        step=step,
+        policy=policy,
+        addressed=agent.reply_to is not None,
+        present=state.others_present(agent.name),
+        new_item=new_item,
+        item_has_place=item.place is not None,
+    )
+    if policy.mode == "always" and not why:
+        why = ["always"]
+    return why
+
+
+def why_text(reasons: Iterable[str]) -> str:
+    """The reasons of one call as one label (`addressed+company`), in `REASONS` order."""
+    given = set(reasons)
+    order = [r for r in REASONS if r in given] + sorted(given - set(REASONS))
+    return "+".join(order)

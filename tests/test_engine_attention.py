@@ -1,0 +1,231 @@
+"""The engine under the `events` attention policy: residents are asked what they do only
+where something calls for a choice, and follow their plans by code otherwise."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from support.engine import MINI, close, force, lm_factory, run_steps, timeline
+
+from concordia_like.agents.attention import AttentionPolicy
+from concordia_like.engine.hooks import Announcement, StepHook, StepInput
+from concordia_like.engine.runs import resume_run, start_run
+from concordia_like.engine.simulation import ENGINES, Simulation
+from concordia_like.llm.scripted import ScriptedBackend
+from concordia_like.memory.plans import DayPlan, PlanBlock
+from concordia_like.world.state import ScheduledEvent
+
+ANN, BOB, CY = "Ann Reed", "Bob Vale", "Cy Moss"
+MONDAY = datetime(2025, 4, 14)
+EVENTS = AttentionPolicy(idle_steps=50)
+#: where each resident's day happens: Ann and Bob start at the square, Cy in the lane
+PLACES = {ANN: "square", BOB: "park", CY: "lane"}
+WORDS = "The apples came in early today, so come by the shop before noon."
+
+
+def give_plans(sim: Simulation, places: dict[str, str | None]) -> None:
+    """A one-item day for each resident, at the place given, 07:00 to 22:00."""
+    start, end = MONDAY.replace(hour=7), MONDAY.replace(hour=22)
+    for name, place in places.items():
+        block = PlanBlock(start, end, f"spends the day at {place}", place)
+        sim.agents[name].plan = DayPlan(name, MONDAY.date(), start, end, [block])
+
+
+def scripted(says: dict[str, str] | None = None) -> ScriptedBackend:
+    """Residents asked what they do carry on with their plans, but for `says`
+    (speaker -> addressee) while the addressee is there; speech is one good line;
+    nothing matters enough to change a plan."""
+    backend = ScriptedBackend()
+    says = says or {}
+
+    def mundane(req):
+        n = sum(line.startswith("- ") for line in req.messages[-1].content.splitlines())
+        return {"scores": [2] * n}
+
+    force(backend, "importance", mundane)
+
+    def act(req):
+        to = says.get(req.agent or "")
+        if to is not None and to in req.messages[-1].content:
+            return {"kind": "say", "to": to}
+        return {"kind": "continue"}
+
+    force(backend, "act", act)
+    force(backend, "speech", lambda req: None)
+    backend.add_rule(".", WORDS, "speech")
+    backend.rules.insert(0, backend.rules.pop())  # the line, before the generic rule
+    return backend
+
+
+def events_run(runs_root, backend, engine="simultaneous", places=PLACES) -> Simulation:
+    sim = start_run(MINI, lm_factory(backend), engine=engine, seed=3, root=runs_root)
+    sim.attention = EVENTS
+    give_plans(sim, places)
+    return sim
+
+
+def calls(sim: Simulation, purpose: str | None = None) -> int:
+    usage = sim.lm.usage
+    return (usage.by_purpose[purpose] if purpose else usage.total).calls
+
+
+def step_events(sim: Simulation, step: int) -> list[tuple]:
+    return [e for e in timeline(sim) if e[0] == step]
+
+
+def why_of(sim: Simulation, step: int, actor: str) -> list[str] | None:
+    """Why `actor` was asked in `step` (None: it was not asked)."""
+    for e in step_events(sim, step):
+        if e[4] == actor and e[3] in ("action", "speech", "failure"):
+            return e[7].get("why")
+    return None
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_dead_air_steps_make_no_model_call(runs_root, engine):
+    sim = events_run(runs_root, scripted(), engine)
+    await run_steps(sim, 1)  # the hour's plans; Ann and Bob meet; Bob leaves for the park
+    for _ in range(4):  # 08:10 to 08:40: everyone where the plan says, alone or met
+        before = calls(sim)
+        await sim.run_step()
+        assert calls(sim) == before
+    await run_steps(sim, 1)  # 08:50
+    before_act = calls(sim, "act")
+    await sim.run_step()  # 09:00: the new hour's plans are due, and made
+    assert calls(sim, "act") == before_act
+    assert calls(sim, "plan") > 0
+    await close(sim)
+
+
+async def test_residents_follow_their_plans_by_code_and_are_seen_moving(runs_root):
+    sim = events_run(runs_root, scripted(), places={ANN: "square", BOB: "square", CY: "square"})
+    await run_steps(sim, 1)
+    walk = [e for e in step_events(sim, 1) if e[4] == CY]
+    assert walk and walk[0][7].get("autopilot") is True
+    assert walk[0][6] == "Cy Moss goes from Lane to Square."
+    assert "Cy Moss goes from Lane to Square." in sim.agents[ANN].observations
+    assert sim.state.location(CY) == "square"
+    await run_steps(sim, 1)  # Cy arrived where Ann and Bob are: company, for all three
+    assert "company" in (why_of(sim, 2, CY) or [])
+    assert "company" in (why_of(sim, 2, ANN) or [])
+    await run_steps(sim, 1)  # together still: nobody is asked again
+    assert all(why_of(sim, 3, n) is None for n in (ANN, BOB, CY))
+    await close(sim)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_resident_addressed_in_one_step_is_asked_in_the_next(runs_root, engine):
+    backend = scripted({ANN: BOB})
+    sim = events_run(runs_root, backend, engine, places={ANN: "square", BOB: "square"})
+    await run_steps(sim, 3)
+    spoken = [(e[0], e[7]["action"]["to"]) for e in timeline(sim) if e[3] == "speech"]
+    assert spoken
+    for step, to in spoken:
+        assert "addressed" in (why_of(sim, step + 1, to) or [])
+    assert sim.lm.usage.by_why["act:addressed"].calls >= len(spoken)
+    await close(sim)
+
+
+async def test_a_whisper_an_intervention_and_news_each_ask_the_next_step(runs_root):
+    sim = events_run(runs_root, scripted())
+    await run_steps(sim, 2)
+    sim.plant_memory(CY, "Someone left a note for you at the shop.")
+    await run_steps(sim, 1)
+    assert why_of(sim, 3, CY) == ["whisper"]
+
+    class Inject(StepHook):
+        name = "inject"
+
+        async def before_acting(self, sim, step):
+            if step == 4:
+                return StepInput(announcements=[Announcement("A cart overturns.", "lane")])
+            return None
+
+    sim.hooks.append(Inject())
+    await run_steps(sim, 2)
+    assert why_of(sim, 5, CY) == ["intervention"]
+    assert why_of(sim, 5, ANN) is None  # not in the lane, did not perceive it
+
+    bell = ScheduledEvent("bell", sim.state.now, "The bell rings across the town.")
+    sim.state.events.append(bell)
+    await run_steps(sim, 2)
+    assert all(why_of(sim, 7, n) == ["news"] for n in (ANN, BOB, CY))
+    await close(sim)
+
+
+async def test_a_free_plan_item_asks_where_to_go(runs_root):
+    sim = events_run(runs_root, scripted(), places={CY: "lane"})
+    start, end = MONDAY.replace(hour=7), MONDAY.replace(hour=22)
+    nine = MONDAY.replace(hour=8, minute=20)
+    plan = sim.agents[CY].plan
+    assert plan is not None
+    plan.blocks = [
+        PlanBlock(start, nine, "studies", "lane"),
+        PlanBlock(nine, end, "has free time", None),
+    ]
+    await run_steps(sim, 4)
+    assert why_of(sim, 3, CY) == ["plan_start"]
+    assert why_of(sim, 4, CY) is None
+    await close(sim)
+
+
+async def test_idle_residents_are_asked_now_and_then(runs_root):
+    sim = events_run(runs_root, scripted(), places={ANN: "park", BOB: "square", CY: "lane"})
+    sim.attention = AttentionPolicy(idle_steps=3)
+    await run_steps(sim, 7)
+    asked = [s for s in range(1, 8) if why_of(sim, s, CY) == ["idle"]]
+    assert asked == [3, 6]
+    await close(sim)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_resumed_events_run_equals_an_uninterrupted_one(tmp_path, runs_root, engine):
+    places = {ANN: "park", BOB: "home_bob", CY: "square"}
+    straight = events_run(runs_root, scripted({ANN: BOB, CY: ANN}), engine, places)
+    await run_steps(straight, 10)
+
+    other = tmp_path / "other"
+    first = events_run(other, scripted({ANN: BOB, CY: ANN}), engine, places)
+    await run_steps(first, 4)
+    await close(first)
+    resumed = resume_run(first.run_id, lm_factory(scripted({ANN: BOB, CY: ANN})), root=other)
+    resumed.attention = EVENTS
+    await run_steps(resumed, 6)
+
+    assert timeline(resumed) == timeline(straight)
+    assert any(e[7].get("autopilot") for e in timeline(straight))
+    assert resumed.state.to_dict() == straight.state.to_dict()
+    assert {n: a.to_dict() for n, a in resumed.agents.items()} == {
+        n: a.to_dict() for n, a in straight.agents.items()
+    }
+    for sim in (straight, resumed):
+        await close(sim)
+
+
+async def test_a_step_run_again_after_a_failure_attends_as_the_first_try(runs_root):
+    sim = events_run(runs_root, scripted({ANN: BOB}), places={ANN: "square", BOB: "square"})
+    await run_steps(sim, 1)
+    before = {n: a.to_dict() for n, a in sim.agents.items()}
+
+    class Boom(StepHook):
+        name = "boom"
+
+        def after_observing(self, sim, step, events, perceived):
+            raise RuntimeError("boom")
+
+    sim.hooks.append(Boom())
+    with pytest.raises(Exception, match="boom"):
+        await sim.run_step()
+    assert {n: a.to_dict() for n, a in sim.agents.items()} == before
+    sim.hooks.clear()
+    await run_steps(sim, 1)
+    assert "addressed" in (why_of(sim, 2, BOB) or [])
+    await close(sim)
+
+
+def test_a_step_is_ten_minutes_in_the_mini_world():
+    # the step numbers above are read as 08:00 + 10 minutes each
+    from concordia_like.world import load_world
+
+    assert load_world(MINI).state.clock.step == timedelta(minutes=10)
