@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field
 
+from concordia_like.errors import ConfigError
 from concordia_like.llm import (
+    BackendOptions,
     CacheMissError,
     LanguageModel,
     LLMRequest,
@@ -18,8 +21,11 @@ from concordia_like.llm import (
     StructuredOutputError,
     UnknownBackendError,
     make_backend,
+    open_model,
+    run_models,
 )
 from concordia_like.llm.backend import Backend
+from concordia_like.llm.faults import FaultInjectingBackend
 
 
 class Act(BaseModel):
@@ -230,7 +236,7 @@ def test_unknown_backend_names_the_choices():
 
 
 async def test_fault_injection_hits_the_set_fraction_with_every_kind():
-    from concordia_like.llm.faults import HOSTILE_TEXT, FaultInjectingBackend
+    from concordia_like.llm.faults import HOSTILE_TEXT
 
     class Note(BaseModel):
         text: str = Field(max_length=200)
@@ -255,3 +261,72 @@ async def test_fault_injection_hits_the_set_fraction_with_every_kind():
         [req(f"note {i}", schema=Note) for i in range(400)], return_exceptions=True
     )
     assert again.injected == faulty.injected
+
+
+# -- owning and borrowing ----------------------------------------------------------------
+
+
+class ClosingBackend(CountingBackend):
+    """Counting, and counts its closes."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_borrowed_models_share_the_lenders_batches_and_leave_its_backend_open(tmp_path):
+    backend = ClosingBackend()
+    lender = open_model(backend)
+    runs = [lender.borrow(cache=ResponseCache(tmp_path / f"{i}.sqlite")) for i in range(3)]
+    await asyncio.gather(*(m.complete_many([req(f"run {i} ask {k}") for k in range(2)])
+                           for i, m in enumerate(runs)))  # fmt: skip
+    assert backend.batches == [6]  # the three runs' requests met in one batch
+    assert [m.usage.total.calls for m in runs] == [2, 2, 2]  # each counts its own
+    assert lender.usage.total.calls == 0
+    for m in runs:
+        await m.aclose()
+    assert backend.closed == 0 and all(m.cache._closed for m in runs)  # their own caches
+    async with lender:
+        pass
+    assert backend.closed == 1
+
+
+async def test_run_models_give_each_run_its_own_cache_in_its_folder(tmp_path):
+    backend = ClosingBackend()
+    async with open_model(backend) as lender:
+        factory = run_models(lender, "readwrite")
+        a, b = factory(tmp_path / "a"), factory(tmp_path / "b")
+        assert a.cache.path == tmp_path / "a" / "cache.sqlite" != b.cache.path
+        assert run_models(lender, "off")(tmp_path / "c").cache is None
+        await a.aclose()
+        await b.aclose()
+        assert backend.closed == 0
+    assert backend.closed == 1
+
+
+def test_open_model_from_options_and_faults():
+    lm = open_model(BackendOptions("scripted"), faults=0.5, fault_seed=2)
+    assert isinstance(lm.backend, FaultInjectingBackend) and lm.owns_backend
+    assert lm.name == "scripted:scripted-v1+faults0.5/2"
+    assert open_model("scripted").name == "scripted:scripted-v1"
+
+
+def test_backend_options_take_what_a_run_recorded_unless_given():
+    recorded = BackendOptions("openai", "m1", ["http://a", "http://b"], "key").recorded()
+    assert "key" not in json.dumps(recorded) and recorded["backend"] == "openai"
+    again = BackendOptions().or_recorded(recorded)
+    assert (again.name, again.model, again.base_url, again.api_key) == (
+        "openai", "m1", ["http://a", "http://b"], None,
+    )  # fmt: skip
+    other = BackendOptions(model="m2", api_key="k2").or_recorded(recorded)
+    assert (other.name, other.model, other.api_key) == ("openai", "m2", "k2")
+    assert BackendOptions().name == "embedded"
+    assert other.kwargs() == {"base_url": ["http://a", "http://b"], "model": "m2", "api_key": "k2"}
+    assert BackendOptions("embedded", model_path="m.gguf").kwargs() == {
+        "model_path": Path("m.gguf")
+    }
+    with pytest.raises(ConfigError, match="one --base-url"):
+        BackendOptions("langchain", base_url=["http://a", "http://b"]).kwargs()

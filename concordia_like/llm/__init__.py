@@ -11,7 +11,13 @@ from concordia_like.llm.errors import (
     StructuredOutputError,
     UnknownBackendError,
 )
-from concordia_like.llm.registry import BACKENDS, make_backend, make_language_model
+from concordia_like.llm.registry import (
+    BACKENDS,
+    BackendOptions,
+    make_backend,
+    open_model,
+    run_models,
+)
 from concordia_like.llm.scripted import Rule, ScriptedBackend
 from concordia_like.llm.types import Completion, LLMRequest, Message, RawCompletion, Sampling
 from concordia_like.llm.usage import UsageLedger
@@ -19,6 +25,7 @@ from concordia_like.llm.usage import UsageLedger
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendOptions",
     "BackendUnavailableError",
     "CacheMissError",
     "Completion",
@@ -36,5 +43,6 @@ __all__ = [
     "UnknownBackendError",
     "UsageLedger",
     "make_backend",
-    "make_language_model",
+    "open_model",
+    "run_models",
 ]

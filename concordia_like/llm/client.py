@@ -1,7 +1,12 @@
 """The language model as every other part of the library sees it.
 
-One object per run: it owns the backend, the batcher, the cache and the usage ledger,
-so that every call anywhere in a simulation is batched, cached and counted the same way."""
+One object per run: it holds the backend, the batcher, the cache and the usage ledger,
+so that every call anywhere in a simulation is batched, cached and counted the same way.
+
+A model either owns its backend (it closes it) or borrows another model's (`borrow`):
+runs that share one loaded model each borrow it, with a ledger and a cache of their
+own, and their requests meet in the lender's batcher; closing a run closes only what
+the run owns. Models are made by `llm.registry.open_model`."""
 
 from __future__ import annotations
 
@@ -28,13 +33,23 @@ class LanguageModel:
         ledger: UsageLedger | None = None,
         gather_ticks: int = 3,
         sampling: SamplingPolicy | None = None,
+        batcher: Batcher | None = None,
+        owns_backend: bool = True,
     ) -> None:
         self.backend = backend
         self.cache = cache
         #: applied to every request (see `llm.sampling`); None leaves requests as they are
         self.sampling = sampling
         self.usage = ledger or UsageLedger()
-        self.batcher = Batcher(backend, gather_ticks=gather_ticks)
+        self.batcher = batcher or Batcher(backend, gather_ticks=gather_ticks)
+        #: whether `aclose` closes the backend (false for a model made by `borrow`)
+        self.owns_backend = owns_backend
+
+    def borrow(self, *, cache: ResponseCache | None = None) -> LanguageModel:
+        """A model over this one's backend and batcher, so that the requests of both meet
+        in the same batches, with its own usage ledger, cache and sampling. Closing it
+        closes its cache and leaves the backend to its owner."""
+        return LanguageModel(self.backend, cache=cache, batcher=self.batcher, owns_backend=False)
 
     @property
     def name(self) -> str:
@@ -122,6 +137,16 @@ class LanguageModel:
         )
 
     async def aclose(self) -> None:
-        await self.backend.aclose()
-        if self.cache is not None:
-            self.cache.close()
+        """Close the cache, and the backend if this model owns it."""
+        try:
+            if self.owns_backend:
+                await self.backend.aclose()
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+
+    async def __aenter__(self) -> LanguageModel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
