@@ -18,11 +18,8 @@ from concordia_like.llm import (
     LLMRequest,
     make_backend,
 )
-from concordia_like.llm.openai_compat import (
-    OpenAIBackend,
-    resolve_base_url,
-    response_format_for,
-)
+from concordia_like.llm.openai_compat import OpenAIBackend, resolve_base_url
+from concordia_like.llm.response_format import response_format_for
 
 pytestmark = pytest.mark.server
 

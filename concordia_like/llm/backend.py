@@ -6,7 +6,9 @@ embedded model's parallel sequences, a server's continuous batching) should."""
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
@@ -32,3 +34,18 @@ class Backend(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the backend holds (model memory, connections)."""
+
+
+async def fan_out(
+    requests: list[LLMRequest], one: Callable[[LLMRequest], Awaitable[RawCompletion]]
+) -> list[RawCompletion | Exception]:
+    """A batch answered as that many concurrent requests, for a backend whose server or
+    engine batches them itself (continuous batching); a request's failure stays in its
+    slot, and a cancellation (not a failure of the request) propagates."""
+    results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+    out: list[RawCompletion | Exception] = []
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, Exception):
+            raise r
+        out.append(r)
+    return out

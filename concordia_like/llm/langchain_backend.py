@@ -10,7 +10,7 @@ Sampling and structured output depend on the kind of model:
   sampling (temperature, top_p, max_tokens, stop, seed) bound per call, and schema or
   choices requests the same `response_format` as the `openai` backend (OpenAI's
   `json_schema` form, or llama-cpp-python's `json_object` + `schema` form, chosen as in
-  `openai_compat`). The format travels in `extra_body`, so the model answers with plain
+  `llm.response_format`). The format travels in `extra_body`, so the model answers with plain
   text the client layer parses, exactly as over the `openai` backend.
 - Other chat models get `stop` bound and the other sampling settings copied onto the model
   where it declares a field of that name; a schema request whose root is an object goes
@@ -32,17 +32,14 @@ from concordia_like.llm.errors import BackendUnavailableError, LLMError
 from concordia_like.llm.openai_compat import (
     API_KEY_ENVS,
     MODEL_ENVS,
-    STRUCTURED_MODES,
-    StructuredMode,
     _env,
     estimate_tokens,
     list_first_model,
-    looks_like_response_format_rejection,
     map_finish_reason,
     probe_structured_mode,
     resolve_base_url,
-    response_format_for,
 )
+from concordia_like.llm.response_format import ResponseFormats, StructuredMode
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
 log = logging.getLogger(__name__)
@@ -164,10 +161,10 @@ class LangChainBackend(Backend):
         send_max_tokens: bool | None = None,
     ) -> None:
         """`chat_model`: any `BaseChatModel`. `structured_output` applies to OpenAI-family
-        models (see `openai_compat`). `send_max_tokens`: also send the legacy `max_tokens`
-        in the body of OpenAI-family models (which send `max_completion_tokens`, a name
-        llama-cpp-python's server ignores); default: when the model talks to a server
-        other than api.openai.com."""
+        models (see `llm.response_format`). `send_max_tokens`: also send the legacy
+        `max_tokens` in the body of OpenAI-family models (which send
+        `max_completion_tokens`, a name llama-cpp-python's server ignores); default: when
+        the model talks to a server other than api.openai.com."""
         _require_langchain()
         from langchain_core.language_models import BaseChatModel
 
@@ -175,16 +172,10 @@ class LangChainBackend(Backend):
             raise TypeError(
                 f"LangChainBackend wraps a LangChain BaseChatModel, not {type(chat_model).__name__}"
             )
-        if structured_output not in STRUCTURED_MODES:
-            raise ValueError(
-                f"structured_output must be one of {', '.join(STRUCTURED_MODES)}, "
-                f"not {structured_output!r}"
-            )
+        self.formats = ResponseFormats(structured_output, strict=strict)
         self.chat_model = chat_model
         self.concurrency = concurrency
         self.max_batch = max(self.max_batch, concurrency)
-        self.structured_output: str = structured_output
-        self.strict = strict
         self.openai_family = _is_openai_family(chat_model)
         if send_max_tokens is None:
             base = getattr(chat_model, "openai_api_base", None) or ""
@@ -231,6 +222,11 @@ class LangChainBackend(Backend):
         return cls(chat_model, model_name=name, **opts)
 
     @property
+    def structured_output(self) -> str:
+        """The structured-output mode in force (see `llm.response_format`)."""
+        return self.formats.mode
+
+    @property
     def model(self) -> str:
         if self._model_name:
             return self._model_name
@@ -258,7 +254,7 @@ class LangChainBackend(Backend):
             extra: dict[str, Any] = dict(getattr(self.chat_model, "extra_body", None) or {})
             if self.send_max_tokens:
                 extra["max_tokens"] = s.max_tokens
-            response_format = response_format_for(request, mode, strict=self.strict)
+            response_format = self.formats.response_format(request, mode)
             if response_format is not None:
                 extra["response_format"] = response_format
             if extra:
@@ -364,28 +360,17 @@ class LangChainBackend(Backend):
         return RawCompletion(text, prompt_tokens, completion_tokens, finish)  # type: ignore[arg-type]
 
     async def generate_batch(self, requests: list[LLMRequest]) -> list[RawCompletion | Exception]:
-        mode = "json_schema" if self.structured_output == "auto" else self.structured_output
-        modes = [mode] * len(requests)
-        out = await self._attempt(requests, modes)
-        if not (self.openai_family and self.structured_output in ("auto", "json_object")):
+        form = self.formats.first()
+        out = await self._attempt(requests, [form] * len(requests))
+        if not self.openai_family:
             return out
-        # a server that rejected OpenAI's json_schema form gets llama-cpp-python's form
         retry = [
             i
             for i, r in enumerate(out)
-            if modes[i] == "json_schema"
-            and requests[i].json_schema is not None
-            and isinstance(r, Exception)
-            and _rejects_response_format(r)
+            if isinstance(r, Exception)
+            and self.formats.falls_back(requests[i], form, _status(r), str(r), self.model)
         ]
         if retry:
-            if self.structured_output == "auto":
-                log.info(
-                    "the server of %s does not take response_format json_schema; using "
-                    "json_object with a schema from now on",
-                    self.model,
-                )
-                self.structured_output = "json_object"
             again = await self._attempt([requests[i] for i in retry], ["json_object"] * len(retry))
             for i, r in zip(retry, again, strict=True):
                 out[i] = r
@@ -395,9 +380,10 @@ class LangChainBackend(Backend):
         """Nothing to release: LangChain's OpenAI clients are shared between instances."""
 
 
-def _rejects_response_format(exc: Exception) -> bool:
+def _status(exc: Exception) -> int | None:
+    """The HTTP status of a failed call, as the OpenAI client's errors carry it."""
     status = getattr(exc, "status_code", None)
     if status is None:
         response = getattr(exc, "response", None)
         status = getattr(response, "status_code", None)
-    return looks_like_response_format_rejection(status, str(exc))
+    return status

@@ -5,17 +5,8 @@ A batch is sent as that many concurrent requests (bounded by a semaphore): the s
 continuous batching is what decodes them together, so the batcher may hand over a new
 batch while one is still in flight.
 
-Structured output. The portable form is OpenAI's
-`response_format={"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`,
-which vLLM, llama.cpp's C++ server, Ollama and OpenAI itself constrain decoding with.
-llama-cpp-python's server (`python -m llama_cpp.server`) rejects that form (its request
-model only knows `"text"` and `"json_object"`; it answers HTTP 500 naming
-`response_format`) and instead constrains with
-`response_format={"type": "json_object", "schema": ...}`, which it turns into a GBNF
-grammar. In the default mode "auto" the backend sends the portable form first and, if the
-server rejects it, switches to the `json_object` + `schema` form for the rest of the
-session. Choices are sent as the schema of a string enum. Whatever the server does, the
-client layer validates every structured output.
+Structured output: OpenAI's `json_schema` response_format, or llama-cpp-python's
+`json_object` form where the server rejects it (see `llm.response_format`).
 """
 
 from __future__ import annotations
@@ -26,23 +17,23 @@ import json
 import logging
 import os
 import random
-import re
 from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
-from concordia_like.llm.backend import Backend
+from concordia_like.llm.backend import Backend, fan_out
 from concordia_like.llm.errors import BackendUnavailableError, LLMError, SchemaRefusedError
+from concordia_like.llm.response_format import (
+    ResponseFormats,
+    StructuredMode,
+    looks_like_response_format_rejection,
+)
 from concordia_like.llm.routing import Server, ServerPool
-from concordia_like.llm.structured import closed
 from concordia_like.llm.types import LLMRequest, RawCompletion
 
 log = logging.getLogger(__name__)
-
-StructuredMode = Literal["auto", "json_schema", "json_object", "none"]
-STRUCTURED_MODES: tuple[str, ...] = ("auto", "json_schema", "json_object", "none")
 
 BASE_URL_ENVS = ("CONCORDIA_OPENAI_BASE_URL", "OPENAI_BASE_URL")
 MODEL_ENVS = ("CONCORDIA_OPENAI_MODEL", "OPENAI_MODEL")
@@ -138,41 +129,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
 
-def schema_name(schema: dict[str, Any] | None, fallback: str = "output") -> str:
-    """A name for `json_schema.name`: letters, digits, `_` and `-`, at most 64."""
-    title = schema.get("title") if isinstance(schema, dict) else None
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(title or fallback)).strip("_")
-    return (name or fallback)[:64]
-
-
-def response_format_for(
-    request: LLMRequest, mode: str, *, strict: bool = True
-) -> dict[str, Any] | None:
-    """The `response_format` that constrains `request` under `mode`
-    ("json_schema": OpenAI's portable form; "json_object": llama-cpp-python's form)."""
-    if request.json_schema is None or mode == "none":
-        return None
-    schema = closed(request.json_schema)
-    if mode == "json_object":
-        return {"type": "json_object", "schema": schema}
-    fallback = "choice" if request.choices is not None else "output"
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": schema_name(schema, fallback), "schema": schema, "strict": strict},
-    }
-
-
-def looks_like_response_format_rejection(status: int | None, body: str) -> bool:
-    """Whether an error answer says the server does not take this `response_format`.
-
-    OpenAI-style servers answer 400/422; llama-cpp-python's server wraps its request
-    validation error in a 500 whose message names the field."""
-    if status not in (400, 422, 500):
-        return False
-    low = body.lower()
-    return "response_format" in low or "json_schema" in low
-
-
 def probe_structured_mode(
     base_url: str, model: str, api_key: str | None = None, timeout_s: float = 30.0
 ) -> str:
@@ -249,11 +205,7 @@ class OpenAIBackend(Backend):
         """`base_url` names one server or several (a list, or commas); `concurrency` is
         the limit of requests in flight per server; a server that stops answering is
         taken out for `revive_after_s` (see `llm.routing`)."""
-        if structured_output not in STRUCTURED_MODES:
-            raise ValueError(
-                f"structured_output must be one of {', '.join(STRUCTURED_MODES)}, "
-                f"not {structured_output!r}"
-            )
+        self.formats = ResponseFormats(structured_output, strict=strict)
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_retries < 0:
@@ -269,14 +221,17 @@ class OpenAIBackend(Backend):
         self.max_retries = max_retries
         self.retry_base_delay_s = retry_base_delay_s
         self.retry_max_delay_s = retry_max_delay_s
-        self.structured_output: str = structured_output
-        self.strict = strict
         self.extra_body = dict(extra_body or {})
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._model_lock: asyncio.Lock | None = None
         #: HTTP attempts made (first tries and retries), for tests and diagnostics
         self.attempts = 0
+
+    @property
+    def structured_output(self) -> str:
+        """The structured-output mode in force (see `llm.response_format`)."""
+        return self.formats.mode
 
     # -- model ------------------------------------------------------------------------
 
@@ -457,33 +412,19 @@ class OpenAIBackend(Backend):
             # llama.cpp's server, Ollama, hosted APIs); `repetition_penalty` is not
             # standard and some servers refuse unknown fields
             body["frequency_penalty"] = round(s.repeat_penalty - 1.0, 3)
-        response_format = response_format_for(request, mode, strict=self.strict)
+        response_format = self.formats.response_format(request, mode)
         if response_format is not None:
             body["response_format"] = response_format
         body.update(self.extra_body)
         return body
 
     async def _one(self, request: LLMRequest, model: str) -> RawCompletion:
-        mode = self.structured_output
-        if mode == "auto":
-            mode = "json_schema"
+        form = self.formats.first()
         try:
-            payload = await self._post(self.build_body(request, model, mode))
+            payload = await self._post(self.build_body(request, model, form))
         except _RequestRejected as exc:
-            if not (
-                self.structured_output in ("auto", "json_object")
-                and mode == "json_schema"
-                and request.json_schema is not None
-                and looks_like_response_format_rejection(exc.status, exc.body)
-            ):
+            if not self.formats.falls_back(request, form, exc.status, exc.body, self.base_url):
                 raise LLMError(str(exc)) from None
-            if self.structured_output == "auto":
-                log.info(
-                    "%s does not take response_format json_schema; using json_object "
-                    "with a schema (llama-cpp-python's form) from now on",
-                    self.base_url,
-                )
-                self.structured_output = "json_object"
             try:
                 payload = await self._post(self.build_body(request, model, "json_object"))
             except _RequestRejected as exc2:
@@ -517,18 +458,7 @@ class OpenAIBackend(Backend):
 
     async def generate_batch(self, requests: list[LLMRequest]) -> list[RawCompletion | Exception]:
         model = await self._resolve_model()
-        results = await asyncio.gather(
-            *(self._one(r, model) for r in requests), return_exceptions=True
-        )
-        out: list[RawCompletion | Exception] = []
-        for r in results:
-            if isinstance(r, Exception):
-                out.append(r)
-            elif isinstance(r, BaseException):  # cancellation and the like: not ours to keep
-                raise r
-            else:
-                out.append(r)
-        return out
+        return await fan_out(requests, lambda r: self._one(r, model))
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -27,15 +27,14 @@ import importlib.util
 import itertools
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from concordia_like.llm.backend import Backend
+from concordia_like.files import atomic_folder
+from concordia_like.llm.backend import Backend, fan_out
 from concordia_like.llm.errors import (
     BackendUnavailableError,
     LLMError,
@@ -80,8 +79,8 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("converting %s to a Hugging Face folder for vLLM (once): %s", gguf.name, dest)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=root))
-    try:
+    # of two processes converting at once, the first to finish keeps its folder
+    with atomic_folder(dest, replace=False) as tmp:
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
@@ -96,13 +95,6 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        try:
-            tmp.rename(dest)
-        except OSError:
-            if not (dest / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -333,16 +325,7 @@ class VLLMBackend(Backend):
     async def generate_batch(self, requests: list[LLMRequest]) -> list[RawCompletion | Exception]:
         if self._engine is None:
             raise BackendUnavailableError("the vllm backend is closed")
-        results = await asyncio.gather(*(self._one(r) for r in requests), return_exceptions=True)
-        out: list[RawCompletion | Exception] = []
-        for r in results:
-            if isinstance(r, Exception):
-                out.append(r)
-            elif isinstance(r, BaseException):
-                raise r
-            else:
-                out.append(r)
-        return out
+        return await fan_out(requests, self._one)
 
     async def reset_prefix_cache(self) -> None:
         """Forget every cached prefix (for benchmarks that must not measure the cache)."""
