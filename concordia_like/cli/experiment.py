@@ -31,7 +31,9 @@ from concordia_like.cli.common import (
     user_errors,
 )
 from concordia_like.errors import ConfigError
-from concordia_like.experiments.runner import ModelOptions, Report, Settings, Tracker
+from concordia_like.experiments.outputs import Report
+from concordia_like.experiments.settings import Settings, Tracker
+from concordia_like.llm import BackendOptions
 from concordia_like.llm.cache import CACHE_MODES
 
 
@@ -172,15 +174,11 @@ def experiment(
     if executor not in ("local", "ray"):
         raise ConfigError(f"--executor must be local or ray, not {executor!r}")
     scenario = load_scenario(target)
-    spec_model = scenario.spec.model
-    options = ModelOptions(
-        backend=backend or spec_model.backend,
-        model=model or spec_model.model,
-        base_url=base_url or spec_model.base_url,
-        api_key=api_key,
-        model_path=str(model_path) if model_path else None,
+    # the flags given, and the scenario's model for what they leave unset
+    options = BackendOptions(backend, model, base_url, api_key, model_path).or_recorded(
+        scenario.spec.model.model_dump()
     )
-    if options.backend == "scripted":
+    if options.name == "scripted":
         console.print("[yellow]note: the scripted backend is a test double, not a model[/]")
     settings = Settings(
         out=out,

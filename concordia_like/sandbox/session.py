@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from concordia_like.engine.fork import fork_run
 from concordia_like.engine.newcomers import add_newcomer
 from concordia_like.engine.runs import run_folder
 from concordia_like.engine.simulation import Simulation, StepAborted, StepReport
@@ -32,7 +33,6 @@ from concordia_like.llm.usage import merge_usage
 from concordia_like.memory.records import RetrievalQuery
 from concordia_like.sandbox import render
 from concordia_like.sandbox.commands import COMMANDS, Hint, help_text, resolve, split
-from concordia_like.sandbox.fork import fork_run
 from concordia_like.sandbox.inject import Injections
 from concordia_like.sandbox.newcomer import read_newcomer
 from concordia_like.sandbox.runlog import RunLog
@@ -60,7 +60,8 @@ class TownSession:
     ) -> None:
         self.sim = sim
         self.console = console
-        #: opens a run by id, with this session's model (fork switches to the copy)
+        #: opens a run by id (fork switches to the copy, and closes the town it leaves:
+        #: runs that share a loaded model borrow it, see `llm.registry.run_models`)
         self.opener = opener
         self.root, self.store = root, store
         #: spinners and Ctrl-C handling: only at a terminal
@@ -352,12 +353,10 @@ class TownSession:
         new_id = fork_run(old, self.root, self.store, rest or None)
         self._spent_before = merge_usage(self._spent_before, old.lm.usage.summary())
         sim = self.opener(new_id)
-        # the model stays: the old town's stores close, not its backend
-        old.memory.close()
-        old.recorder.close()
-        if old.lm.cache is not None:
-            old.lm.cache.close()
+        # the old town closes what it owns: its stores and cache, and its backend only
+        # if its model owns it (the CLI's runs borrow one model: it stays loaded)
         old.hooks.clear()
+        await old.aclose()
         sim.hooks.extend([self.seat, self.injections])
         self.sim = sim
         self.log.move_to(self._folder(sim))

@@ -1,4 +1,5 @@
-"""`fork`: a copy of the town as it stands, to try something else without losing it.
+"""Forking a run: a copy of it as last committed, to go on differently without losing
+it (the sandbox's `fork`, an experiment's conditions continuing from a shared past).
 
 The copy is a new run with the same history up to now: the run's row (marked as
 forked from which run and step), its events, utterances, last checkpoint and every
