@@ -1,5 +1,6 @@
-"""What every command shares: the console, backend flags, and turning a user's mistake
-into one clear line and a non-zero exit instead of a traceback."""
+"""What every command shares: the console, the backend flags (each command turns them
+into `llm.BackendOptions`), and turning a user's mistake into one clear line and a
+non-zero exit instead of a traceback."""
 
 from __future__ import annotations
 
@@ -57,27 +58,3 @@ ApiKeyOpt = Annotated[str | None, typer.Option(help="API key for the server (env
 ModelPathOpt = Annotated[
     Path | None, typer.Option(help="GGUF file for the embedded backend (default: SmolLM2)")
 ]
-
-
-def backend_options(
-    backend: str,
-    base_url: str | list[str] | None = None,
-    model: str | None = None,
-    api_key: str | None = None,
-    model_path: Path | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments for `make_backend`, only those that apply to `backend`.
-    `base_url` is one URL or several (`--base-url` given more than once, a list in a
-    recorded run's config)."""
-    urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
-    if backend == "embedded":
-        return {"model_path": model_path}
-    if backend == "vllm":
-        return {"model": model or (str(model_path) if model_path else None)}
-    if backend == "openai":
-        return {"base_url": urls or None, "model": model, "api_key": api_key}
-    if backend == "langchain":
-        if len(urls) > 1:
-            raise ConcordiaError("the langchain backend takes one --base-url, not several")
-        return {"base_url": urls[0] if urls else None, "model": model, "api_key": api_key}
-    return {}

@@ -18,11 +18,10 @@ from concordia_like.cli.common import (
     BaseUrlOpt,
     ModelOpt,
     ModelPathOpt,
-    backend_options,
     console,
     user_errors,
 )
-from concordia_like.llm import LanguageModel, LLMRequest, StructuredOutputError, make_backend
+from concordia_like.llm import BackendOptions, LLMRequest, StructuredOutputError, open_model
 
 PLACES = ("bakery", "market", "library", "park")
 PEOPLE = {
@@ -51,16 +50,13 @@ def _request(name: str, who: str) -> LLMRequest:
     )
 
 
-async def _demo(backend: str, opts: dict) -> None:
-    lm = LanguageModel(make_backend(backend, **opts))
-    try:
+async def _demo(options: BackendOptions) -> None:
+    async with open_model(options) as lm:
         start = time.perf_counter()
         results = await lm.complete_many(
             [_request(n, w) for n, w in PEOPLE.items()], return_exceptions=True
         )
         seconds = time.perf_counter() - start
-    finally:
-        await lm.aclose()
     table = Table(title=f"four townsfolk, one batch ({lm.name})")
     for col in ("who", "kind", "place", "says or does"):
         table.add_column(col)
@@ -91,4 +87,4 @@ def demo(
     """Four townsfolk choose an action at once: one batched, schema-constrained call each."""
     if backend == "scripted":
         console.print("[yellow]note: the scripted backend is a test double, not a model[/]")
-    asyncio.run(_demo(backend, backend_options(backend, base_url, model, api_key, model_path)))
+    asyncio.run(_demo(BackendOptions(backend, model, base_url, api_key, model_path)))

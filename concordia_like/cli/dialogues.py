@@ -24,7 +24,6 @@ from concordia_like.cli.common import (
     BaseUrlOpt,
     ModelOpt,
     ModelPathOpt,
-    backend_options,
     console,
     user_errors,
 )
@@ -261,29 +260,24 @@ def _generate(
 ):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from concordia_like.dialogue.generate import SharedModel
     from concordia_like.dialogue.job import run_job
-    from concordia_like.llm import make_backend
+    from concordia_like.llm import BackendOptions, open_model
     from concordia_like.llm.scripted import ScriptedBackend
 
     if backend == "scripted":
         console.print("[yellow]note: the scripted backend is a test double, not a model[/]")
-    inner = make_backend(backend, **backend_options(backend, base_url, model, api_key, model_path))
+    options = BackendOptions(backend, model, base_url, api_key, model_path)
+    lm = open_model(options)
+    inner = lm.backend
     if isinstance(inner, ScriptedBackend):
         from concordia_like.dialogue.scripted import add_speech_rule
 
         add_speech_rule(inner)
-    shared = SharedModel(inner)
-    job = {
-        "backend": backend,
-        "model": inner.model,
-        "base_url": base_url,
-        "model_path": str(model_path) if model_path else None,
-        "sampling": overrides or None,
-    }
+    # what the job records of its model: the model the backend reports, not the flag
+    job = {**options.recorded(), "model": inner.model, "sampling": overrides or None}
 
     async def go():
-        try:
+        async with lm:
             with Progress(
                 TextColumn("[bold]conversations"),
                 BarColumn(),
@@ -294,7 +288,7 @@ def _generate(
                 task = progress.add_task("", total=None)
                 result = await run_job(
                     world,
-                    shared,
+                    lm,
                     work,
                     conversations=conversations,
                     turns=turns,
@@ -307,8 +301,6 @@ def _generate(
                     on_done=lambda _r: progress.advance(task),
                 )
             return result
-        finally:
-            await inner.aclose()
 
     from concordia_like.engine.simulation import StepAborted
 

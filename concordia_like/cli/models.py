@@ -15,11 +15,10 @@ from concordia_like.cli.common import (
     BaseUrlOpt,
     ModelOpt,
     ModelPathOpt,
-    backend_options,
     console,
     user_errors,
 )
-from concordia_like.llm import BACKENDS, LanguageModel, LLMRequest, make_backend
+from concordia_like.llm import BACKENDS, BackendOptions, LLMRequest, open_model
 from concordia_like.llm.errors import StructuredOutputError
 
 
@@ -37,9 +36,8 @@ CHECK_PROMPT = (
 )
 
 
-async def check_backend(backend_name: str, opts: dict) -> None:
-    lm = LanguageModel(make_backend(backend_name, **opts))
-    try:
+async def check_backend(options: BackendOptions) -> None:
+    async with open_model(options) as lm:
         request = LLMRequest.chat(CHECK_PROMPT, schema=CheckReply, max_tokens=96, purpose="check")
         start = time.perf_counter()
         try:
@@ -49,7 +47,7 @@ async def check_backend(backend_name: str, opts: dict) -> None:
         except StructuredOutputError as exc:
             parsed, text, error, tokens = None, exc.raw_text, exc.reason, 0
         seconds = time.perf_counter() - start
-        console.print(f"[bold]backend[/] {backend_name} ({lm.backend.model})")
+        console.print(f"[bold]backend[/] {options.name} ({lm.backend.model})")
         console.print(f"[bold]reply[/]   {text}", highlight=False)
         if error is None:
             console.print(f"[bold green]parsed[/]  {parsed!r}")
@@ -59,8 +57,6 @@ async def check_backend(backend_name: str, opts: dict) -> None:
         console.print(f"[bold]speed[/]   {tokens} tokens in {seconds:.2f} s ({speed:.1f} tok/s)")
         if error is not None:
             raise typer.Exit(2)
-    finally:
-        await lm.aclose()
 
 
 @user_errors
@@ -84,5 +80,4 @@ def models(
         console.print(table)
         console.print("check one with: concordia-like models --check NAME")
         return
-    opts = backend_options(check, base_url, model, api_key, model_path)
-    asyncio.run(check_backend(check, opts))
+    asyncio.run(check_backend(BackendOptions(check, model, base_url, api_key, model_path)))

@@ -16,16 +16,14 @@ from concordia_like.cli.common import (
     ModelOpt,
     ModelPathOpt,
     OptionalBackendOpt,
-    backend_options,
     console,
     user_errors,
 )
 from concordia_like.engine.runs import DEFAULT_ROOT, read_run, resume_run, start_run
 from concordia_like.engine.simulation import Simulation, StepAborted, StepReport
 from concordia_like.errors import ConfigError
-from concordia_like.llm import LanguageModel, ResponseCache, make_backend
+from concordia_like.llm import BackendOptions, LanguageModel, open_model, run_models
 from concordia_like.llm.cache import CACHE_MODES
-from concordia_like.llm.faults import FaultInjectingBackend
 from concordia_like.llm.sampling import parse_overrides
 from concordia_like.world.persona import parse_hhmm
 
@@ -42,10 +40,12 @@ def digest(report: StepReport, limit: int = 3) -> str:
     return "\n".join(lines)
 
 
-async def _run(sim: Simulation, steps: int, quiet: bool, resume_cmd: str) -> None:
-    """Run to `steps`, closing the model and the stores on every path; an aborted step
+async def _run(
+    lm: LanguageModel, sim: Simulation, steps: int, quiet: bool, resume_cmd: str
+) -> None:
+    """Run to `steps`, closing the run and the model on every path; an aborted step
     becomes one error line that says what is committed and how to go on."""
-    async with sim:
+    async with lm, sim:
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -145,11 +145,12 @@ def run(
         overrides = parse_overrides(sampling or [])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    recorded: dict = {}
+    options = BackendOptions(backend, model, base_url, api_key, model_path)
     if resume is not None:
         # a resume goes on as the run was recorded: its backend options, seed and faults
         row = read_run(resume, store=store, root=root)
         recorded = row.config or {}
+        options = options.or_recorded(recorded)
         if seed is not None and seed != row.seed:
             raise ConfigError(f"run {resume} has seed {row.seed}; --seed {seed} cannot change it")
         if chroma_url is not None and chroma_url != recorded.get("chroma_url"):
@@ -158,27 +159,11 @@ def run(
                 "--chroma-url cannot move it"
             )
         seed, faults = row.seed, recorded.get("faults", faults)
-        backend = backend or recorded.get("backend")
-        base_url = base_url or recorded.get("base_url")
-        model = model or recorded.get("model")
-        if model_path is None and recorded.get("model_path"):
-            model_path = Path(recorded["model_path"])
-    backend = backend or "embedded"
     seed = 0 if seed is None else seed
-    if backend == "scripted":
+    if options.name == "scripted":
         console.print("[yellow]note: the scripted backend is a test double, not a model[/]")
-    opts = backend_options(backend, base_url, model, api_key, model_path)
-    inner = make_backend(backend, **opts)
-    fault_seed = seed
-
-    def lm_factory(folder: Path) -> LanguageModel:
-        b = FaultInjectingBackend(inner, faults, seed=fault_seed) if faults > 0 else inner
-        rc = (
-            None
-            if cache_mode == "off"
-            else ResponseCache(cache or folder / "cache.sqlite", cache_mode)
-        )  # type: ignore[arg-type]
-        return LanguageModel(b, cache=rc)
+    lm = open_model(options, faults=faults, fault_seed=seed)
+    lm_factory = run_models(lm, cache_mode, cache)  # type: ignore[arg-type]
 
     if resume is not None:
         sim = resume_run(
@@ -203,13 +188,7 @@ def run(
             sampling=overrides,
             chroma_url=chroma_url,
             start_time=start,
-            config={
-                "backend": backend,
-                "base_url": base_url,
-                "model": model,
-                "model_path": str(model_path) if model_path else None,
-                "faults": faults,
-            },
+            config={**options.recorded(), "faults": faults},
         )
         # now, not only at the end: a run killed on the way is resumed by this id
         console.print(
@@ -222,7 +201,7 @@ def run(
         resume_cmd += f" --root {root}"
     if cache_mode != "readwrite" or cache is not None:
         resume_cmd += f" --cache-mode {cache_mode}" + (f" --cache {cache}" if cache else "")
-    asyncio.run(_run(sim, steps, quiet, resume_cmd))
+    asyncio.run(_run(lm, sim, steps, quiet, resume_cmd))
     total = sim.usage()["total"]
     agent_steps = max(1, sim.step * len(sim.agents))
     console.print(

@@ -22,14 +22,13 @@ from concordia_like.cli.common import (
     ModelOpt,
     ModelPathOpt,
     OptionalBackendOpt,
-    backend_options,
     user_errors,
 )
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.runs import DEFAULT_ROOT, read_run, resume_run, start_run, store_url_for
 from concordia_like.engine.simulation import Simulation
 from concordia_like.errors import ConfigError
-from concordia_like.llm import LanguageModel, ResponseCache, make_backend
+from concordia_like.llm import BackendOptions, open_model, run_models
 from concordia_like.llm.cache import CACHE_MODES
 from concordia_like.sandbox.session import TownSession
 from concordia_like.sandbox.terminal import run_lines, run_prompt
@@ -131,24 +130,16 @@ def town(
             raise ConfigError(f"--start: {exc}") from None
     if script is not None and not script.is_file():
         raise ConfigError(f"script {script} does not exist")
-    recorded: dict = {}
+    options = BackendOptions(backend, model, base_url, api_key, model_path)
     if open_ is not None:
         row = read_run(open_, store=store, root=root)
-        recorded = row.config or {}
+        options = options.or_recorded(row.config or {})
         world = Path(row.world_path)
-        backend = backend or recorded.get("backend")
-        base_url = base_url or recorded.get("base_url")
-        model = model or recorded.get("model")
-        if model_path is None and recorded.get("model_path"):
-            model_path = Path(recorded["model_path"])
     if not world.is_file():
         raise ConfigError(f"world file {world} does not exist")
-    backend = backend or "embedded"
-    inner = make_backend(backend, **backend_options(backend, base_url, model, api_key, model_path))
-
-    def lm_factory(folder: Path) -> LanguageModel:
-        cache = None if cache_mode == "off" else ResponseCache(folder / "cache.sqlite", cache_mode)  # type: ignore[arg-type]
-        return LanguageModel(inner, cache=cache)
+    # one loaded model for the session: the town and every fork of it borrow it
+    lm = open_model(options)
+    lm_factory = run_models(lm, cache_mode)  # type: ignore[arg-type]
 
     def opener(run_id: str) -> Simulation:
         return resume_run(run_id, lm_factory, world_path=world, store=store, root=root)
@@ -165,18 +156,12 @@ def town(
             store=store,
             root=root,
             start_time=start,
-            config={
-                "backend": backend,
-                "base_url": base_url,
-                "model": model,
-                "model_path": str(model_path) if model_path else None,
-                "sandbox": True,
-            },
+            config={**options.recorded(), "sandbox": True},
         )
         what = f"new town {sim.run_id}"
     note = (
         " [yellow](scripted backend: a test double, not a model)[/]"
-        if backend == "scripted"
+        if options.name == "scripted"
         else ""
     )
     console.print(
@@ -186,9 +171,12 @@ def town(
     console.print("type help for the commands, quit to leave", soft_wrap=True)
 
     async def main() -> None:
-        async with TownSession(
-            sim, console, opener=opener, root=root, store=store, live=interactive
-        ) as session:
+        async with (
+            lm,
+            TownSession(
+                sim, console, opener=opener, root=root, store=store, live=interactive
+            ) as session,
+        ):
             if interactive:
                 await run_prompt(session, root / HISTORY)
             elif tour_:

@@ -9,9 +9,9 @@ the others listen. The speaker's words are the agent's own speech call (its pers
 place, plan, retrieved memories and what it just heard; `agents.speech`, with its
 degeneracy guards), and the `say` is grounded by the Game Master and perceived like any
 action; the engine records the utterance, each listener's memory of it, plans,
-importance and the checkpoint, step by step. Every run has its own language-model
-object (its own usage ledger) over one shared backend and batcher, and conversations
-step concurrently: their model calls meet in the same batches.
+importance and the checkpoint, step by step. Every run borrows the job's model (with a
+usage ledger of its own; see `LanguageModel.borrow`), and conversations step
+concurrently: their model calls meet in the same batches.
 
 A job keeps its state in a work folder: `job.json` (what it was asked), its runs under
 `runs/`, and `conversations.jsonl`, to which a conversation is appended (and synced)
@@ -28,7 +28,6 @@ import os
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,7 @@ from concordia_like.dialogue.records import conversations_of_run, dumps, silent_
 from concordia_like.engine.hooks import StepHook, StepInput
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import RETRIEVE_K, Simulation
-from concordia_like.llm import LanguageModel
-from concordia_like.llm.backend import Backend
-from concordia_like.llm.batcher import Batcher
+from concordia_like.llm import LanguageModel, run_models
 from concordia_like.llm.sampling import derive_seed
 from concordia_like.memory.records import RetrievalQuery
 from concordia_like.world.loader import World
@@ -169,23 +166,6 @@ class ConversationHook(StepHook):
         self.dropped = list(data.get("dropped", []))
 
 
-@dataclass
-class SharedModel:
-    """One backend and one batcher for every conversation of a job; each run gets its
-    own LanguageModel (usage ledger) over them."""
-
-    backend: Backend
-    batcher: Batcher = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.batcher = Batcher(self.backend)
-
-    def factory(self, folder: Path) -> LanguageModel:
-        lm = LanguageModel(self.backend)
-        lm.batcher = self.batcher
-        return lm
-
-
 def max_steps(turns: int) -> int:
     """Steps a conversation may take: its turns, and half again for dropped ones."""
     return turns + max(1, turns // 2)
@@ -194,7 +174,7 @@ def max_steps(turns: int) -> int:
 async def run_conversation(
     world: World,
     spec: ConversationSpec,
-    model: SharedModel,
+    model: LanguageModel,
     root: Path,
     *,
     turns: int,
@@ -202,12 +182,12 @@ async def run_conversation(
     config: dict[str, Any],
     sampling: dict[str, dict[str, float]] | None = None,
 ) -> tuple[Simulation, ConversationHook]:
-    """Run one conversation to its end (`turns` utterances, or `max_steps`); the run's
-    stores are left open for the caller to read and close."""
+    """Run one conversation to its end (`turns` utterances, or `max_steps`) on a model
+    borrowed from `model`; the run is left open for the caller to read and close."""
     cast = cast_world(world, spec)
     sim = start_run(
         cast,
-        model.factory,
+        run_models(model),
         seed=derive_seed(job_seed, spec.index, "run"),
         root=root,
         start_time=spec.start,
@@ -226,8 +206,7 @@ async def run_conversation(
         while not hook.done and sim.step < max_steps(turns):
             await sim.run_step()
     except BaseException:
-        sim.memory.close()
-        sim.recorder.close()
+        await sim.aclose()
         raise
     return sim, hook
 
@@ -282,7 +261,7 @@ def clean_unfinished(root: Path, keep: set[str]) -> int:
 async def generate(
     world: World,
     specs: list[ConversationSpec],
-    model: SharedModel,
+    model: LanguageModel,
     work: Path,
     *,
     turns: int,
@@ -293,9 +272,10 @@ async def generate(
     on_done: Callable[[dict[str, Any] | None], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Generate every conversation of `specs` not yet in the work folder's journal, at
-    most `parallel` at once; returns the journal's records, in index order. A
-    conversation in which nobody spoke is journaled too, with no turns, so that it
-    counts (and is dropped by the filters) and is not tried again."""
+    most `parallel` at once, each on a model borrowed from `model`; returns the
+    journal's records, in index order. A conversation in which nobody spoke is journaled
+    too, with no turns, so that it counts (and is dropped by the filters) and is not
+    tried again."""
     journal = Journal(work / JOURNAL)
     root = work / "runs"
     root.mkdir(parents=True, exist_ok=True)
@@ -319,8 +299,7 @@ async def generate(
                 found = conversations_of_run(sim.recorder, sim.run_id, world, generator="dialogues")
                 record = _one_record(found, sim, spec, world, hook)
             finally:
-                sim.memory.close()
-                sim.recorder.close()
+                await sim.aclose()
             journal.append(record)
             have[spec.index] = record
             if on_done is not None:

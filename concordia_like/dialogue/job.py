@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from concordia_like.dialogue.filters import FilterConfig, Selection, select
-from concordia_like.dialogue.generate import JOURNAL, Journal, SharedModel, generate
+from concordia_like.dialogue.generate import JOURNAL, Journal, generate
 from concordia_like.dialogue.plan import plan_conversation
 from concordia_like.dialogue.records import world_hash
 from concordia_like.errors import ConfigError
 from concordia_like.files import write_atomic
+from concordia_like.llm import LanguageModel
 from concordia_like.world.loader import World
 
 #: what a work folder's job must keep to be the same job (N and attempts may change)
@@ -62,7 +63,7 @@ def prefix(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def run_job(
     world: World,
-    model: SharedModel,
+    model: LanguageModel,
     work: Path,
     *,
     conversations: int,
