@@ -10,7 +10,7 @@ from support.engine import MINI
 
 from concordia_like.agents.actions import Continue, Move, Wait
 from concordia_like.agents.agent import Agent
-from concordia_like.agents.autopilot import follow_plan, pilot, plan_item, route
+from concordia_like.agents.autopilot import follow_plan, pilot, plan_hint, plan_item, route
 from concordia_like.memory.plans import DayPlan, PlanBlock
 from concordia_like.world import load_world
 
@@ -115,3 +115,16 @@ def test_outside_the_plan_day_a_resident_heads_home(world):
     assert item.place == "home_bob"
     move = pilot(cy, world.state)
     assert isinstance(move, Move) and move.to == "home_bob"
+
+
+def test_the_act_prompt_offers_carrying_on_with_the_plan(world):
+    at(world, "10:00")
+    cy = resident(world, CY, "shop")
+    prompt = cy.act_request(world.state, seed=1).messages[-1].content
+    assert "Your plan now: sells apples (at Shop, 2 places away: continue takes you" in prompt
+    world.state.set_location(CY, "shop")
+    prompt = cy.act_request(world.state, seed=1).messages[-1].content
+    assert "Your plan now: sells apples (you are there: continue carries on with it)" in prompt
+    at(world, "18:00")  # the shop is shut
+    world.state.set_location(CY, "lane")
+    assert "which you cannot reach now" in plan_hint(cy, world.state)

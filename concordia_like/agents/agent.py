@@ -13,6 +13,7 @@ from typing import Any
 
 from concordia_like.agents.actions import decision_for
 from concordia_like.agents.attention import Attention
+from concordia_like.agents.autopilot import plan_hint
 from concordia_like.agents.prompt import (
     OBSERVATIONS_KEPT,
     situation_body,
@@ -90,6 +91,7 @@ class Agent:
             standing=standing,
             here=moment,
             activity=self.activity,
+            plan_hint=plan_hint(self, state),
             memories=self.memories,
             observations=list(self.observations),
             reply_to=self.reply_to,

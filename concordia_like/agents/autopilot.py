@@ -165,3 +165,20 @@ def follow_plan(agent: Agent, state: WorldState) -> ActionBase:
         return move_toward(state, agent.name, item.place, item.doing)
     agent.attention.shown = item.key
     return carry_on(item.doing)
+
+
+def plan_hint(agent: Agent, state: WorldState) -> str:
+    """What its act prompt says of carrying on with the plan, a choice like any other:
+    where the plan is, and what `continue` does there."""
+    item = plan_item(agent, state.now)
+    if item.place is None or item.key == ASLEEP:
+        return ""
+    if item.place == state.location(agent.name):
+        return "(you are there: continue carries on with it)"
+    name = state.places[item.place].name if item.place in state.places else item.place
+    way = route(state, agent.name, item.place)
+    if way.next is None:
+        return f"(at {name}, which you cannot reach now: {way.refusal})"
+    steps = len(way.path)
+    far = "next door" if steps == 1 else f"{steps} places away"
+    return f"(at {name}, {far}: continue takes you on your way)"

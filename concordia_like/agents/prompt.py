@@ -67,13 +67,16 @@ def situation_body(
     observations: Sequence[str],
     reply_to: str | None = None,
     standing: str = "",
+    plan_hint: str = "",
 ) -> str:
     """The situation the act and speech prompts share: the standing at the place (which
     lasts while the agent stays), the moment, the plan, what it remembers and what just
-    happened, each capped."""
+    happened, each capped. `plan_hint` says where the plan is and what carrying on
+    with it does (`agents.autopilot.plan_hint`)."""
     lines = [standing, here] if standing else [here]
     if activity:
-        lines.append(f"Your plan now: {clip(activity, 160)}")
+        hint = f" {plan_hint}" if plan_hint else ""
+        lines.append(f"Your plan now: {clip(activity, 160)}{hint}")
     shown = list(observations)[-MAX_OBSERVATIONS:]
     # a memory of what is shown under "Just now" (its latest news) would say it twice
     seen = {squash(o) for o in shown}
