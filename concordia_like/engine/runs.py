@@ -31,6 +31,8 @@ from concordia_like.world.replicate import rebuild
 from concordia_like.world.state import WorldState
 
 DEFAULT_ROOT = Path("memory")
+#: a run's model, given the run's folder (`llm.run_models`: one that borrows a shared
+#: model, with its response cache in that folder); the run closes it when it closes
 LMFactory = Callable[[Path], LanguageModel]
 
 
