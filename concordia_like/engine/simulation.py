@@ -79,6 +79,9 @@ class StepReport:
     sim_time: datetime
     events: list[Event]
     wall_s: float
+    #: the residents awake in the step (asked or not), and why those asked were asked
+    awake: list[str] = field(default_factory=list)
+    asked: dict[str, list[str]] = field(default_factory=dict)
 
 
 class StepAborted(ConcordiaError):
@@ -239,7 +242,7 @@ class Simulation:
             extra=in_transaction,
         )
         self._committed = committed
-        report = StepReport(step, now, events, wall)
+        report = StepReport(step, now, events, wall, awake, why)
         notify_committed(self.hooks, self, report)
         return report
 
