@@ -98,28 +98,6 @@ async def gather_inputs(hooks: Sequence[Any], sim: Simulation, step: int) -> Ste
     return merged
 
 
-def announce(
-    sim: Simulation,
-    ann: Announcement,
-    events: list[Event],
-    perceived: dict[str, list[str]],
-) -> None:
-    """Route an announcement as scheduled events are routed: an event in the log, a
-    line perceived by everyone at its place (or everyone)."""
-    from concordia_like.engine.events import Event
-
-    data: dict[str, object] = {"injected": True}
-    if ann.to is not None:
-        data["to"] = list(ann.to)
-    events.append(Event("announcement", ann.text, place=ann.place, data=data))
-    for name in sim.agents:
-        if ann.to is not None:
-            if name in ann.to:
-                perceived[name].append(ann.text)
-        elif ann.place is None or sim.state.location(name) == ann.place:
-            perceived[name].append(ann.text)
-
-
 def notify_observed(
     hooks: Sequence[Any],
     sim: Simulation,
