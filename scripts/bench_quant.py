@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from concordia_like.llm import LanguageModel, LLMRequest
-from concordia_like.llm.embedded import EmbeddedBackend, decoding_model_path, default_model_path
+from concordia_like.llm.embedded import EmbeddedBackend
+from concordia_like.llm.model_files import decoding_model_path, default_model_path
 
 TEXT = (
     "The bakery smells of rye. Tobias burnt the loaves and customers wait at the counter; "
@@ -56,7 +57,7 @@ def main() -> None:
         seconds = {name: 0.0 for name in models}
         for r in range(args.rounds):
             for name, path in models.items():
-                backend = EmbeddedBackend(path, n_threads=args.threads, prefix_reuse=False)
+                backend = EmbeddedBackend(path, n_threads=args.threads)
                 try:
                     start = time.perf_counter()
                     out = asyncio.run(LanguageModel(backend).complete_many(requests(f"{r}")))

@@ -244,7 +244,7 @@ def test_every_file_loads_with_datasets(generated, tmp_path):
 def _smollm2_template() -> str:
     import llama_cpp
 
-    from concordia_like.llm.embedded import default_model_path
+    from concordia_like.llm.model_files import default_model_path
 
     model = llama_cpp.Llama(str(default_model_path()), vocab_only=True, verbose=False)
     template = model.metadata["tokenizer.chat_template"]

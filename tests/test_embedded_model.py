@@ -9,7 +9,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from concordia_like.llm import LanguageModel, LLMError, LLMRequest, ModelFileError
-from concordia_like.llm.embedded import EmbeddedBackend, schema_grammar
+from concordia_like.llm.embedded import EmbeddedBackend
+from concordia_like.llm.embedded.grammar import schema_grammar
 
 pytestmark = pytest.mark.embedded
 
@@ -155,7 +156,7 @@ def test_the_default_model_is_the_shipped_one_requantized_once_into_the_cache(
     """The package ships Q4_1; the backend decodes a Q8_0 copy made from it on first use
     (llama.cpp's tiled kernels take Q8_0, not Q4_1), kept in the user's cache and found
     there after."""
-    from concordia_like.llm.embedded import decoding_model_path, default_model_path
+    from concordia_like.llm.model_files import decoding_model_path, default_model_path
 
     monkeypatch.setenv("CONCORDIA_CACHE_DIR", str(tmp_path))
     made = decoding_model_path()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from concordia_like.errors import ConfigError
-from concordia_like.llm.embedded import _env_threads
+from concordia_like.llm.embedded.backend import _env_threads
 
 
 def test_threads_come_from_the_environment_or_default_to_every_core(monkeypatch):

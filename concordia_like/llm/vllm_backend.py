@@ -102,7 +102,7 @@ def resolve_model(model: str | Path | None, cache_dir: Path | None = None) -> Pa
     """The Hugging Face folder vLLM loads: `model` itself if it is one, the conversion
     of a GGUF file, or (None) that of the SmolLM2 GGUF the project ships."""
     if model is None:
-        from concordia_like.llm.embedded import default_model_path
+        from concordia_like.llm.model_files import default_model_path
 
         return convert_gguf(default_model_path(), cache_dir)
     path = Path(model).expanduser()
@@ -187,7 +187,7 @@ class VLLMBackend(Backend):
             Path(model).stem if model is not None and str(model).endswith(".gguf") else None
         ) or self.folder.name
         if model is None:
-            from concordia_like.llm.embedded import MODEL_FILE
+            from concordia_like.llm.model_files import MODEL_FILE
 
             self._model_name = Path(MODEL_FILE).stem
         from transformers import AutoTokenizer
