@@ -12,7 +12,9 @@ reason as a short phrase, or None when the text is fine:
 - an echo of the prompt: a line of it said back ("You turn to Margo Vell.", "You think
   aloud:", "Just now:") instead of speech, as the small model does now and then.
 
-A day plan is degenerate when one activity fills most of it."""
+A day plan is degenerate when one activity fills most of it, and an item the model
+writes into a plan is none when it does not read as an activity (`activity_problem`:
+"dear Lottie", "monday morning", a name, a fragment)."""
 
 from __future__ import annotations
 
@@ -117,3 +119,71 @@ def distinct_n(texts: Iterable[str], n: int = 2) -> float:
         w = words(t)
         grams.extend(zip(*(w[i:] for i in range(n)), strict=False))
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+# -- plan items: activities a person would write down ------------------------------------
+
+#: verbs a plan item may begin with in their plain form (`visit the bakery`); their
+#: third-person forms (`visits`, `teaches`, `studies`) and `-ing` forms count too
+BASE_VERBS = frozenset(
+    words(
+        "attend ask bake bring buy call carry catch chat check clean close collect cook count "
+        "deliver do drink drop eat feed fetch find finish fish fix gather get give go gossip "
+        "have hear help hold inspect join keep knead learn lead light listen lock look make "
+        "mark meet mend milk mind move open pack pay pick plan plant play post practise "
+        "practice pray prepare read repair rest return review run see sell send serve shop "
+        "sing sit sleep sort speak spend start stock study survey sweep take talk teach tell "
+        "tend tidy train visit wait walk wash watch water work write"
+    )
+)
+#: nouns that name what one does (`lunch at the pub`), as routines write them
+DOING_NOUNS = frozenset(
+    words(
+        "breakfast lunch dinner supper coffee tea work school errands chores rounds shift "
+        "practice rehearsal service class lessons"
+    )
+)
+_GREETINGS = frozenset(words("hello hi hey dear yes no thanks thank goodbye bye ok okay sure"))
+_DATE_WORDS = frozenset(
+    words(
+        "monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday "
+        "morning afternoon evening night noon midnight day week weekend january february "
+        "march april may june july august september october november december"
+    )
+)
+_FILLER = frozenset(words("the a an at of in on to and"))
+
+
+def _is_verb(word: str) -> bool:
+    if word in BASE_VERBS:
+        return True
+    if word.endswith("ing") and len(word) > 5:
+        return True
+    if word.endswith("ies") and word[:-3] + "y" in BASE_VERBS:
+        return True
+    return (word.endswith("es") and word[:-2] in BASE_VERBS) or (
+        word.endswith("s") and word[:-1] in BASE_VERBS
+    )
+
+
+def activity_problem(text: str, names: Iterable[str] = ()) -> str | None:
+    """Why `text` does not read as an activity a person plans, or None: a fragment
+    (under two words, words cut off with hyphens, a loop), a greeting, a date, a name
+    (of a resident or a place: `names`), or no verb among its first words (nor a
+    word like `lunch`)."""
+    raw = text.split()
+    w = words(text)
+    if len(w) < 2 or any(t.startswith("-") or t.rstrip(",.").endswith("-") for t in raw):
+        return "a fragment"
+    if any(t.count("-") >= 2 for t in raw) or is_loop(text):
+        return "a fragment"
+    if w[0] in _GREETINGS or w[:2] == ["good", "morning"]:
+        return "a greeting"
+    if all(x in _DATE_WORDS or x in _FILLER or x.isdigit() for x in w):
+        return "a date"
+    named = {x for n in names for x in words(n)}
+    if named and all(x in named or x in _FILLER for x in w):
+        return "a name"
+    if not any(_is_verb(x) or x in DOING_NOUNS for x in w[:3]):
+        return "no verb"
+    return None
