@@ -43,6 +43,7 @@ from yaml.nodes import Node
 from yaml.resolver import Resolver
 
 from concordia_like.errors import ConfigError
+from concordia_like.text import clip
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -471,8 +472,7 @@ def _unwrap(tp: Any) -> Any:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(repr(value), limit)
 
 
 def validate_doc(doc: YamlDoc, model: type[M], *, context: dict[str, Any] | None = None) -> M:
