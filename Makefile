@@ -4,16 +4,20 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint fmt bench
+.PHONY: setup run test test-fast lint fmt bench
 
 setup:
-	bash scripts/setup.sh
+	bash scripts/setup/setup.sh
 
 run: setup
 	$(BIN)/concordia-like town worlds/town.yaml --start 07:00
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# the unit tests alone: none that loads a real model or starts a server or a cluster
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not embedded and not server and not stores and not vllm and not ray"
 
 lint: setup
 	$(BIN)/ruff check .
@@ -24,6 +28,6 @@ fmt: setup
 	$(BIN)/ruff check --fix .
 
 bench: setup
-	$(BIN)/python scripts/bench_llm.py --quick
-	$(BIN)/python scripts/bench_memory.py --memories 20000
-	$(BIN)/python scripts/bench_sim.py --quick
+	$(BIN)/python scripts/bench/bench_llm.py --quick
+	$(BIN)/python scripts/bench/bench_memory.py --memories 20000
+	$(BIN)/python scripts/bench/bench_sim.py --quick

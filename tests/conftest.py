@@ -1,7 +1,8 @@
 """Shared fixtures of the test suite."""
 
 import pytest
-from server_fixture import openai_server  # noqa: F401 - a session fixture for server tests
+
+from support.llama_server import openai_server  # noqa: F401 - a session fixture for server tests
 
 # -- associative memory ----------------------------------------------------------------
 
@@ -44,11 +45,11 @@ def memory_store(open_memory_store):
 
 @pytest.fixture
 def fast_embedder(monkeypatch):
-    """Every MemoryStore opened in the test embeds with the hashing stand-in (see
-    tests/fast_embedder.py): SQL, Chroma and scoring stay real, the model is skipped."""
-    from fast_embedder import HashEmbedder
-
+    """Every MemoryStore opened in the test embeds with the hashing stand-in
+    (concordia_like.memory.hash_embedder): SQL, Chroma and scoring stay real, the model
+    is skipped."""
     import concordia_like.memory.embedder as embedder_module
+    from concordia_like.memory.hash_embedder import HashEmbedder
 
     embedder = HashEmbedder()
     monkeypatch.setattr(embedder_module, "_default", embedder)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from support.engine import MINI
 
 from concordia_like.agents.actions import Continue, Move, Wait
 from concordia_like.agents.agent import Agent
 from concordia_like.agents.autopilot import follow_plan, pilot, plan_hint, plan_item, route
 from concordia_like.memory.plans import DayPlan, PlanBlock
 from concordia_like.world import load_world
+
+from support.engine import MINI
 
 ANN, BOB, CY = "Ann Reed", "Bob Vale", "Cy Moss"
 MONDAY = datetime(2025, 4, 14)

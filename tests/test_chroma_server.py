@@ -3,7 +3,7 @@ started on 127.0.0.1 on a free port with its data in a temporary folder and stop
 after: memories added through MemoryStore land on the server and are retrieved from it,
 the index reconciles with SQL through it, a collection deleted on the server behind an
 open store is built again, and a server that does not answer is an error, not an empty
-index. SQL is SQLite; embeddings are the hashing stand-in (tests/fast_embedder.py)."""
+index. SQL is SQLite; embeddings are the hashing stand-in (memory/hash_embedder.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from fast_embedder import HashEmbedder
 from sqlalchemy import create_engine, insert, select
 
 from concordia_like.memory.chroma_server import chroma_server
 from concordia_like.memory.embedder import to_bytes
+from concordia_like.memory.hash_embedder import HashEmbedder
 from concordia_like.memory.index import IndexGoneError, collection_name, make_client
 from concordia_like.memory.records import NewMemory
 from concordia_like.memory.stream import MemoryStore
@@ -199,8 +199,9 @@ def test_a_server_that_does_not_answer_is_an_error_not_an_empty_index(stores):
 
 
 def test_a_cli_run_keeps_its_index_on_the_server_and_resumes_with_it(tmp_path, chroma_url):
-    from engine_support import REPO, TOWN, query
     from test_engine_resume import cli, cli_env
+
+    from support.engine import REPO, TOWN, query
 
     root = tmp_path / "runs"
     base = ["--backend", "scripted", "--quiet", "--root", str(root)]

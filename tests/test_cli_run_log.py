@@ -7,10 +7,11 @@ import json
 import re
 
 import pytest
-from engine_support import MINI, REPO, TOWN
 from typer.testing import CliRunner
 
 from concordia_like.cli.main import app
+
+from support.engine import MINI, REPO, TOWN
 
 runner = CliRunner()
 BAD_WORLD = REPO / "tests" / "fixtures" / "bad_worlds" / "wrong_type.yaml"

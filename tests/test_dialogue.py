@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_support import REPO, TOWN, query
 from typer.testing import CliRunner
 
 from concordia_like.cli.main import app
 from concordia_like.dialogue.plan import plan_conversation
 from concordia_like.world.loader import load_world
+
+from support.engine import REPO, TOWN, query
 
 N, TURNS = 4, 4
 runner = CliRunner()
@@ -40,9 +41,8 @@ def lines(path: Path) -> list[dict]:
 def generated(tmp_path_factory):
     """One scripted generation (records), exported again in every format from its
     finished work folder."""
-    from fast_embedder import HashEmbedder
-
     import concordia_like.memory.embedder as embedder_module
+    from concordia_like.memory.hash_embedder import HashEmbedder
 
     folder = tmp_path_factory.mktemp("dialogues")
     work = folder / "job.work"
@@ -363,7 +363,7 @@ def test_work_folder_of_another_job_is_refused(generated, tmp_path):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import fast_embedder; fast_embedder.main()", *args]
+    return [sys.executable, "-c", "from support.fast_embedder import main; main()", *args]
 
 
 def test_killed_generation_ends_with_exactly_n_unique_conversations(tmp_path):

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from engine_support import TOWN, query
 from typer.testing import CliRunner
 
 from concordia_like.agents.degenerate import utterance_problem
 from concordia_like.cli.main import app
+
+from support.engine import TOWN, query
 
 
 @pytest.mark.embedded

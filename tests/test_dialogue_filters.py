@@ -6,11 +6,12 @@ and a secret counts as leaked only when it never reached the speaker."""
 from __future__ import annotations
 
 import pytest
-from engine_support import TOWN
 
 from concordia_like.dialogue.filters import FilterConfig, problem, select, statistics_of
 from concordia_like.dialogue.secrets import carries, leaked, secrets_of
 from concordia_like.world.loader import load_world
+
+from support.engine import TOWN
 
 GOOD = [
     ("Ann Reed", "The apples came in late today, so I marked them down a little."),

@@ -8,7 +8,6 @@ import asyncio
 import json
 
 import pytest
-from engine_support import TOWN, close, lm_factory, memories, run_steps, store_path, timeline
 
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import Simulation, StepAborted
@@ -22,6 +21,8 @@ from concordia_like.llm import (
 from concordia_like.llm.sampling import current_step
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.llm.triage import triage
+
+from support.engine import TOWN, close, lm_factory, memories, run_steps, store_path, timeline
 
 
 class FailingOnce(ScriptedBackend):
@@ -183,8 +184,9 @@ async def test_a_replay_with_another_seed_fails_on_its_first_miss(tmp_path, runs
 def test_the_cli_stops_a_departed_replay_with_one_error_line(tmp_path):
     import subprocess
 
-    from engine_support import REPO
     from test_engine_resume import cli, cli_env
+
+    from support.engine import REPO
 
     def run(*args):
         return subprocess.run(
@@ -268,8 +270,9 @@ def test_the_cli_closes_its_stores_so_the_index_holds_every_memory(tmp_path):
     import subprocess
 
     import chromadb
-    from engine_support import REPO, query
     from test_engine_resume import cli, cli_env
+
+    from support.engine import REPO, query
 
     root = tmp_path / "runs"
     out = subprocess.run(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from support.engine import MINI, close, force, lm_factory, run_steps, timeline
 
 from concordia_like.agents.attention import AttentionPolicy
 from concordia_like.engine.hooks import Announcement, StepHook, StepInput
@@ -15,6 +14,8 @@ from concordia_like.engine.simulation import ENGINES, Simulation
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.memory.plans import DayPlan, PlanBlock
 from concordia_like.world.state import ScheduledEvent
+
+from support.engine import MINI, close, force, lm_factory, run_steps, timeline
 
 ANN, BOB, CY = "Ann Reed", "Bob Vale", "Cy Moss"
 MONDAY = datetime(2025, 4, 14)

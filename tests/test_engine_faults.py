@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from engine_support import TOWN, query, store_path
 from typer.testing import CliRunner
 
 from concordia_like.cli.main import app
@@ -15,6 +14,8 @@ from concordia_like.llm.faults import HOSTILE_TEXT
 from concordia_like.world.loader import load_world
 from concordia_like.world.rules import check_invariants
 from concordia_like.world.state import WorldState
+
+from support.engine import TOWN, query, store_path
 
 STEPS = 200
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from engine_support import REPO, close, lm_factory, run_steps
 
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import ENGINES
+
+from support.engine import REPO, close, lm_factory, run_steps
 
 WORLD = """
 name: Lone

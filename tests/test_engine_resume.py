@@ -14,7 +14,13 @@ import time
 from collections import Counter
 
 import pytest
-from engine_support import (
+
+from concordia_like.engine.runs import resume_run, start_run
+from concordia_like.engine.simulation import ENGINES, Simulation, StepAborted
+from concordia_like.engine.upkeep import Upkeep, UpkeepConfig
+from concordia_like.memory.reflection import ReflectionConfig
+
+from support.engine import (
     REPO,
     TOWN,
     close,
@@ -25,11 +31,6 @@ from engine_support import (
     store_path,
     timeline,
 )
-
-from concordia_like.engine.runs import resume_run, start_run
-from concordia_like.engine.simulation import ENGINES, Simulation, StepAborted
-from concordia_like.engine.upkeep import Upkeep, UpkeepConfig
-from concordia_like.memory.reflection import ReflectionConfig
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -100,8 +101,8 @@ async def test_a_step_that_crashed_before_its_commit_reruns_as_it_first_ran(tmp_
 
 
 def cli(*args: str) -> list[str]:
-    """The `concordia-like` command, run with the hashing embedder (tests/fast_embedder)."""
-    return [sys.executable, "-c", "import fast_embedder; fast_embedder.main()", *args]
+    """The `concordia-like` command, run with the hashing embedder (support.fast_embedder)."""
+    return [sys.executable, "-c", "from support.fast_embedder import main; main()", *args]
 
 
 def cli_env() -> dict[str, str]:

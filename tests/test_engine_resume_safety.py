@@ -7,12 +7,13 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from engine_support import REPO, TOWN, close, lm_factory, run_steps, store_path, timeline
 from test_engine_resume import cli, cli_env
 
 from concordia_like.engine.runs import resume_run, start_run
 from concordia_like.errors import ConfigError
 from concordia_like.world import load_world, replicate_residents
+
+from support.engine import REPO, TOWN, close, lm_factory, run_steps, store_path, timeline
 
 
 async def test_resuming_with_another_backend_is_refused_unless_allowed(runs_root):
@@ -68,7 +69,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def events_of(root, run_id) -> list[tuple]:
-    from engine_support import query
+    from support.engine import query
 
     return query(
         store_path(root, run_id),

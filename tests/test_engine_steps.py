@@ -7,7 +7,14 @@ import random
 from typing import Any
 
 import pytest
-from engine_support import (
+
+from concordia_like.engine.runs import start_run
+from concordia_like.engine.simulation import ENGINES
+from concordia_like.llm import LLMRequest
+from concordia_like.llm.scripted import ScriptedBackend, example_for_schema
+from concordia_like.world.rules import check_invariants
+
+from support.engine import (
     MINI,
     TOWN,
     TYPED_KINDS,
@@ -20,12 +27,6 @@ from engine_support import (
     store_path,
     timeline,
 )
-
-from concordia_like.engine.runs import start_run
-from concordia_like.engine.simulation import ENGINES
-from concordia_like.llm import LLMRequest
-from concordia_like.llm.scripted import ScriptedBackend, example_for_schema
-from concordia_like.world.rules import check_invariants
 
 
 def typed_action(req: LLMRequest) -> dict[str, Any]:

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from engine_support import (
+from concordia_like.engine.runs import resume_run, start_run
+from concordia_like.engine.upkeep import Upkeep, UpkeepConfig, wake_hour
+from concordia_like.memory.reflection import ReflectionConfig
+
+from support.engine import (
     TOWN,
     close,
     lm_factory,
@@ -16,10 +20,6 @@ from engine_support import (
     store_path,
     timeline,
 )
-
-from concordia_like.engine.runs import resume_run, start_run
-from concordia_like.engine.upkeep import Upkeep, UpkeepConfig, wake_hour
-from concordia_like.memory.reflection import ReflectionConfig
 
 
 async def test_day_plans_when_agents_wake_and_stored_once_across_a_resume(runs_root):

@@ -16,8 +16,6 @@ import sys
 import time
 
 import pytest
-from engine_support import REPO, query, store_path
-from experiment_support import SCENARIO, result, run, timeline_of, values, write_scenario
 from typer.testing import CliRunner
 
 from concordia_like.cli.main import app
@@ -26,13 +24,15 @@ from concordia_like.experiments.stats import mean_ci, summarize
 from concordia_like.llm import BackendUnavailableError
 from concordia_like.llm.scripted import ScriptedBackend
 
+from support.engine import REPO, query, store_path
+from support.experiment import SCENARIO, result, run, timeline_of, values, write_scenario
+
 
 @pytest.fixture(scope="module")
 def forked(tmp_path_factory):
     """One experiment of two seeds with forks, and the same without (shared by tests)."""
-    from fast_embedder import install
-
     import concordia_like.memory.embedder as embedder_module
+    from concordia_like.memory.hash_embedder import install
 
     saved = embedder_module._default
     install()
@@ -292,7 +292,7 @@ def test_sigkill_loses_at_most_the_steps_in_flight(forked, tmp_path, fast_embedd
     path, rep, _ = forked
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
-    cmd = [sys.executable, "-c", "import fast_embedder; fast_embedder.main()", "experiment",
+    cmd = [sys.executable, "-c", "from support.fast_embedder import main; main()", "experiment",
            str(path), "--seeds", "2", "--out", str(out), "-b", "scripted"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -7,8 +7,6 @@ end on the scripted model."""
 from __future__ import annotations
 
 import pytest
-from engine_support import REPO, close, force, lm_factory, run_steps, timeline
-from experiment_support import run, values, write_scenario
 
 from concordia_like.agents.actions import Say
 from concordia_like.engine.events import Event
@@ -22,6 +20,9 @@ from concordia_like.world import load_world
 from concordia_like.world.code_rules import RegrowRule, SilenceRule, apply_code_rules
 from concordia_like.world.rules import apply_effects, check_invariants
 from concordia_like.yaml_loader import ConfigFileError
+
+from support.engine import REPO, close, force, lm_factory, run_steps, timeline
+from support.experiment import run, values, write_scenario
 
 LAKE = REPO / "worlds" / "lake.yaml"
 FISHERY = REPO / "worlds" / "scenarios" / "fishery.yaml"

@@ -8,8 +8,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from engine_support import REPO, force
-from experiment_support import run, values, write_scenario
 
 from concordia_like.engine.events import Event
 from concordia_like.engine.simulation import StepAborted
@@ -25,6 +23,9 @@ from concordia_like.experiments.scenario import load_scenario
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.world.rules import apply_effects
 from concordia_like.world.state import Item
+
+from support.engine import REPO, force
+from support.experiment import run, values, write_scenario
 
 MARKET = REPO / "worlds" / "market.yaml"
 SCENARIO = REPO / "worlds" / "scenarios" / "market.yaml"

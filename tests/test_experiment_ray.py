@@ -3,25 +3,23 @@ runs each seed as one task and gives the same measurements as the local executor
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from engine_support import REPO
-from experiment_support import run, timeline_of, write_scenario
+
+from support.experiment import run, timeline_of, write_scenario
 
 ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.ray
 
 
 def test_ray_executor_gives_the_local_results(tmp_path, fast_embedder):
     path = write_scenario(tmp_path)
     local = run(path, tmp_path / "local")
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
     remote = run(
         path,
         tmp_path / "ray",
         executor="ray",
-        worker_setup="fast_embedder:install",
-        worker_env=env,
+        worker_setup="concordia_like.memory.hash_embedder:install",
     )
     assert not ray.is_initialized()  # the cluster it started is stopped
     key = lambda r: (r["condition"], r["seed"], r["step"], r["measurement"])  # noqa: E731

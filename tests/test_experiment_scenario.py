@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from engine_support import MINI, REPO
-from experiment_support import SCENARIO, write_scenario
 
 from concordia_like.experiments.scenario import load_scenario
 from concordia_like.yaml_loader import ConfigFileError
+
+from support.engine import MINI, REPO
+from support.experiment import SCENARIO, write_scenario
 
 
 def test_shipped_scenarios_load():

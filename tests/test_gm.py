@@ -8,7 +8,6 @@ import random
 from typing import Any
 
 import pytest
-from engine_support import MINI, force
 
 from concordia_like.agents.actions import decision_for, to_action
 from concordia_like.gm.master import GameMaster
@@ -16,6 +15,8 @@ from concordia_like.llm import LanguageModel
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.world.loader import load_world
 from concordia_like.world.rules import check_invariants
+
+from support.engine import MINI, force
 
 ANN, BOB, CY = "Ann Reed", "Bob Vale", "Cy Moss"
 

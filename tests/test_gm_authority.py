@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from engine_support import MINI, force
 
 from concordia_like.gm.master import GameMaster
 from concordia_like.gm.resolution import resolution_schema
@@ -28,6 +27,8 @@ from concordia_like.world import (
     check_invariants,
     load_world,
 )
+
+from support.engine import MINI, force
 
 ANN, BOB, CY = "Ann Reed", "Bob Vale", "Cy Moss"
 

@@ -310,9 +310,9 @@ async def test_plan_calls_open_with_the_agents_own_prefix_and_do_not_repeat_the_
 
 
 async def test_the_town_plans_under_each_residents_act_prefix(tmp_path):
-    from engine_support import TOWN, close, lm_factory
-
     from concordia_like.engine.runs import start_run
+
+    from support.engine import TOWN, close, lm_factory
 
     backend = ScriptedBackend()
     sim = start_run(TOWN, lm_factory(backend), root=tmp_path, start_time="07:00")

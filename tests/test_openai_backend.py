@@ -9,7 +9,6 @@ from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field
-from server_fixture import CHAT_OK, free_port, scripted_server
 
 from concordia_like.llm import (
     BackendUnavailableError,
@@ -20,6 +19,9 @@ from concordia_like.llm import (
 )
 from concordia_like.llm.openai_compat import OpenAIBackend, resolve_base_url
 from concordia_like.llm.response_format import response_format_for
+from concordia_like.local_server import free_port
+
+from support.scripted_http import CHAT_OK, scripted_server
 
 pytestmark = pytest.mark.server
 

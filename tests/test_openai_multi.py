@@ -13,13 +13,16 @@ import subprocess
 import time
 
 import pytest
-from server_fixture import CHAT_OK, LlamaServer, free_port, require_llama_server, scripted_server
 from test_engine_resume import cli, cli_env, wait_for_run
 from test_server_killed import steps_done
 
 from concordia_like.llm import BackendUnavailableError, LanguageModel, LLMRequest
 from concordia_like.llm.openai_compat import OpenAIBackend, resolve_base_urls
 from concordia_like.llm.routing import ServerPool
+from concordia_like.local_server import free_port
+
+from support.llama_server import LlamaServer, require_llama_server
+from support.scripted_http import CHAT_OK, scripted_server
 
 pytestmark = pytest.mark.server
 
@@ -115,7 +118,7 @@ async def test_no_server_left_fails_cleanly_naming_them_all():
 
 
 def test_a_run_goes_on_when_one_server_dies_and_fails_cleanly_when_both_have(tmp_path):
-    from engine_support import MINI, REPO
+    from support.engine import MINI, REPO
 
     gguf = require_llama_server()
     servers = [LlamaServer(gguf), LlamaServer(gguf)]

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from engine_support import TOWN
 from typer.testing import CliRunner
 
 from concordia_like.cli.main import app
 from concordia_like.engine.runs import read_run
+
+from support.engine import TOWN
 
 
 def cli(*args):

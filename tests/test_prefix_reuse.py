@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from engine_support import MINI, timeline
 
 from concordia_like.engine.runs import resume_run, start_run
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.embedded import EmbeddedBackend
+
+from support.engine import MINI, timeline
 
 pytestmark = pytest.mark.embedded
 

@@ -4,11 +4,12 @@ agent, purpose), recorded with the run, settable in the world file and from the 
 from __future__ import annotations
 
 import pytest
-from engine_support import TOWN, close, lm_factory, run_steps
 
 from concordia_like.engine.runs import start_run
 from concordia_like.llm import LanguageModel, LLMRequest, ScriptedBackend
 from concordia_like.llm.sampling import SamplingPolicy, parse_overrides, step_scope
+
+from support.engine import TOWN, close, lm_factory, run_steps
 
 
 async def sampled(policy, requests, seed=1, step=1):

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_support import MINI, run_steps, timeline
 
 from concordia_like.engine.runs import start_run
 from concordia_like.llm import LanguageModel
 from concordia_like.llm.embedded import EmbeddedBackend
 from concordia_like.world import load_world, replicate_residents
+
+from support.engine import MINI, run_steps, timeline
 
 pytestmark = pytest.mark.embedded
 

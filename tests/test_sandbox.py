@@ -12,7 +12,6 @@ import re
 import sqlite3
 
 import pytest
-from engine_support import TOWN, lm_factory, query, store_path, timeline
 from rich.console import Console
 
 from concordia_like.engine.hooks import HOOKS_KEY, StepHook
@@ -21,6 +20,8 @@ from concordia_like.llm import BackendUnavailableError
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.sandbox.session import TownSession
 from concordia_like.sandbox.terminal import TownCompleter
+
+from support.engine import TOWN, lm_factory, query, store_path, timeline
 
 SECRET = "the ledger under the floorboard"
 

@@ -12,8 +12,9 @@ import sys
 import time
 
 import pytest
-from engine_support import REPO, TOWN, query
 from test_engine_resume import cli, cli_env
+
+from support.engine import REPO, TOWN, query
 
 SCRIPT = """\
 look
@@ -102,7 +103,7 @@ def test_empty_pipe_runs_the_tour(tmp_path):
 def test_at_a_terminal_tab_history_and_ctrl_c(tmp_path):
     pexpect = pytest.importorskip("pexpect")
     root = tmp_path / "runs"
-    args = ["-c", "import fast_embedder; fast_embedder.main()"]
+    args = ["-c", "from support.fast_embedder import main; main()"]
     args += ["town", str(TOWN), "--backend", "scripted", "--root", str(root)]
     child = pexpect.spawn(
         sys.executable,

@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from engine_support import TOWN, lm_factory, memories, store_path
 from test_sandbox import SECRET, Town, sim_state, store_rows
 
 from concordia_like.engine.newcomers import NEWCOMERS_KEY
@@ -20,6 +19,8 @@ from concordia_like.engine.runs import resume_run
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.sandbox.runlog import LOG_NAME
 from concordia_like.world.rules import check_invariants
+
+from support.engine import TOWN, lm_factory, memories, store_path
 
 NEWCOMER = "Wren Hollis"
 CARD = """\

@@ -7,7 +7,6 @@ would otherwise grow with it."""
 from __future__ import annotations
 
 import pytest
-from engine_support import MINI
 
 from concordia_like.agents.actions import Other
 from concordia_like.agents.agent import Agent
@@ -16,6 +15,8 @@ from concordia_like.llm import LanguageModel
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.world import CreateEffect, apply_effects, load_world
 from concordia_like.world.describe import LIST_MAX as SHOWN
+
+from support.engine import MINI
 
 ANN = "Ann Reed"
 

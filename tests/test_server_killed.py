@@ -11,9 +11,10 @@ import subprocess
 import time
 
 import pytest
-from engine_support import MINI, REPO, query, store_path
-from server_fixture import LlamaServer, require_llama_server
 from test_engine_resume import cli, cli_env, wait_for_run
+
+from support.engine import MINI, REPO, query, store_path
+from support.llama_server import LlamaServer, require_llama_server
 
 pytestmark = pytest.mark.server
 

@@ -5,12 +5,13 @@ speech), on the scripted model."""
 from __future__ import annotations
 
 import pytest
-from engine_support import MINI, force, lm_factory, run_steps, timeline
 
 from concordia_like.agents.degenerate import distinct_n, is_loop, plan_problem, utterance_problem
 from concordia_like.agents.speech import clean
 from concordia_like.engine.runs import start_run
 from concordia_like.llm.scripted import ScriptedBackend
+
+from support.engine import MINI, force, lm_factory, run_steps, timeline
 
 
 @pytest.mark.parametrize(

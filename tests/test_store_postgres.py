@@ -1,4 +1,4 @@
-"""The store on a real PostgreSQL server (tests/pg_fixture.py): the town run through the
+"""The store on a real PostgreSQL server (tests/support/postgres.py): the town run through the
 real command line on PostgreSQL, SIGKILLed mid-run and resumed, has the timeline of an
 uninterrupted run on SQLite with the same seed; and columns PostgreSQL bounds (SQLite
 does not) take the longest values the engine writes."""
@@ -14,13 +14,14 @@ import time
 from datetime import datetime
 
 import pytest
-from engine_support import REPO, TOWN
-from pg_fixture import pg_server, pg_url  # noqa: F401 - fixtures
 from sqlalchemy import create_engine, inspect, select, text
 
 from concordia_like.engine.events import Event, Utterance
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.store.run_tables import UtteranceRow
+
+from support.engine import REPO, TOWN
+from support.postgres import pg_server, pg_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.stores
 
@@ -31,8 +32,8 @@ RUN_TIMEOUT_S = 120
 
 
 def cli(*args: str) -> list[str]:
-    """The `concordia-like` command, with the hashing embedder (tests/fast_embedder)."""
-    return [sys.executable, "-c", "import fast_embedder; fast_embedder.main()", *map(str, args)]
+    """The `concordia-like` command, with the hashing embedder (support.fast_embedder)."""
+    return [sys.executable, "-c", "from support.fast_embedder import main; main()", *map(str, args)]
 
 
 def cli_env() -> dict[str, str]:

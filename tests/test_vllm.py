@@ -13,13 +13,14 @@ from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field
-from vllm_support import KV_CACHE_GIB, VLLMServer, model_folder, require_vllm
 
 from concordia_like.engine.runs import start_run
 from concordia_like.experiments.runner import SharedBackend
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.openai_compat import OpenAIBackend
 from concordia_like.world.rules import check_invariants
+
+from support.vllm_server import KV_CACHE_GIB, VLLMServer, model_folder, require_vllm
 
 pytestmark = [pytest.mark.vllm, pytest.mark.server]
 
@@ -58,7 +59,8 @@ def engine(server) -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def served(server) -> str:
-    return server.wait()
+    server.wait()
+    return server.base_url
 
 
 def test_schemas_are_closed_for_vllm_without_touching_property_names():

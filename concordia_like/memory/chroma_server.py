@@ -6,24 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-START_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from concordia_like.local_server import LocalServer, free_port, http_ok
 
 
 @dataclass(frozen=True)
@@ -39,37 +28,11 @@ def chroma_server() -> Iterator[ChromaServer]:
     top = Path(tempfile.mkdtemp(prefix="concordia-chroma-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (top / "server.log").open("wb")
     cmd = [sys.executable, "-c", "from chromadb.cli.cli import app; app()", "run"]
     cmd += ["--path", str(top / "data"), "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    ready = http_ok(f"{url}/api/v2/heartbeat")
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {proc.returncode}: {_tail(top)}")
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"chroma run did not answer on {url}: {_tail(top)}")
-            time.sleep(0.1)
-        yield ChromaServer(url, proc.pid, top)
+        with LocalServer(cmd, ready, name="chroma run", log=top / "server.log") as server:
+            yield ChromaServer(url, server.pid, top)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
         shutil.rmtree(top, ignore_errors=True)
-
-
-def _tail(top: Path, n: int = 2000) -> str:
-    try:
-        return (top / "server.log").read_text(errors="replace")[-n:]
-    except OSError:
-        return "<no log>"

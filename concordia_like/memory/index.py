@@ -8,7 +8,7 @@ Layout: one collection per agent (the default) or one shared collection filtered
 `where={"agent": ...}`. Retrieval always asks for one owner's memories; with a shared
 collection Chroma must filter a graph built over every agent's vectors, while a
 per-agent collection is searched directly, and its small graph stays fast however many
-agents the world has (see scripts/bench_memory.py for the figures).
+agents the world has (see scripts/bench/bench_memory.py for the figures).
 
 Writes are buffered per agent. Every Chroma write costs about 10-15 ms whatever its
 size, so writing each agent's few new memories every step would cost a second a step at

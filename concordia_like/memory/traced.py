@@ -2,7 +2,7 @@
 
 A retrieval embeds one short query, and at that size the eager model spends more time
 in Python (about 115 module calls per forward) than in arithmetic: 7 ms a query here,
-where the frozen trace takes 4 to 5 (`scripts/bench_memory.py` shows it as "query
+where the frozen trace takes 4 to 5 (`scripts/bench/bench_memory.py` shows it as "query
 embedding alone"). The trace is taken once per process (under half a second) and checked
 against the eager model on a padded batch of another shape before it is used; where
 the model is not the Transformer, mean Pooling, Normalize stack it was written for, or

@@ -22,8 +22,8 @@ Then, on vLLM at 32 agents: the simultaneous engine against the sequential one, 
 warm-up step then one timed step from the same world: engine speedup = sequential step
 time / simultaneous step time.
 
-    nice -n 10 .venv/bin/python scripts/bench_hotpath.py             # 8, 32, 64 agents
-    nice -n 10 .venv/bin/python scripts/bench_hotpath.py --agents 8  # quicker
+    nice -n 10 .venv/bin/python scripts/bench/bench_hotpath.py             # 8, 32, 64 agents
+    nice -n 10 .venv/bin/python scripts/bench/bench_hotpath.py --agents 8  # quicker
 
 vLLM's engine starts in about 2 minutes on a small CPU machine (not timed). The
 machine's load is printed: figures taken beside other work are lower and noisier.
@@ -46,7 +46,7 @@ from concordia_like.llm.types import RawCompletion
 from concordia_like.memory.embedder import get_embedder
 from concordia_like.world import World, load_world, replicate_residents
 
-WORLD = Path(__file__).resolve().parent.parent / "worlds" / "town.yaml"
+WORLD = Path(__file__).resolve().parents[2] / "worlds" / "town.yaml"
 
 
 def load() -> str:

@@ -1,14 +1,10 @@
-"""A hashing stand-in for the sentence embedder, for engine and CLI tests.
+"""A hashing stand-in for the sentence embedder, for runs that exercise the loop, the
+Game Master and the store rather than the quality of retrieval (the engine and CLI
+tests, the soak benchmark): the real model costs about a second per step on two cores.
 
-Engine tests exercise the loop, the Game Master and the store, not the quality of
-retrieval; the real all-MiniLM-L6-v2 model costs about a second per step on two cores,
-which would make a 200-step run take minutes. This embedder maps words to fixed random
-directions (seeded by the word), so equal texts get equal vectors and texts sharing
-words are similar, with no model at all. SQL, Chroma and scoring stay real.
-
-`install()` swaps it in for the process-wide embedder; a subprocess under test runs
-`python -c "import fast_embedder; fast_embedder.main()" run ...` (tests/ on
-PYTHONPATH) to get the `concordia-like` command with it."""
+Words map to fixed random directions (seeded by the word), so equal texts get equal
+vectors and texts sharing words are similar, with no model at all. SQL, Chroma and
+scoring stay real."""
 
 from __future__ import annotations
 
@@ -18,10 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import concordia_like.memory.embedder as embedder_module
 from concordia_like.memory.embedder import DIM
 
 _WORD = re.compile(r"\w+")
-
 
 #: words whose vectors are kept (a word's vector is the same whenever it is made)
 MAX_WORDS = 4096
@@ -63,17 +59,8 @@ class HashEmbedder:
 
 
 def install() -> HashEmbedder:
-    """Make every MemoryStore opened from now on in this process use a HashEmbedder."""
-    import concordia_like.memory.embedder as embedder_module
-
+    """Make every MemoryStore opened from now on in this process use a HashEmbedder
+    (also a Ray worker's set-up: `worker_setup="concordia_like.memory.hash_embedder:install"`)."""
     embedder = HashEmbedder()
     embedder_module._default = embedder  # type: ignore[assignment]
     return embedder
-
-
-def main() -> None:
-    """The `concordia-like` command with the hashing embedder installed."""
-    install()
-    from concordia_like.cli.main import app
-
-    app(prog_name="concordia-like")

@@ -4,8 +4,8 @@ Inserts N memories spread over A agents (real embeddings, real SQLite, real Chro
 batches as a simulation step would, then retrieves for single agents with fresh query
 texts (so every query is embedded: its embedding is part of the latency measured).
 
-    .venv/bin/python scripts/bench_memory.py --memories 100000
-    .venv/bin/python scripts/bench_memory.py --quick
+    .venv/bin/python scripts/bench/bench_memory.py --memories 100000
+    .venv/bin/python scripts/bench/bench_memory.py --quick
 
 The last line is `retrieval_p95_ms=<x>`."""
 

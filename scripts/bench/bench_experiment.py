@@ -10,8 +10,8 @@ run before the clock starts). It prints the wall time of each and the share of s
 that forking saved; the last line is
 `seeds_batch_speedup=<x> fork_steps_saved=<share>`.
 
-    .venv/bin/python scripts/bench_experiment.py                 # K=4, 4 steps
-    .venv/bin/python scripts/bench_experiment.py --seeds 2 --steps 3 --backend scripted
+    .venv/bin/python scripts/bench/bench_experiment.py                 # K=4, 4 steps
+    .venv/bin/python scripts/bench/bench_experiment.py --seeds 2 --steps 3 --backend scripted
 
 Runs are written to a temporary folder, removed at the end."""
 
@@ -27,18 +27,13 @@ from pathlib import Path
 
 import yaml
 
-from concordia_like.experiments.runner import (
-    ModelOptions,
-    Settings,
-    SharedBackend,
-    run_experiment,
-)
+from concordia_like.experiments.runner import run_experiment
 from concordia_like.experiments.scenario import load_scenario
-from concordia_like.llm import LLMRequest
-from concordia_like.llm.batcher import Batcher
+from concordia_like.experiments.settings import Settings
+from concordia_like.llm import BackendOptions, LLMRequest, open_model
 from concordia_like.memory.embedder import get_embedder
 
-SCENARIO = Path(__file__).resolve().parent.parent / "worlds" / "scenarios" / "bread_price.yaml"
+SCENARIO = Path(__file__).resolve().parents[2] / "worlds" / "scenarios" / "bread_price.yaml"
 
 
 def short_scenario(folder: Path, steps: int) -> Path:
@@ -56,12 +51,12 @@ def short_scenario(folder: Path, steps: int) -> Path:
     return path
 
 
-def timed(scenario, out: Path, seeds: list[int], backend) -> tuple[float, object]:
+def timed(scenario, out: Path, seeds: list[int], model) -> tuple[float, object]:
     start = time.perf_counter()
     report = run_experiment(
         scenario,
-        Settings(out=out, seeds=seeds, model=ModelOptions(backend.name), cache_mode="off"),
-        backend=SharedBackend(backend),
+        Settings(out=out, seeds=seeds, model=BackendOptions(model.backend.name), cache_mode="off"),
+        model=model,
     )
     return time.perf_counter() - start, report
 
@@ -75,27 +70,27 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_experiment_"))
     try:
         scenario = load_scenario(short_scenario(tmp, args.steps))
-        backend = ModelOptions(args.backend).make()
+        model = open_model(args.backend)
         seeds = list(range(args.seeds))
 
         async def warm() -> None:  # load the model and the embedder before the clock starts
-            await Batcher(backend).submit(LLMRequest.chat("Say hello.", max_tokens=4))
+            await model.batcher.submit(LLMRequest.chat("Say hello.", max_tokens=4))
 
         asyncio.run(warm())
         get_embedder().embed(["warm up the embedder"])
         # the first runs of a process pay for imports and store set-up: not timed
         (tmp / "warm").mkdir()
-        timed(load_scenario(short_scenario(tmp / "warm", 2)), tmp / "warm-out", [99], backend)
+        timed(load_scenario(short_scenario(tmp / "warm", 2)), tmp / "warm-out", [99], model)
         print(f"load average before: {os.getloadavg()[0]:.2f}")
-        together_s, together = timed(scenario, tmp / "together", seeds, backend)
+        together_s, together = timed(scenario, tmp / "together", seeds, model)
         alone_s = 0.0
         for s in seeds:
-            wall, _ = timed(scenario, tmp / f"alone-{s}", [s], backend)
+            wall, _ = timed(scenario, tmp / f"alone-{s}", [s], model)
             alone_s += wall
         total = together.steps_total
         print(
             f"{args.seeds} seeds x {len(scenario.conditions)} conditions x {args.steps} steps "
-            f"on {backend.name}:{backend.model}"
+            f"on {model.name}"
         )
         print(f"concurrently in one process: {together_s:.1f} s")
         print(f"one seed after another:      {alone_s:.1f} s")
@@ -108,7 +103,7 @@ def main() -> None:
             f"seeds_batch_speedup={alone_s / together_s:.2f} "
             f"fork_steps_saved={together.saved_share:.2f}"
         )
-        asyncio.run(backend.aclose())
+        asyncio.run(model.aclose())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

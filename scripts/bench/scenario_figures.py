@@ -10,9 +10,9 @@ later start with the notice and the party kept inside the run), runs it with
 there under the scenario's name. What is cut is printed first, and the cut file is
 kept in the experiment's folder (`scenario.yaml`), so the manifest's hash names it.
 
-    .venv/bin/python scripts/scenario_figures.py fishery --out experiments/fishery-cut
-    .venv/bin/python scripts/scenario_figures.py market --seeds 2 --steps 6 --out ...
-    .venv/bin/python scripts/scenario_figures.py party --out ... --figures docs/figures
+    .venv/bin/python scripts/bench/scenario_figures.py fishery --out experiments/fishery-cut
+    .venv/bin/python scripts/bench/scenario_figures.py market --seeds 2 --steps 6 --out ...
+    .venv/bin/python scripts/bench/scenario_figures.py party --out ... --figures docs/figures
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "worlds" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "worlds" / "scenarios"
 
 #: the party cut: the host and five townsfolk, from 10:40, the notice at 10:50 and the
 #: party at 11:30 as in the file, so the run is 7 steps of 10 minutes

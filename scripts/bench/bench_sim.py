@@ -16,8 +16,8 @@ the library around the model, and of how many calls it makes.
   importance, planning, reflection) and the 95th percentile of prompt tokens per call,
   also for each half of the run, to show whether prompts grow with the run.
 
-    .venv/bin/python scripts/bench_sim.py            # about 2 to 3 minutes
-    .venv/bin/python scripts/bench_sim.py --quick    # about a minute, shorter runs
+    .venv/bin/python scripts/bench/bench_sim.py            # about 2 to 3 minutes
+    .venv/bin/python scripts/bench/bench_sim.py --quick    # about a minute, shorter runs
 
 Runs are written to a temporary folder, removed at the end. The machine's load average
 is printed: throughput measured beside other work (tests, another benchmark) is lower.
@@ -43,7 +43,7 @@ from concordia_like.llm.usage import Histogram
 from concordia_like.memory.embedder import get_embedder
 from concordia_like.world import World, load_world, replicate_residents
 
-WORLD = Path(__file__).resolve().parent.parent / "worlds" / "town.yaml"
+WORLD = Path(__file__).resolve().parents[2] / "worlds" / "town.yaml"
 
 
 @dataclass

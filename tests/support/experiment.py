@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine_support import MINI, store_path
-
 from concordia_like.engine.recorder import RunRecorder
-from concordia_like.experiments.runner import ModelOptions, Settings, run_experiment
+from concordia_like.experiments.runner import run_experiment
 from concordia_like.experiments.scenario import load_scenario
+from concordia_like.experiments.settings import Settings
+from concordia_like.llm import BackendOptions, open_model
+
+from support.engine import MINI, store_path
 
 SCENARIO = f"""
 name: Mini notice
@@ -53,9 +55,10 @@ def write_scenario(folder: Path, text: str = SCENARIO, name: str = "mini.yaml") 
 def run(path: Path, out: Path, *, seeds=(0, 1), fork=True, backend=None, **kw):
     scenario = load_scenario(path)
     settings = Settings(
-        out=out, seeds=list(seeds), model=ModelOptions(backend="scripted"), fork=fork
+        out=out, seeds=list(seeds), model=BackendOptions(backend="scripted"), fork=fork
     )
-    return run_experiment(scenario, settings, backend=backend, **kw)
+    model = open_model(backend) if backend is not None else None
+    return run_experiment(scenario, settings, model=model, **kw)
 
 
 def result(out: Path, seed: int, condition: str) -> dict:

@@ -1,7 +1,7 @@
 """Soak test of the simulation loop: does the process's memory stay flat over a long run?
 
 The town (worlds/town.yaml, 11 residents) runs on the scripted zero-latency model, as in
-scripts/bench_sim.py (real embeddings, Chroma and SQLite, the Game Master, importance,
+scripts/bench/bench_sim.py (real embeddings, Chroma and SQLite, the Game Master, importance,
 planning and reflection, one commit per step), for 10,000 steps of 10 minutes (69 days
 of the town). The resident memory (RSS) of the process is read, after a garbage
 collection, every tenth of the run; the two figures compared are at 10% (step 1,000:
@@ -11,20 +11,20 @@ the process holds for a growing store (Chroma's vector index, SQLite's page cach
 Beside RSS each checkpoint prints SQLite's own heap, and, by kind, Python's arenas and
 live blocks and malloc's bytes in use: where a growth sits, before `--trace`.
 
-    .venv/bin/python scripts/bench_soak.py                 # 10,000 steps
-    .venv/bin/python scripts/bench_soak.py --quick         # 2,000 steps (200 and 2,000)
-    .venv/bin/python scripts/bench_soak.py --steps 5000    # checkpoints at 500 and 5,000
-    .venv/bin/python scripts/bench_soak.py --quick --trace # also: what grew, by line
-    .venv/bin/python scripts/bench_soak.py --types         # which object types grew
-    .venv/bin/python scripts/bench_soak.py --chroma-server # the index in `chroma run`
-    .venv/bin/python scripts/bench_soak.py --hash-embedder # the tests' hashing embedder
+    .venv/bin/python scripts/bench/bench_soak.py                 # 10,000 steps
+    .venv/bin/python scripts/bench/bench_soak.py --quick         # 2,000 steps (200 and 2,000)
+    .venv/bin/python scripts/bench/bench_soak.py --steps 5000    # checkpoints at 500 and 5,000
+    .venv/bin/python scripts/bench/bench_soak.py --quick --trace # also: what grew, by line
+    .venv/bin/python scripts/bench/bench_soak.py --types         # which object types grew
+    .venv/bin/python scripts/bench/bench_soak.py --chroma-server # the index in `chroma run`
+    .venv/bin/python scripts/bench/bench_soak.py --hash-embedder # the hashing embedder, no model
 
 The vector index holds every memory's vector by design, so in one process the store's
 growth shows in RSS. `--chroma-server` puts the index in Chroma's own server (started on
 127.0.0.1 and stopped at the end), as a larger deployment would: the RSS compared is
 then the simulation's alone, and the server's is printed beside it. `--hash-embedder`
-swaps the sentence model for the tests' hashing embedder (tests/fast_embedder.py): about
-twice the steps per second, and the loop's own memory without the model's caches.
+swaps the sentence model for the hashing embedder (concordia_like.memory.hash_embedder):
+about twice the steps per second, and the loop's own memory without the model's caches.
 
 `--trace` runs tracemalloc (several times slower) and prints the source lines whose
 Python allocations grew most between the two checkpoints, and the object types whose
@@ -54,14 +54,15 @@ from pathlib import Path
 
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import Simulation
+from concordia_like.memory import hash_embedder
 from concordia_like.memory.chroma_server import chroma_server
 from concordia_like.memory.embedder import get_embedder
 from concordia_like.world import load_world
 
 try:  # the helpers of the simulation benchmark: same model, same town
     from bench_sim import WORLD, load, scripted
-except ImportError:  # run from elsewhere than scripts/
-    from scripts.bench_sim import WORLD, load, scripted
+except ImportError:  # run from elsewhere than scripts/bench/
+    from scripts.bench.bench_sim import WORLD, load, scripted
 
 #: the growth the issue allows between the two checkpoints
 ALLOWED_GROWTH = 1.10
@@ -285,18 +286,13 @@ def main() -> None:
     ap.add_argument(
         "--chroma-server", action="store_true", help="the index in `chroma run` on 127.0.0.1"
     )
-    ap.add_argument(
-        "--hash-embedder", action="store_true", help="the tests' hashing embedder, no model"
-    )
+    ap.add_argument("--hash-embedder", action="store_true", help="the hashing embedder, no model")
     args = ap.parse_args()
     steps = args.steps or (2000 if args.quick else 10_000)
     if steps < 2:
         ap.error("--steps must be at least 2")
     if args.hash_embedder:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-        import fast_embedder
-
-        fast_embedder.install()
+        hash_embedder.install()
     print(f"RSS at start {rss_mb():.1f} MiB")
     start = time.perf_counter()
     get_embedder().embed(["warm up the embedding model"])

