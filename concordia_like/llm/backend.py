@@ -35,6 +35,11 @@ class Backend(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the backend holds (model memory, connections)."""
 
+    async def reset_prefix_cache(self) -> None:  # noqa: B027 - optional hook
+        """Forget the prompt prefixes kept from earlier requests, so that the next ones
+        start cold (what a benchmark compares from); a backend keeping none has nothing
+        to forget."""
+
 
 async def fan_out(
     requests: list[LLMRequest], one: Callable[[LLMRequest], Awaitable[RawCompletion]]
