@@ -35,9 +35,9 @@ from concordia_like.memory.records import (
     MemoryRecord,
     NewMemory,
     RetrievalQuery,
-    ScoredMemory,
 )
 from concordia_like.memory.stream import MemoryStore
+from concordia_like.memory.writes import MemoryWrites
 from concordia_like.text import squash
 
 log = logging.getLogger(__name__)
@@ -97,15 +97,15 @@ class ReflectionOutcome:
 
 @dataclass
 class PendingReflection:
-    """Reflections thought out but not yet stored."""
+    """Reflections thought out but not yet stored: the insights, the agents' marks and
+    the last-retrieved times of what the questions retrieved, as memory writes."""
 
     outcomes: list[ReflectionOutcome]
-    insights: list[NewMemory]
-    marks: dict[str, int]
-    #: what the questions retrieved, whose last-retrieved times move at `commit`
-    retrieved: tuple[list[RetrievalQuery], list[list[ScoredMemory]]] = field(
-        default_factory=lambda: ([], [])
-    )
+    writes: MemoryWrites
+
+    @property
+    def insights(self) -> list[NewMemory]:
+        return self.writes.memories
 
 
 def _clean(text: str) -> str:
@@ -151,8 +151,8 @@ class Reflector:
         self, agents: Sequence[str], now: datetime, personas: Mapping[str, str] | None = None
     ) -> PendingReflection:
         """The model's part of reflecting (questions, retrieval, insights) with nothing
-        written, so that an engine can write the insights and marks in its step's
-        transaction with `commit`."""
+        written: its writes wait in the result, for `commit` or an engine's step
+        transaction."""
         cfg = self.config
         personas = personas or {}
         marks = {
@@ -228,7 +228,14 @@ class Reflector:
             if not any(m.agent == a for m in new):
                 outcomes[a].skipped = "no insight cited a real memory"
 
-        return PendingReflection([outcomes[a] for a in agents], new, marks, (queries, found))
+        for o in outcomes.values():
+            if o.skipped:
+                log.info("reflection of %s skipped: %s", o.agent, o.skipped)
+        writes = MemoryWrites()
+        writes.touch(queries, found)
+        writes.add(new)
+        writes.mark(marks)
+        return PendingReflection([outcomes[a] for a in agents], writes)
 
     def commit(
         self, pending: PendingReflection, now: datetime, *, session: Session | None = None
@@ -236,13 +243,8 @@ class Reflector:
         """Store prepared insights and move the agents' marks (in `session`'s
         transaction when given). The marks move even where no insight was kept."""
         outcomes = {o.agent: o for o in pending.outcomes}
-        self.store.touch(*pending.retrieved, session=session)
-        for record in self.store.add_many(pending.insights, now=now, session=session):
+        for record in pending.writes.write(self.store, now, session=session):
             outcomes[record.agent].insights.append(record)
-        self.store.mark_reflected(pending.marks, now, session=session)
-        for o in pending.outcomes:
-            if o.skipped:
-                log.info("reflection of %s skipped: %s", o.agent, o.skipped)
         return pending.outcomes
 
     def _parsed(self, answer: Any, agent: str, what: str, outcome: ReflectionOutcome) -> Any:
