@@ -230,3 +230,16 @@ def test_a_step_is_ten_minutes_in_the_mini_world():
     from concordia_like.world import load_world
 
     assert load_world(MINI).state.clock.step == timedelta(minutes=10)
+
+
+async def test_the_town_plans_carry_the_places_of_the_routine(runs_root):
+    from support.engine import TOWN
+
+    sim = start_run(TOWN, lm_factory(scripted()), seed=1, root=runs_root, start_time="07:00")
+    await run_steps(sim, 1)
+    ines = sim.agents["Ines Marlowe"].plan
+    assert ines is not None
+    routine = {b.description: b.place for b in ines.blocks}
+    assert routine["opens the shop and serves the early customers at Marlowe's Bakery"] == "bakery"
+    assert all(p is None or p in sim.state.places for p in routine.values())
+    await close(sim)

@@ -46,3 +46,36 @@ def test_activities_pass(text):
 )
 def test_what_is_not_an_activity_says_why(text, problem):
     assert activity_problem(text, NAMES) == problem
+
+
+async def test_an_item_that_is_no_activity_leaves_the_routine_with_the_reason_logged(caplog):
+    import json
+    import logging
+    from datetime import datetime
+
+    from concordia_like.agents.planning import PlanContext, Planner
+    from concordia_like.llm import LanguageModel
+    from concordia_like.llm.scripted import ScriptedBackend
+
+    backend = ScriptedBackend()
+    proposals = [
+        {"hour": 6, "place": "Clinic", "activity": "dear Lottie"},
+        {"hour": 9, "place": "Clinic", "activity": "visits the doctor"},
+    ]
+    backend.add_rule(".", json.dumps({"items": proposals}), "plan")
+    ctx = PlanContext(
+        "Ines Marlowe",
+        wake_hour=5,
+        routine=((5 * 60, "bakes bread", "Marlowe's Bakery"), (6 * 60, "opens the shop", None)),
+        places=("Marlowe's Bakery", "Clinic"),
+        place_ids={"Marlowe's Bakery": "bakery", "Clinic": "clinic"},
+    )
+    with caplog.at_level(logging.INFO):
+        plans = await Planner(LanguageModel(backend)).plan_days([ctx], datetime(2025, 4, 14, 5))
+    blocks = [(b.start.hour, b.description, b.place) for b in plans["Ines Marlowe"].blocks]
+    assert blocks == [
+        (5, "bakes bread at Marlowe's Bakery", "bakery"),
+        (6, "opens the shop", None),  # the routine's item stands
+        (9, "visits the doctor at Clinic", "clinic"),  # typed: the place the model picked
+    ]
+    assert "'dear Lottie' of Ines Marlowe dropped (a greeting)" in caplog.text

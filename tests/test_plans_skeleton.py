@@ -34,9 +34,9 @@ def test_proposals_change_the_skeleton_but_never_repeat_an_activity():
     items = merge_into_skeleton(
         ROUTINE,
         [
-            (5, "morning breads", "Marlowe's Bakery"),
-            (11, "morning breads", "Marlowe's Bakery"),
-            (12, "morning breads", "Marlowe's Bakery"),
+            (5, "bakes morning breads", "Marlowe's Bakery"),
+            (11, "bakes morning breads", "Marlowe's Bakery"),
+            (12, "bakes morning breads", "Marlowe's Bakery"),
             (15, "visit the clinic with Tobias", "Clinic"),
             (16, "x", None),
             (17, "you remember you remember you remember you remember", None),
@@ -44,13 +44,13 @@ def test_proposals_change_the_skeleton_but_never_repeat_an_activity():
         wake_hour=5,
     )
     assert items == [
-        (5, "morning breads at Marlowe's Bakery"),
-        (12, "lunch at Marlowe House"),
-        (13, "serves customers at Marlowe's Bakery"),
-        (15, "visit the clinic with Tobias"),  # names its place already
-        (19, "supper"),
+        (5, "bakes morning breads at Marlowe's Bakery", "Marlowe's Bakery"),
+        (12, "lunch at Marlowe House", "Marlowe House"),
+        (13, "serves customers at Marlowe's Bakery", "Marlowe's Bakery"),
+        (15, "visit the clinic with Tobias", "Clinic"),  # names its place already
+        (19, "supper", None),
     ]
-    assert plan_problem([a for _, a in items]) is None
+    assert plan_problem([a for _, a, _ in items]) is None
 
 
 async def test_a_model_that_repeats_one_activity_still_makes_a_real_plan():
@@ -66,7 +66,7 @@ async def test_a_model_that_repeats_one_activity_still_makes_a_real_plan():
         return json.dumps(
             {
                 "items": [
-                    {"hour": h, "place": place_enum[0], "activity": "morning breads"}
+                    {"hour": h, "place": place_enum[0], "activity": "bakes morning breads"}
                     for h in hour_enum[:3]
                 ]
             }
@@ -79,7 +79,7 @@ async def test_a_model_that_repeats_one_activity_still_makes_a_real_plan():
     plan = plans["Ines Marlowe"]
     activities = [b.description for b in plan.blocks]
     assert plan_problem(activities) is None, activities
-    assert activities[0] == "morning breads at Clinic"
+    assert activities[0] == "bakes morning breads at Clinic"
     assert "lunch at Marlowe House" in activities and "supper" in activities
     # the grammar: the day's hours and the real places; the prompt shows the usual day
     # and no field name

@@ -133,7 +133,10 @@ BASE_VERBS = frozenset(
         "mark meet mend milk mind move open pack pay pick plan plant play post practise "
         "practice pray prepare read repair rest return review run see sell send serve shop "
         "sing sit sleep sort speak spend start stock study survey sweep take talk teach tell "
-        "tend tidy train visit wait walk wash watch water work write"
+        "tend tidy train visit wait walk wash watch water work write wake dress shower relax "
+        "nap travel drive ride head leave arrive stay discuss decide think draw paint build "
+        "sew knit weed harvest sow dig hunt swim exercise volunteer organise organize greet "
+        "borrow lend order unload load stack chop brew pour set clear ring argue"
     )
 )
 #: nouns that name what one does (`lunch at the pub`), as routines write them

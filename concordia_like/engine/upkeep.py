@@ -95,6 +95,7 @@ class Upkeep:
 
     def _contexts(self) -> dict[str, PlanContext]:
         """What each agent plans from."""
+        place_ids = {name: pid for pid, name in self.place_names.items()}
         return {
             n: PlanContext(
                 agent=n,
@@ -104,6 +105,7 @@ class Upkeep:
                 bedtime_hour=self.config.bedtime_hour,
                 routine=self._routine(a.persona),
                 places=tuple(self.place_names.values()),
+                place_ids=place_ids,
                 prefix=a.prefix,
             )
             for n, a in self.agents.items()

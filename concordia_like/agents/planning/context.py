@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from concordia_like.agents.degenerate import normalized
@@ -49,6 +49,8 @@ class PlanContext:
     routine: tuple[tuple[int, str, str | None], ...] = ()
     #: the names of the places a plan may name
     places: tuple[str, ...] = ()
+    #: place name -> place id, for the typed place of each plan item
+    place_ids: Mapping[str, str] = field(default_factory=dict)
     #: the agent's stable prefix (persona and rules, the system message of its act
     #: calls): where given, plan calls open with it too, so a backend that keeps
     #: prefixes decodes an agent's persona once for all its calls; the persona is then

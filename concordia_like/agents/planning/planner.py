@@ -18,7 +18,13 @@ model proposes is merged into it (the model's entry wins at its hour); a proposa
 repeats an activity already in the plan, or is degenerate, is dropped, so a plan cannot
 be one activity repeated (a small model asked for free activities with hours wrote one
 activity eight times). A decomposition's repeated steps are dropped the same way, and
-an hour of the routine is not decomposed at all: its own words are the hour's step."""
+an hour of the routine is not decomposed at all: its own words are the hour's step.
+
+Every item the model writes must read as an activity a person plans (a phrase with a
+verb, not a name, a date, a greeting or a fragment: `degenerate.activity_problem`);
+one that does not is dropped with its reason logged, and the routine's item stands.
+Each plan item carries the typed place it happens at: the routine's, or the one the
+model picked from the world's under the plan grammar (None: free time)."""
 
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from concordia_like.agents.degenerate import is_loop, normalized
+from concordia_like.agents.degenerate import activity_problem, is_loop, normalized
 from concordia_like.agents.planning.context import (
     PlanContext,
     PlanningConfig,
@@ -56,28 +62,41 @@ from concordia_like.text import squash
 log = logging.getLogger(__name__)
 
 
+def not_an_activity(text: str, agent: str, names: Sequence[str], what: str) -> bool:
+    """Whether a plan item the model wrote for `agent` fails to read as an activity
+    (logged with the reason: what stands instead is `what`)."""
+    problem = activity_problem(text, (agent, *names))
+    if problem is not None:
+        log.info("plan item %r of %s dropped (%s); %s stands", text, agent, problem, what)
+    return problem is not None
+
+
 def merge_into_skeleton(
     routine: Sequence[tuple[int, str, str | None]],
     proposals: Sequence[tuple[int, str, str | None]],
     wake_hour: int,
-) -> list[tuple[int, str]]:
-    """(hour, activity) items of a day: the routine's from `wake_hour` on, then each
-    proposal (hour, activity, place) in turn replacing the entry at its hour or adding
-    one, unless it repeats an activity already in the plan at another hour, is a loop
-    or is under two words."""
-    plan: dict[int, str] = {}
+    agent: str = "",
+    names: Sequence[str] = (),
+) -> list[tuple[int, str, str | None]]:
+    """(hour, activity, place) items of a day: the routine's from `wake_hour` on, then
+    each proposal (hour, activity, place) in turn replacing the entry at its hour or
+    adding one, unless it repeats an activity already in the plan at another hour, or
+    does not read as an activity (`names`: of people and places, which an item is not)."""
+    plan: dict[int, tuple[str, str | None]] = {}
     for minutes, activity, place in routine:
         if minutes // 60 >= wake_hour:
-            plan.setdefault(minutes // 60, with_place(activity, place))
+            plan.setdefault(minutes // 60, (with_place(activity, place), place))
     for hour, activity, place in proposals:
         text = with_place(activity, place)
-        if len(normalized(activity).split()) < 2 or is_loop(text):
+        if is_loop(text) or not_an_activity(activity, agent, names, "the routine"):
             continue
         key = normalized(activity)
-        if any(key == normalized(v) or key in normalized(v) for h, v in plan.items() if h != hour):
+        if any(
+            key == normalized(v) or key in normalized(v) for h, (v, _) in plan.items() if h != hour
+        ):
             continue
-        plan[hour] = text
-    return sorted(plan.items())
+        plan[hour] = (text, place)
+    return [(h, text, place) for h, (text, place) in sorted(plan.items())]
 
 
 def distinct_steps(proposals: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -163,11 +182,19 @@ class Planner:
         for ctx, answer in zip(contexts, answers, strict=True):
             wake, bed = day_bounds(ctx, day)
             parsed = _parsed(answer, "day plan", ctx.agent)
+            items: list[tuple[int, str, str | None]]
             if ctx.routine:
                 proposals = [(i.hour, i.activity, i.place) for i in parsed.items] if parsed else []
-                items = merge_into_skeleton(ctx.routine, proposals, wake.hour)
+                named = merge_into_skeleton(
+                    ctx.routine, proposals, wake.hour, ctx.agent, ctx.places
+                )
+                items = [(h, text, ctx.place_ids.get(p or "")) for h, text, p in named]
             else:
-                items = [(i.hour, i.activity) for i in parsed.items] if parsed is not None else []
+                items = [
+                    (i.hour, i.activity, None)
+                    for i in (parsed.items if parsed is not None else [])
+                    if not not_an_activity(i.activity, ctx.agent, ctx.places, "the rest")
+                ]
             blocks = blocks_from_hours(items, wake, bed)
             if not blocks:
                 blocks = [PlanBlock(wake, bed, "go about the usual daily routine")]
@@ -221,9 +248,13 @@ class Planner:
         for (plan, window), answer in zip(todo, answers, strict=True):
             parsed = _parsed(answer, "decomposition", plan.agent)
             block = plan.block_at(now)
-            proposals = distinct_steps(
-                [(s.activity, s.minutes) for s in parsed.steps] if parsed is not None else []
-            )
+            proposals = [
+                (text, minutes)
+                for text, minutes in distinct_steps(
+                    [(s.activity, s.minutes) for s in parsed.steps] if parsed is not None else []
+                )
+                if not not_an_activity(text, plan.agent, (), "the block's own words")
+            ]
             fallback = [(block.description if block else "carry on", 60)]
             plan.steps = _with_steps(plan, window, proposals, fallback)
 
@@ -271,10 +302,16 @@ class Planner:
                 continue
             plan = plans[agent]
             cut = floor_to_unit(now)
-            items = [(i.hour, i.activity) for i in parsed.items]
+            ctx = who.get(agent) or PlanContext(agent)
+            items: list[tuple[int, str, str | None]] = [
+                (i.hour, i.activity, ctx.place_ids.get(getattr(i, "place", None) or ""))
+                for i in parsed.items
+                if not not_an_activity(i.activity, agent, ctx.places, "the plan as it was")
+            ]
             reaction = squash(parsed.reaction)
-            if reaction:  # what the agent does right now comes first
-                items = [(cut.hour, reaction), *[(h, a) for h, a in items if h > cut.hour]]
+            if reaction and not not_an_activity(reaction, agent, ctx.places, "no reaction"):
+                # what the agent does right now comes first (free: it chooses where)
+                items = [(cut.hour, reaction, None), *[it for it in items if it[0] > cut.hour]]
             blocks = blocks_from_hours(items, cut, plan.bedtime)
             if not blocks:
                 continue

@@ -94,11 +94,27 @@ def steps_schema(max_steps: int) -> type[BaseModel]:
 
 
 @lru_cache(maxsize=64)
-def replan_schema(first_hour: int, last_hour: int, max_blocks: int) -> type[BaseModel]:
-    """Whether to change the day; if so, what to do now and the rest of the day."""
-    item = _plan_item(first_hour, last_hour)
+def _placed_item(first_hour: int, last_hour: int, places: tuple[str, ...]) -> type[BaseModel]:
     return create_model(
-        f"Replan{first_hour}_{last_hour}",
+        f"PlacedItem{first_hour}_{last_hour}",
+        hour=(int_enum(first_hour, last_hour), ...),
+        place=(Literal[places], ...),  # type: ignore[valid-type]
+        activity=(ActivityWords, ...),
+    )
+
+
+@lru_cache(maxsize=64)
+def replan_schema(
+    first_hour: int, last_hour: int, max_blocks: int, places: tuple[str, ...] = ()
+) -> type[BaseModel]:
+    """Whether to change the day; if so, what to do now and the rest of the day (each
+    item at one of `places`, where the world has them)."""
+    if places:
+        item = _placed_item(first_hour, last_hour, places)
+    else:
+        item = _plan_item(first_hour, last_hour)
+    return create_model(
+        f"Replan{first_hour}_{last_hour}{'P' if places else ''}",
         change=(bool, ...),
         reaction=(Annotated[str, StringConstraints(max_length=80)], ""),
         items=(Annotated[list[item], Field(max_length=max_blocks)], []),  # type: ignore[valid-type]
@@ -213,6 +229,7 @@ def replan_request(
 ) -> LLMRequest:
     """Whether news changes the rest of the day, and if so to what."""
     cut = floor_to_unit(now)
+    fields = '"hour", "place", "activity"' if ctx.places else '"hour", "activity"'
     prompt = (
         f"It is {cut:%H:%M}. {plan.agent}'s plan for the rest of the day: "
         f"{plan.describe(cut)}\n{plan.agent} has just observed: {obs.text[:200]}\n"
@@ -220,12 +237,13 @@ def replan_request(
         f"{plan.agent} does now (reaction) and give the new plan until "
         f"{plan.bedtime:%H:%M}.\n"
         'Answer as JSON: "change" (true or false), "reaction" (what to do now), '
-        '"items", a list of {"hour", "activity"} for the rest of the day.'
+        f'"items", a list of {{{fields}}} for the rest of the day.'
     )
+    last = max(cut.hour, plan.bedtime.hour - 1)
     return _request(
         ctx,
         [_about(ctx, cfg), prompt],
         SYSTEM,
-        schema=replan_schema(cut.hour, max(cut.hour, plan.bedtime.hour - 1), cfg.max_blocks),
+        schema=replan_schema(cut.hour, last, cfg.max_blocks, tuple(sorted(ctx.places))),
         max_tokens=32 * cfg.max_blocks + 40,
     )
