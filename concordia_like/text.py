@@ -1,7 +1,10 @@
-"""Text made fit for one line of a prompt, a log or a table: the one place where white
-space is folded and long text is cut, so that every layer cuts the same way."""
+"""Text made fit for one line of a prompt, a log or a table, or for an API's name field:
+the one place where white space is folded and long text is cut, so that every layer
+cuts the same way."""
 
 from __future__ import annotations
+
+import re
 
 ELLIPSIS = "…"
 
@@ -28,3 +31,10 @@ def clip(text: str, max_chars: int) -> str:
 def one_line(text: str, max_chars: int) -> str:
     """`text` squashed onto one line and clipped to `max_chars`."""
     return clip(squash(text), max_chars)
+
+
+def identifier(text: str, fallback: str, max_chars: int = 64) -> str:
+    """`text` as a name of letters, digits, `_` and `-` (each run of anything else one
+    `_`), at most `max_chars` long, as OpenAI's `name` fields take it; `fallback` when
+    nothing is left."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:max_chars] or fallback

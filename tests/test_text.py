@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concordia_like.text import clip, one_line, squash
+from concordia_like.text import clip, identifier, one_line, squash
 
 
 def test_squash_folds_every_run_of_white_space() -> None:
@@ -20,3 +20,10 @@ def test_clip_cuts_at_a_word_and_marks_the_cut() -> None:
 def test_one_line_squashes_before_clipping() -> None:
     assert one_line("one\n\n two   three", 100) == "one two three"
     assert one_line("one\n two three four", 12) == "one two…"
+
+
+def test_identifier_keeps_only_what_a_name_field_takes() -> None:
+    assert identifier("Ines Marlowe", "speaker") == "Ines_Marlowe"
+    assert identifier("Zoë's *day*", "x") == "Zo_s_day"
+    assert identifier("!!!", "speaker") == "speaker"
+    assert len(identifier("a" * 100, "x")) == 64

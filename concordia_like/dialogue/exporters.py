@@ -21,12 +21,12 @@ README.md dataset card stating the world, personas, model, filters and counts.""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from concordia_like.files import atomic_folder, write_atomic
+from concordia_like.text import identifier
 
 FORMATS = ("openai", "sharegpt", "trl", "records")
 TRL_STYLES = ("messages", "prompt_completion")
@@ -36,7 +36,7 @@ SHARD_ROWS = 1000
 
 def openai_name(name: str) -> str:
     """A speaker's name as OpenAI's `name` field allows it."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:64] or "speaker"
+    return identifier(name, "speaker")
 
 
 def system_text(record: dict[str, Any], target: str) -> str:
@@ -78,7 +78,7 @@ def samples(
 ) -> list[dict[str, Any]]:
     """The samples of one conversation record in `fmt`."""
     if fmt == "records":
-        return [{k: v for k, v in record.items()}]
+        return [dict(record)]
     group = len(record["speakers"]) > 2
     out = []
     for target in record["speakers"]:

@@ -17,11 +17,11 @@ validates every structured output."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Literal
 
 from concordia_like.llm.structured import closed
 from concordia_like.llm.types import LLMRequest
+from concordia_like.text import identifier
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ STRUCTURED_MODES: tuple[str, ...] = ("auto", "json_schema", "json_object", "none
 def schema_name(schema: dict[str, Any] | None, fallback: str = "output") -> str:
     """A name for `json_schema.name`: letters, digits, `_` and `-`, at most 64."""
     title = schema.get("title") if isinstance(schema, dict) else None
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", str(title or fallback)).strip("_")
-    return (name or fallback)[:64]
+    return identifier(str(title or fallback), fallback)
 
 
 def response_format_for(
