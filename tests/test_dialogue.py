@@ -138,9 +138,9 @@ def test_conversations_of_a_job_share_model_batches(tmp_path, runs_root):
     import asyncio
 
     from concordia_like.dialogue.filters import FilterConfig
-    from concordia_like.dialogue.generate import SharedModel
     from concordia_like.dialogue.job import run_job
     from concordia_like.dialogue.scripted import add_speech_rule
+    from concordia_like.llm import open_model
     from concordia_like.llm.scripted import ScriptedBackend
 
     world = load_world(TOWN)
@@ -156,7 +156,7 @@ def test_conversations_of_a_job_share_model_batches(tmp_path, runs_root):
         return await inner(requests)
 
     backend.generate_batch = spy  # type: ignore[method-assign]
-    shared = SharedModel(backend)
+    shared = open_model(backend)
     result = asyncio.run(
         run_job(
             world,
@@ -419,15 +419,15 @@ def test_a_conversation_nobody_spoke_in_is_journaled_and_dropped(tmp_path, runs_
     import asyncio
 
     from concordia_like.dialogue.filters import FilterConfig
-    from concordia_like.dialogue.generate import SharedModel
     from concordia_like.dialogue.job import run_job
+    from concordia_like.llm import open_model
     from concordia_like.llm.scripted import ScriptedBackend
 
     backend = ScriptedBackend()
     backend.add_rule(r".", "says", purpose="speech")
     result = asyncio.run(
         run_job(
-            load_world(TOWN), SharedModel(backend), tmp_path / "work", conversations=1,
+            load_world(TOWN), open_model(backend), tmp_path / "work", conversations=1,
             turns=2, seed=0, parallel=1, filters=FilterConfig(), max_attempts=2,
             job={"backend": "scripted", "model": backend.model},
         )

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from concordia_like.engine.hooks import HOOKS_KEY, StepHook
 from concordia_like.engine.runs import resume_run, start_run
-from concordia_like.llm import BackendUnavailableError
+from concordia_like.llm import BackendUnavailableError, open_model, run_models
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.sandbox.session import TownSession
 from concordia_like.sandbox.terminal import TownCompleter
@@ -165,7 +165,7 @@ async def test_inject_is_perceived_where_it_happens(town):
     assert "at the next step, at bakery" in out
     out = await town("step")
     assert "A cart overturns outside" in out
-    events = [e for e in town.sim.recorder.events(town.sim.run_id, kinds=["announcement"])]
+    events = list(town.sim.recorder.events(town.sim.run_id, kinds=["announcement"]))
     assert [(e.text, e.place) for e in events] == [
         ("A cart overturns outside, spilling flour.", "bakery")
     ]
@@ -278,6 +278,37 @@ async def test_fork_copies_the_town_and_goes_on_in_the_copy(town):
         assert original.step == 3 and timeline(original) == before
     finally:
         await original.aclose()
+
+
+class ClosingScripted(ScriptedBackend):
+    """The scripted model, counting its closes."""
+
+    closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_fork_closes_the_town_it_leaves_but_not_the_model_its_runs_borrow(runs_root):
+    backend = ClosingScripted()
+    lender = open_model(backend)
+    factory = run_models(lender, "readwrite")
+
+    def opener(run_id):
+        return resume_run(run_id, factory, world_path=TOWN, root=runs_root)
+
+    sim = start_run(TOWN, factory, root=runs_root, seed=3)
+    console = Console(file=io.StringIO(), width=100)
+    session = TownSession(sim, console, opener=opener, root=runs_root)
+    assert await session.execute("step 1") and await session.execute("fork")
+    assert session.sim is not sim and sim.lm.cache._closed  # the old town is closed
+    assert backend.closed == 0
+    assert await session.execute("step 1")  # the copy steps on the same loaded model
+    assert session.sim.step == 2
+    await session.aclose()
+    assert backend.closed == 0  # left to its owner
+    await lender.aclose()
+    assert backend.closed == 1
 
 
 async def test_completion_of_commands_names_and_places(town):
