@@ -195,8 +195,10 @@ def test_newcomer_from_a_card_survives_reopen_and_fork(tmp_path):
     run_id = re.search(r"new town ([0-9a-f]{12})", out).group(1)
     refused = [line for line in out.splitlines() if line.startswith("error:")]
     assert refused == [
-        f"error: {bad}:2: age: Input should be a valid integer, unable to parse string as an "
-        "integer, got 'thirty'"
+        (
+            f"error: {bad}:2: age: Input should be a valid integer, unable to parse string as "
+            "an integer, got 'thirty'"
+        )
     ]
     assert "Wren Hollis joins Larkspur Ford, at Market Square" in out
     assert "Wren Hollis Mon 06:00> go bakery" in out

@@ -286,7 +286,7 @@ def _generate(
                 transient=True,
             ) as progress:
                 task = progress.add_task("", total=None)
-                result = await run_job(
+                return await run_job(
                     world,
                     lm,
                     work,
@@ -300,7 +300,6 @@ def _generate(
                     sampling=overrides or None,
                     on_done=lambda _r: progress.advance(task),
                 )
-            return result
 
     from concordia_like.engine.simulation import StepAborted
 

@@ -65,7 +65,8 @@ def new_manifest(
 
 
 def now() -> str:
-    return datetime.now().isoformat(timespec="seconds")
+    """The local time, with its offset from UTC."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def _git_revision() -> str | None:
