@@ -133,8 +133,10 @@ async def test_a_card_whose_home_is_a_place_arrives_there_with_its_keys(town, ca
         ({"name: Wren Hollis": "name: bakery"}, r"wren\.yaml:1: name: 'bakery' is a place id"),
         (
             {"place: market_square": "place: market_squar"},
-            r"wren\.yaml:9: routine\[0\]\.place: unknown place 'market_squar' of Larkspur "
-            r"Ford \(did you mean 'market_square'\?\)",
+            (
+                r"wren\.yaml:9: routine\[0\]\.place: unknown place 'market_squar' of "
+                r"Larkspur Ford \(did you mean 'market_square'\?\)"
+            ),
         ),
         (
             {"age: 31": "age: old", "pronouns:": "pronowns:"},
@@ -271,8 +273,8 @@ async def test_degraded_call_warnings_go_to_the_log_file_not_the_screen(runs_roo
     assert logger.propagate and not [h for h in logger.handlers if type(h).__name__ == "RunLog"]
 
 
-async def test_the_readme_s_example_card_joins_the_town(town, card):
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    example = readme.split("```yaml\n# me.yaml\n", 1)[1].split("```", 1)[0]
+async def test_the_sandbox_doc_s_example_card_joins_the_town(town, card):
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "sandbox.md").read_text()
+    example = doc.split("```yaml\n# me.yaml\n", 1)[1].split("```", 1)[0]
     out = await town(f"play --new {card(example, name='me.yaml')}")
     assert out.startswith("Wren Hollis joins Larkspur Ford, at Market Square"), out

@@ -15,7 +15,6 @@ import pytest
 from pydantic import BaseModel, Field
 
 from concordia_like.engine.runs import start_run
-from concordia_like.experiments.runner import SharedBackend
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.openai_compat import OpenAIBackend
 from concordia_like.world.rules import check_invariants
@@ -88,7 +87,7 @@ def compact(text: str) -> bool:
 
 
 def test_structured_and_choice_requests_parse_and_are_counted(engine):
-    lm = LanguageModel(SharedBackend(engine))
+    lm = LanguageModel(engine, owns_backend=False)
     requests = [
         LLMRequest.chat(f"How do you feel, neighbour {i}? Say why.", schema=Mood, max_tokens=48)
         for i in range(4)
@@ -106,7 +105,7 @@ def test_structured_and_choice_requests_parse_and_are_counted(engine):
 
 
 def test_a_seed_reproduces_its_sample_and_another_seed_differs(engine):
-    lm = LanguageModel(SharedBackend(engine))
+    lm = LanguageModel(engine, owns_backend=False)
 
     async def alone(seed: int) -> str:
         # the same computation each time: one request alone, over an empty prefix cache.
@@ -125,7 +124,7 @@ def test_a_seed_reproduces_its_sample_and_another_seed_differs(engine):
 
 
 def test_a_shared_prefix_is_reused(engine):
-    lm = LanguageModel(SharedBackend(engine))
+    lm = LanguageModel(engine, owns_backend=False)
     system = "You are Mira, the town baker. " + "You remember the day in detail. " * 20
     before = engine.stats["cached_prompt_tokens"]
     for question in ("What do you bake?", "Who came in?"):
@@ -135,7 +134,7 @@ def test_a_shared_prefix_is_reused(engine):
 
 def test_town_steps_on_the_vllm_backend(tmp_path, engine):
     sim = start_run(
-        TOWN, lambda _folder: LanguageModel(SharedBackend(engine)), root=tmp_path, seed=3
+        TOWN, lambda _folder: LanguageModel(engine, owns_backend=False), root=tmp_path, seed=3
     )
 
     async def go():
@@ -160,7 +159,9 @@ def test_models_check_on_vllm(monkeypatch, engine):
     from concordia_like.cli import models as models_cli
     from concordia_like.cli.main import app
 
-    monkeypatch.setattr(models_cli, "make_backend", lambda name, **opts: SharedBackend(engine))
+    monkeypatch.setattr(
+        models_cli, "open_model", lambda options: LanguageModel(engine, owns_backend=False)
+    )
     result = CliRunner().invoke(app, ["models", "--check", "vllm"])
     assert result.exit_code == 0, result.output
     assert "backend vllm (SmolLM2-135M-Instruct.Q4_1)" in result.output
