@@ -128,7 +128,8 @@ async def test_an_interrupt_mid_step_leaves_the_last_commit(tmp_path, runs_root)
             return await super().generate_batch(requests)
 
     backend = Interrupting()
-    sim = start_run(TOWN, lm_factory(backend), seed=1, root=runs_root)
+    # everyone asked every step: the step has calls to interrupt
+    sim = start_run(TOWN, lm_factory(backend), seed=1, root=runs_root, attention={"mode": "always"})
     await run_steps(sim, 2)
     before = state_of(sim)
     task = asyncio.ensure_future(sim.run_step())

@@ -60,8 +60,10 @@ def scripted(says: dict[str, str] | None = None) -> ScriptedBackend:
 
 
 def events_run(runs_root, backend, engine="simultaneous", places=PLACES) -> Simulation:
-    sim = start_run(MINI, lm_factory(backend), engine=engine, seed=3, root=runs_root)
-    sim.attention = EVENTS
+    sim = start_run(
+        MINI, lm_factory(backend), engine=engine, seed=3, root=runs_root, attention=EVENTS.record()
+    )
+    assert sim.attention == EVENTS
     give_plans(sim, places)
     return sim
 
@@ -191,7 +193,7 @@ async def test_a_resumed_events_run_equals_an_uninterrupted_one(tmp_path, runs_r
     await run_steps(first, 4)
     await close(first)
     resumed = resume_run(first.run_id, lm_factory(scripted({ANN: BOB, CY: ANN})), root=other)
-    resumed.attention = EVENTS
+    assert resumed.attention == EVENTS  # as recorded
     await run_steps(resumed, 6)
 
     assert timeline(resumed) == timeline(straight)
@@ -243,3 +245,35 @@ async def test_the_town_plans_carry_the_places_of_the_routine(runs_root):
     assert routine["opens the shop and serves the early customers at Marlowe's Bakery"] == "bakery"
     assert all(p is None or p in sim.state.places for p in routine.values())
     await close(sim)
+
+
+async def test_a_resume_refuses_another_attention_unless_allowed(runs_root):
+    from concordia_like.errors import ConfigError
+
+    sim = events_run(runs_root, scripted())
+    await run_steps(sim, 1)
+    await close(sim)
+    with pytest.raises(ConfigError, match=r"other attention.*--allow-change"):
+        resume_run(sim.run_id, lm_factory(scripted()), root=runs_root, attention={"mode": "always"})
+    again = resume_run(
+        sim.run_id,
+        lm_factory(scripted()),
+        root=runs_root,
+        attention={"mode": "always"},
+        allow_change=True,
+    )
+    assert again.attention.mode == "always"
+    changes = again.recorder.run(again.run_id).config["changes"]
+    assert changes[-1]["attention"][1]["mode"] == "always"
+    await close(again)
+
+
+def test_the_world_file_sets_the_policy_and_the_run_overrides_it():
+    from concordia_like.world import load_world
+
+    from support.engine import TOWN
+
+    assert AttentionPolicy.of_world(load_world(TOWN).spec) == AttentionPolicy()
+    mini = AttentionPolicy.of_world(load_world(MINI).spec)
+    assert mini.mode == "always"
+    assert mini.with_overrides(idle_steps=3) == AttentionPolicy(mode="always", idle_steps=3)

@@ -22,6 +22,7 @@ STEPS = 200
 
 def test_200_steps_at_30_percent_faults_keep_the_world_lawful(runs_root):
     args = ["run", str(TOWN), "--steps", str(STEPS), "--backend", "scripted"]
+    args += ["--attention", "always"]  # model calls every step to fault
     result = CliRunner().invoke(
         app, [*args, "--faults", "0.3", "--root", str(runs_root), "--quiet", "--seed", "3"]
     )

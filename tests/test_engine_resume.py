@@ -56,6 +56,10 @@ async def test_resumed_run_equals_uninterrupted_run(tmp_path, runs_root, engine)
         await close(sim)
 
 
+#: every awake resident asked every step: memories enough to reflect on, events each step
+ALWAYS = {"mode": "always"}
+
+
 def reflect_often(sim: Simulation) -> Simulation:
     config = UpkeepConfig(reflection=ReflectionConfig(threshold=20))
     sim.upkeep = Upkeep(sim.lm, sim.memory, sim.agents, config)
@@ -71,7 +75,9 @@ async def test_a_step_that_crashed_before_its_commit_reruns_as_it_first_ran(tmp_
     after its model calls and retrievals, before its transaction: nothing the attempt
     did may change what the re-run sees."""
     steps = 12
-    straight = reflect_often(start_run(TOWN, lm_factory(), seed=4, root=runs_root))
+    straight = reflect_often(
+        start_run(TOWN, lm_factory(), seed=4, root=runs_root, attention=ALWAYS)
+    )
     await run_steps(straight, steps)
     expected = timeline(straight)
     reflecting = sorted({e[0] for e in expected if e[3] == "reflection"})
@@ -79,7 +85,7 @@ async def test_a_step_that_crashed_before_its_commit_reruns_as_it_first_ran(tmp_
     crash_at = reflecting[len(reflecting) // 2]  # with memories enough to compete
 
     other = tmp_path / "other"
-    sim = reflect_often(start_run(TOWN, lm_factory(), seed=4, root=other))
+    sim = reflect_often(start_run(TOWN, lm_factory(), seed=4, root=other, attention=ALWAYS))
     await run_steps(sim, crash_at - 1)
 
     def crash(*args, **kwargs):
@@ -123,6 +129,7 @@ def wait_for_run(root, proc) -> str:
 def test_killed_run_resumes_with_every_step_exactly_once(tmp_path):
     steps, root = 60, tmp_path / "runs"
     base = ["--steps", str(steps), "--backend", "scripted", "--root", str(root), "--quiet"]
+    base += ["--attention", "always"]  # every step has events to count
     rng = random.Random(20250414)
     env = cli_env()
     run_id, killed_at = None, []

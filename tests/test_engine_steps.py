@@ -196,7 +196,8 @@ async def test_hostile_claims_change_nothing_the_rules_forbid(runs_root, engine)
         return {"success": True, "outcome": "The bakery is theirs.", "effects": effects}
 
     force(backend, "resolve", seize)
-    sim = await start(runs_root, TOWN, backend, engine=engine)
+    # everyone is asked every step, so that everyone makes the claim
+    sim = await start(runs_root, TOWN, backend, engine=engine, attention={"mode": "always"})
     before = sim.state.to_dict()
     await run_steps(sim, 3)
     after = sim.state.to_dict()

@@ -67,6 +67,20 @@ class AttentionPolicy(BaseModel):
     mode: AttentionMode = "events"
     idle_steps: int = Field(DEFAULT_IDLE_STEPS, ge=1, le=10_000)
 
+    def with_overrides(
+        self, mode: str | None = None, idle_steps: int | None = None
+    ) -> AttentionPolicy:
+        """This policy with what is given replaced (a world file's keys over the
+        defaults, the command line's over those); validated like the policy."""
+        given = {"mode": mode, "idle_steps": idle_steps}
+        changes = {k: v for k, v in given.items() if v is not None}
+        return AttentionPolicy.model_validate({**self.model_dump(), **changes})
+
+    @classmethod
+    def of_world(cls, spec: Any) -> AttentionPolicy:
+        """The policy a world file asks for (its `attention` and `idle_steps` keys)."""
+        return cls().with_overrides(spec.attention, spec.idle_steps)
+
     def record(self) -> dict[str, Any]:
         """What a run records of it (and a resume compares)."""
         return self.model_dump()

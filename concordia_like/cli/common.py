@@ -12,7 +12,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from concordia_like.errors import ConcordiaError
+from concordia_like.agents.attention import ATTENTION_MODES
+from concordia_like.errors import ConcordiaError, ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -58,3 +59,29 @@ ApiKeyOpt = Annotated[str | None, typer.Option(help="API key for the server (env
 ModelPathOpt = Annotated[
     Path | None, typer.Option(help="GGUF file for the embedded backend (default: SmolLM2)")
 ]
+
+
+AttentionOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="who is asked what they do each step: events (only where something calls for "
+        "a choice; the default) or always (every awake resident); over the world file's"
+    ),
+]
+IdleStepsOpt = Annotated[
+    int | None,
+    typer.Option(help="under --attention events: the most steps a resident goes unasked"),
+]
+
+
+def attention_overrides(attention: str | None, idle_steps: int | None) -> dict[str, Any]:
+    """The `--attention` and `--idle-steps` flags as a run's attention overrides, checked
+    here so that a mistake is one line."""
+    if attention is not None and attention not in ATTENTION_MODES:
+        raise ConfigError(
+            f"--attention must be one of {', '.join(ATTENTION_MODES)}, not {attention!r}"
+        )
+    if idle_steps is not None and idle_steps < 1:
+        raise ConfigError(f"--idle-steps must be at least 1, not {idle_steps}")
+    given = {"mode": attention, "idle_steps": idle_steps}
+    return {k: v for k, v in given.items() if v is not None}

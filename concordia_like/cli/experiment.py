@@ -23,10 +23,13 @@ from rich.table import Table
 
 from concordia_like.cli.common import (
     ApiKeyOpt,
+    AttentionOpt,
     BaseUrlOpt,
+    IdleStepsOpt,
     ModelOpt,
     ModelPathOpt,
     OptionalBackendOpt,
+    attention_overrides,
     console,
     user_errors,
 )
@@ -144,6 +147,8 @@ def experiment(
     cache_mode: Annotated[
         str, typer.Option(help="off or readwrite (the runs' caches)")
     ] = "readwrite",
+    attention: AttentionOpt = None,
+    idle_steps: IdleStepsOpt = None,
     compare: Annotated[
         Path | None, typer.Option(help="with `report`: another experiment side by side")
     ] = None,
@@ -186,6 +191,7 @@ def experiment(
         model=options,
         fork=fork,
         cache_mode=cache_mode,
+        attention=attention_overrides(attention, idle_steps),
     )
     runs = len(settings.seeds) * len(scenario.conditions)
     console.print(

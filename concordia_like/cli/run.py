@@ -12,10 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from concordia_like.cli.common import (
     ApiKeyOpt,
+    AttentionOpt,
     BaseUrlOpt,
+    IdleStepsOpt,
     ModelOpt,
     ModelPathOpt,
     OptionalBackendOpt,
+    attention_overrides,
     console,
     user_errors,
 )
@@ -87,8 +90,10 @@ def run(
     ] = None,
     allow_change: Annotated[
         bool,
-        typer.Option(help="resume even with another backend, model, engine or sampling"),
+        typer.Option(help="resume even with another backend, model, engine, sampling or attention"),
     ] = False,
+    attention: AttentionOpt = None,
+    idle_steps: IdleStepsOpt = None,
     store: Annotated[
         str | None,
         typer.Option(help="SQLAlchemy URL of the store (default: SQLite in the run folder)"),
@@ -145,6 +150,7 @@ def run(
         overrides = parse_overrides(sampling or [])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    attend = attention_overrides(attention, idle_steps)
     options = BackendOptions(backend, model, base_url, api_key, model_path)
     if resume is not None:
         # a resume goes on as the run was recorded: its backend options, seed and faults
@@ -174,6 +180,7 @@ def run(
             root=root,
             engine=engine,
             sampling=overrides,
+            attention=attend,
             allow_change=allow_change,
         )
         console.print(f"resuming run [bold]{sim.run_id}[/] after step {sim.step}", soft_wrap=True)
@@ -186,6 +193,7 @@ def run(
             store=store,
             root=root,
             sampling=overrides,
+            attention=attend,
             chroma_url=chroma_url,
             start_time=start,
             config={**options.recorded(), "faults": faults},

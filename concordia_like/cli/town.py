@@ -18,10 +18,13 @@ from rich.markup import escape
 
 from concordia_like.cli.common import (
     ApiKeyOpt,
+    AttentionOpt,
     BaseUrlOpt,
+    IdleStepsOpt,
     ModelOpt,
     ModelPathOpt,
     OptionalBackendOpt,
+    attention_overrides,
     user_errors,
 )
 from concordia_like.engine.recorder import RunRecorder
@@ -105,6 +108,8 @@ def town(
     ] = None,
     root: Annotated[Path, typer.Option(help="folder where towns keep their stores")] = DEFAULT_ROOT,
     cache_mode: Annotated[str, typer.Option(help="off, readwrite or replay")] = "readwrite",
+    attention: AttentionOpt = None,
+    idle_steps: IdleStepsOpt = None,
     backend: OptionalBackendOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -130,6 +135,11 @@ def town(
             raise ConfigError(f"--start: {exc}") from None
     if script is not None and not script.is_file():
         raise ConfigError(f"script {script} does not exist")
+    attend = attention_overrides(attention, idle_steps)
+    if attend and open_ is not None:
+        raise ConfigError(
+            "--attention and --idle-steps set a new town's; a reopened one keeps its own"
+        )
     options = BackendOptions(backend, model, base_url, api_key, model_path)
     if open_ is not None:
         row = read_run(open_, store=store, root=root)
@@ -156,6 +166,7 @@ def town(
             store=store,
             root=root,
             start_time=start,
+            attention=attend,
             config={**options.recorded(), "sandbox": True},
         )
         what = f"new town {sim.run_id}"

@@ -3,7 +3,7 @@
 A run lives in a folder (`memory/<run id>/` by default): its SQL store (unless a store
 URL puts it elsewhere, such as PostgreSQL), its Chroma index and its response cache.
 A run records what makes it that run (world and how it was built, engine, backend and
-model, seed, sampling): a resume that would change any of them would silently make it
+model, seed, sampling, attention): a resume that would change any of them would silently make it
 another run, so it is refused unless asked for, and then recorded in the run."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
+from concordia_like.agents.attention import AttentionPolicy
 from concordia_like.engine.newcomers import NEWCOMERS_KEY, restore_newcomers
 from concordia_like.engine.recorder import RunRecorder, new_run_id
 from concordia_like.engine.simulation import ENGINES, EngineKind, Simulation
@@ -73,10 +74,12 @@ def start_run(
     sampling: dict[str, dict[str, float]] | None = None,
     chroma_url: str | None = None,
     start_time: str | None = None,
+    attention: dict[str, Any] | None = None,
 ) -> Simulation:
     """A new run of a world (a file, or a World already built such as one with
     replicated residents). `sampling` overrides the world file's, which overrides the
-    defaults of `SamplingPolicy`; the policy in force is recorded in the run.
+    defaults of `SamplingPolicy`; the policy in force is recorded in the run. So with
+    `attention` (`mode`, `idle_steps`: `agents.attention.AttentionPolicy`).
     `start_time` ("HH:MM") begins the run at that time of the world's first day
     instead of the time of its `start` (recorded in the run's config)."""
     if engine not in ENGINES:
@@ -90,6 +93,7 @@ def start_run(
     folder = run_folder(run_id, root)
     folder.mkdir(parents=True, exist_ok=True)
     policy = SamplingPolicy().with_overrides(world.spec.sampling).with_overrides(sampling or {})
+    attend = AttentionPolicy.of_world(world.spec).with_overrides(**(attention or {}))
     lm = lm_factory(folder)
     lm.sampling = policy
     recorder = RunRecorder(store_url_for(folder, store))
@@ -116,13 +120,16 @@ def start_run(
         config={
             **(config or {}),
             "sampling": policy.model_dump(),
+            "attention": attend.record(),
             "world_build": world.built,
             "chroma_url": chroma_url,
             "start_time": start_time,
         },
         extra=seed_memories,
     )
-    return Simulation(world, lm, recorder, memory, run_id, engine, seed, _agents(world))
+    sim = Simulation(world, lm, recorder, memory, run_id, engine, seed, _agents(world))
+    sim.attention = attend
+    return sim
 
 
 def read_run(run_id: str, *, store: str | None = None, root: Path = DEFAULT_ROOT) -> RunRow:
@@ -146,11 +153,13 @@ def resume_run(
     root: Path = DEFAULT_ROOT,
     engine: str | None = None,
     sampling: dict[str, dict[str, float]] | None = None,
+    attention: dict[str, Any] | None = None,
     allow_change: bool = False,
 ) -> Simulation:
     """Go on with a run from its last committed step, as it was recorded: the same
-    world (rebuilt as it was built), engine, backend and model, sampling and seed.
-    Another engine, backend, model or sampling is refused unless `allow_change`, and
+    world (rebuilt as it was built), engine, backend and model, sampling, attention and
+    seed. Another engine, backend, model, sampling or attention is refused unless
+    `allow_change`, and
     then recorded in the run's config under "changes". A World (`world_path`) is taken
     as it is, for runs of a world built in code (a scenario's cast and overrides)."""
     row = read_run(run_id, store=store, root=root)
@@ -173,6 +182,10 @@ def resume_run(
     wanted = policy
     if sampling:
         wanted = (policy or SamplingPolicy()).with_overrides(sampling)
+    # runs recorded before attention asked every awake resident every step
+    noted = row.config.get("attention")
+    attend = AttentionPolicy.model_validate(noted) if noted else AttentionPolicy(mode="always")
+    attend_now = attend.with_overrides(**(attention or {}))
     lm = lm_factory(folder)
     lm.sampling = wanted
     changes: dict[str, list[Any]] = {}
@@ -182,9 +195,11 @@ def resume_run(
         changes["engine"] = [row.engine, engine]
     if wanted != policy:
         changes["sampling"] = [recorded, wanted.model_dump() if wanted else None]
+    if attend_now != attend:
+        changes["attention"] = [attend.record(), attend_now.record()]
     if changes and not allow_change:
         what = "; ".join(
-            f"{k} {a!r}, not {b!r}" if k != "sampling" else "other sampling"
+            f"{k} {a!r}, not {b!r}" if k not in ("sampling", "attention") else f"other {k}"
             for k, (a, b) in changes.items()
         )
         raise ConfigError(
@@ -206,6 +221,7 @@ def resume_run(
         row.seed,
         _agents(world),
     )
+    sim.attention = attend_now
     cp = recorder.last_checkpoint(run_id)
     if cp is None and row.config.get("start_time"):
         set_start_time(world, row.config["start_time"])

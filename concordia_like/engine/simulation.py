@@ -124,7 +124,7 @@ class Simulation:
     #: step hooks (engine/hooks.py), called in order at fixed points of each step
     hooks: list[StepHook] = field(default_factory=list)
     #: who is asked what they do each step (`agents.attention`)
-    attention: AttentionPolicy = field(default_factory=lambda: AttentionPolicy(mode="always"))
+    attention: AttentionPolicy = field(default_factory=AttentionPolicy)
     upkeep: Upkeep = field(init=False)
     gm: GameMaster = field(init=False)
     _usage_base: dict[str, Any] = field(default_factory=dict)

@@ -32,6 +32,7 @@ def run_seed_task(
         model=BackendOptions(**settings["model"]),
         fork=settings["fork"],
         cache_mode=settings["cache_mode"],
+        attention=settings.get("attention", {}),
     )
 
     async def go() -> dict[str, Any]:

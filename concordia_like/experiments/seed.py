@@ -66,6 +66,7 @@ class SeedRunner:
             seed=self.seed,
             root=self.root,
             sampling={p: o.model_dump(exclude_none=True) for p, o in spec.sampling.items()},
+            attention=self.settings.attention,
             config={
                 **self.settings.model.recorded(),
                 "experiment": spec.name,

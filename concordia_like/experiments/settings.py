@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from concordia_like.llm import BackendOptions
 
@@ -20,6 +21,8 @@ class Settings:
     #: continue every condition of a seed from one run of their shared past
     fork: bool = True
     cache_mode: str = "readwrite"
+    #: over each world's attention policy (`mode`, `idle_steps`: `--attention`)
+    attention: dict[str, Any] = field(default_factory=dict)
 
 
 class Tracker:

@@ -35,6 +35,8 @@ it at its line just the same.
       - {at: 2025-04-19 08:00, repeat: weekly, place: market_square, text: Market day opens.}
     sampling:                        # optional, over the defaults of llm.sampling
       act: {temperature: 0.9, top_p: 0.95}
+    attention: events                # optional: who is asked each step (agents.attention)
+    idle_steps: 6                    # optional: under events, most steps without a call
 """
 
 from __future__ import annotations
@@ -137,6 +139,12 @@ class WorldSpec(_Strict):
     events: list[ScheduledEventSpec] = Field(default_factory=list)
     #: the model's sampling per purpose, over the defaults (see `llm.sampling`)
     sampling: SamplingOverrides = Field(default_factory=dict)
+    #: who is asked what they do each step (see `agents.attention`): `events`, only
+    #: where something calls for a choice, or `always`; unset: the default, `events`
+    attention: Literal["events", "always"] | None = None
+    #: under `events`, the most steps a resident goes without being asked (unset: the
+    #: default)
+    idle_steps: int | None = Field(None, ge=1, le=10_000)
 
     @field_validator("start")
     @classmethod

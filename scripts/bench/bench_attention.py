@@ -127,8 +127,10 @@ def count_step(sim: Simulation, report: StepReport, fig: Figures, said: dict[str
 
 
 async def run(mode: str, lender, steps: int, seed: int, root: Path, idle: int) -> Figures:
-    sim = start_run(WORLD, run_models(lender), root=root, seed=seed, start_time="07:00")
-    sim.attention = AttentionPolicy(mode=mode, idle_steps=idle)  # type: ignore[arg-type]
+    policy = {"mode": mode, "idle_steps": idle}
+    sim = start_run(
+        WORLD, run_models(lender), root=root, seed=seed, start_time="07:00", attention=policy
+    )
     fig = Figures(mode, sim.run_id, steps)
     said: dict[str, list[str]] = {}
     async with sim:
