@@ -250,6 +250,8 @@ async def main() -> None:
         print("budget:")
         b = await budget(town, root, budget_steps)
         print_budget(b)
+        print()
+        await print_attention(root, min(budget_steps, 60))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if profile is not None:
@@ -263,6 +265,23 @@ async def main() -> None:
         f"prompt_tokens_p95={b.tokens.percentile(95):.0f} "
         f"agent_steps_per_s_100={per_s.get(100, float('nan')):.1f}"
     )
+
+
+async def print_attention(root: Path, steps: int) -> None:
+    """The town under each attention policy (`agents.attention`) from 07:00: model
+    calls per agent-step and agent-steps per second."""
+    print(f"attention (the town from 07:00, {steps} steps):")
+    for mode in ("always", "events"):
+        sim = start_run(WORLD, scripted, root=root, start_time="07:00", attention={"mode": mode})
+        start = time.perf_counter()
+        await run_steps(sim, steps)
+        wall = time.perf_counter() - start
+        agent_steps = steps * len(sim.agents)
+        print(
+            f"  {mode:>6}: {sim.lm.usage.total.calls / agent_steps:.2f} calls per agent-step, "
+            f"{agent_steps / wall:.1f} agent-steps/s"
+        )
+        await sim.aclose()
 
 
 if __name__ == "__main__":
