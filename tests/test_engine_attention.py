@@ -277,3 +277,41 @@ def test_the_world_file_sets_the_policy_and_the_run_overrides_it():
     mini = AttentionPolicy.of_world(load_world(MINI).spec)
     assert mini.mode == "always"
     assert mini.with_overrides(idle_steps=3) == AttentionPolicy(mode="always", idle_steps=3)
+
+
+async def test_in_the_sandbox_a_whisper_an_inject_and_a_player_always_ask(runs_root):
+    import io
+
+    from rich.console import Console
+
+    from concordia_like.sandbox.session import TownSession
+
+    from support.engine import TOWN
+
+    factory = lm_factory(scripted())
+    sim = start_run(TOWN, factory, seed=3, root=runs_root, start_time="07:00")
+    session = TownSession(
+        sim,
+        Console(file=io.StringIO(), width=100),
+        opener=lambda run_id: resume_run(run_id, factory, world_path=TOWN, root=runs_root),
+        root=runs_root,
+    )
+    run = session.execute
+    assert await run("step 2")
+    assert await run("whisper Hana the bridge fund book is at the post office")
+    assert await run("step")
+    assert "whisper" in (why_of(sim, 3, "Hana Sato") or [])
+    where = sim.state.location("Ines Marlowe")
+    assert await run(f"inject at {where} A cart overturns outside, spilling flour.")
+    assert await run("step 2")
+    assert "intervention" in (why_of(sim, 5, "Ines Marlowe") or [])
+    pairs = [(a, b) for a in sim.agents for b in sim.state.others_present(a)]
+    speaker, listener = pairs[0]
+    assert await run(f"play {speaker}")
+    assert await run(f"say to {listener} Morning! Have you heard about the bridge fund?")
+    assert await run("step")
+    assert why_of(sim, 6, speaker) == ["player"]
+    assert await run("wait")
+    assert await run("step")
+    assert "addressed" in (why_of(sim, 7, listener) or [])
+    await session.aclose()
