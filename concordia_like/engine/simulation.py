@@ -372,7 +372,8 @@ class Simulation:
     def _read_actions(
         self, names: list[str], answers: list[Any]
     ) -> tuple[list[Any], dict[str, str]]:
-        actions, failures = [], {}
+        actions: list[Any] = []
+        failures: dict[str, str] = {}
         for n, answer in zip(names, answers, strict=True):
             answer = triage(answer)  # anything but unusable output aborts the step
             if isinstance(answer, BaseException):
