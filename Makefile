@@ -15,9 +15,11 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-# the unit tests alone: none that loads a real model or starts a server or a cluster
+# the unit tests alone: none that loads the embedded model, starts a server or a cluster,
+# or runs the command in a subprocess or for hundreds of steps (see the markers in
+# pyproject.toml)
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not embedded and not server and not stores and not vllm and not ray"
+	$(BIN)/python -m pytest -q -m "not embedded and not server and not stores and not vllm and not ray and not slow"
 
 lint: setup
 	$(BIN)/ruff check .

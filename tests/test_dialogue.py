@@ -366,6 +366,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from support.fast_embedder import main; main()", *args]
 
 
+@pytest.mark.slow
 def test_killed_generation_ends_with_exactly_n_unique_conversations(tmp_path):
     n = 6
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}

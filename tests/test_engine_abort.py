@@ -182,6 +182,7 @@ async def test_a_replay_with_another_seed_fails_on_its_first_miss(tmp_path, runs
     await close(other)
 
 
+@pytest.mark.slow
 def test_the_cli_stops_a_departed_replay_with_one_error_line(tmp_path):
     import subprocess
 
@@ -267,6 +268,7 @@ async def test_the_response_cache_commits_once_per_batch(tmp_path):
     reopened.close()
 
 
+@pytest.mark.slow
 def test_the_cli_closes_its_stores_so_the_index_holds_every_memory(tmp_path):
     import subprocess
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from concordia_like.cli.main import app
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.runs import store_url_for
 from concordia_like.llm.faults import HOSTILE_TEXT
+from concordia_like.world.invariants import check_invariants
 from concordia_like.world.loader import load_world
-from concordia_like.world.rules import check_invariants
 from concordia_like.world.state import WorldState
 
 from support.engine import TOWN, query, store_path
@@ -20,6 +21,7 @@ from support.engine import TOWN, query, store_path
 STEPS = 200
 
 
+@pytest.mark.slow
 def test_200_steps_at_30_percent_faults_keep_the_world_lawful(runs_root):
     args = ["run", str(TOWN), "--steps", str(STEPS), "--backend", "scripted"]
     args += ["--attention", "always"]  # model calls every step to fault

@@ -126,6 +126,7 @@ def wait_for_run(root, proc) -> str:
     raise AssertionError(f"the run ended ({proc.returncode}) before it was created")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_every_step_exactly_once(tmp_path):
     steps, root = 60, tmp_path / "runs"
     base = ["--steps", str(steps), "--backend", "scripted", "--root", str(root), "--quiet"]

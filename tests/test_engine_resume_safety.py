@@ -82,6 +82,7 @@ def run_id_of(out: str) -> str:
     return out.split("run ", 1)[1].split()[0]
 
 
+@pytest.mark.slow
 def test_a_resumed_faulty_run_keeps_its_recorded_fault_seed(tmp_path):
     base = ["--backend", "scripted", "--faults", "0.4", "--quiet"]
     straight = run_cli(

@@ -253,6 +253,7 @@ def test_bad_input_is_one_error_line_and_writes_nothing(tmp_path, fast_embedder)
     assert res.exit_code == 1 and res.stderr.startswith("error: --seeds") and not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_runs_then_skips_and_reports(forked, tmp_path, fast_embedder):
     path, _, _ = forked
     out = tmp_path / "cli"
@@ -285,6 +286,7 @@ def _steps_done(out, seed, condition):
     return rows[0][0] if rows else 0
 
 
+@pytest.mark.slow
 def test_sigkill_loses_at_most_the_steps_in_flight(forked, tmp_path, fast_embedder):
     path, rep, _ = forked
     out = tmp_path / "killed"

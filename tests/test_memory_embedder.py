@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 from concordia_like.memory.embedder import DIM, Embedder, model_path
 from concordia_like.memory.index import ChromaIndex, collection_name
@@ -43,6 +44,7 @@ def test_one_text_at_a_time_matches_batches(memory_embedder):
     assert (one_by_one * batched).sum(axis=1).min() > 1 - 1e-4
 
 
+@pytest.mark.slow
 def test_bfloat16_vectors_match_float32_ones(memory_embedder):
     texts = [
         "Isabella is throwing a Valentine's Day party at the cafe",
@@ -57,6 +59,7 @@ def test_bfloat16_vectors_match_float32_ones(memory_embedder):
         assert cos.min() > 1 - 1e-4
 
 
+@pytest.mark.slow
 def test_the_traced_model_gives_the_eager_models_vectors(memory_embedder):
     texts = [f"Where did I see Tom {i}?" for i in range(5)] + [
         "Ayesha sells two loaves to Sam at the bakery and they talk about the harvest " * n
@@ -73,6 +76,7 @@ def test_the_traced_model_gives_the_eager_models_vectors(memory_embedder):
         assert cos.min() > 1 - 1e-5, (batch, cos)
 
 
+@pytest.mark.slow
 def test_a_model_of_another_shape_is_not_traced(memory_embedder):
     from concordia_like.memory.traced import trace_encoder
 

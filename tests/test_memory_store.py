@@ -248,6 +248,7 @@ def test_runs_in_one_store_keep_their_memories_apart(open_memory_store):
     assert a.count() == b.count() == 1
 
 
+@pytest.mark.slow
 def test_memories_survive_a_process_restart(open_memory_store, tmp_path):
     folder = tmp_path / "restart"
     script = textwrap.dedent(

@@ -63,6 +63,7 @@ def masked(transcript: str, root) -> str:
     return re.sub(r"[0-9a-f]{12}", "RUN", transcript.replace(str(root), "ROOT"))
 
 
+@pytest.mark.slow
 def test_scripted_transcript_is_the_same_from_run_to_run(tmp_path):
     script = tmp_path / "session.txt"
     script.write_text(SCRIPT)
@@ -77,6 +78,7 @@ def test_scripted_transcript_is_the_same_from_run_to_run(tmp_path):
     assert masked(other, tmp_path / "c") != masked(first, tmp_path / "a")
 
 
+@pytest.mark.slow
 def test_commands_from_a_pipe_then_list_and_reopen(tmp_path):
     root = tmp_path / "runs"
     out = town(root, stdin="step 2\nfork\nstep\n")
@@ -93,6 +95,7 @@ def test_commands_from_a_pipe_then_list_and_reopen(tmp_path):
     assert steps == [(3,)]
 
 
+@pytest.mark.slow
 def test_empty_pipe_runs_the_tour(tmp_path):
     out = town(tmp_path / "runs", stdin="")
     for command in ("> look", "> step 2", "> inspect ", "> interview ", "> stats", "> quit"):
@@ -100,6 +103,7 @@ def test_empty_pipe_runs_the_tour(tmp_path):
     assert "closed town" in out and "after step 2" in out
 
 
+@pytest.mark.slow
 def test_at_a_terminal_tab_history_and_ctrl_c(tmp_path):
     pexpect = pytest.importorskip("pexpect")
     root = tmp_path / "runs"
@@ -153,6 +157,7 @@ def test_at_a_terminal_tab_history_and_ctrl_c(tmp_path):
     assert "+inspect Tobias\n" in history and "step 500" in history
 
 
+@pytest.mark.slow
 def test_start_begins_a_new_town_at_that_time_and_a_bad_one_is_one_error(tmp_path):
     out = town(tmp_path / "runs", "--start", "07:30", stdin="look\nquit\n")
     assert "Mon 07:30> look" in out and "Mon 14 Apr 07:30, after step 0" in out
@@ -186,6 +191,7 @@ home: caravan
 """
 
 
+@pytest.mark.slow
 def test_newcomer_from_a_card_survives_reopen_and_fork(tmp_path):
     root = tmp_path / "runs"
     card, bad = tmp_path / "wren.yaml", tmp_path / "bad.yaml"

@@ -205,6 +205,7 @@ def run_cli(tmp_path: Path, world: Path) -> tuple[subprocess.CompletedProcess[st
     return res, int(res.stdout.rsplit("MAXRSS_KB=", 1)[1]) * 1024, elapsed
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_world_bomb_with_one_error_line(tmp_path: Path) -> None:
     """`concordia-like run BOMB.yaml` exits 1 with `error: FILE:LINE: ... node limit`,
     quickly, and needing under 100 MB more than refusing an empty file does (the CLI's
