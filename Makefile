@@ -24,6 +24,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy concordia_like
 
 fmt: setup
 	$(BIN)/ruff format .

@@ -12,7 +12,7 @@ from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import ENGINES
 from concordia_like.llm import LLMRequest
 from concordia_like.llm.scripted import ScriptedBackend, example_for_schema
-from concordia_like.world.rules import check_invariants
+from concordia_like.world.invariants import check_invariants
 
 from support.engine import (
     MINI,

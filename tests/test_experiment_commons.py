@@ -18,7 +18,8 @@ from concordia_like.llm import LanguageModel
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.world import load_world
 from concordia_like.world.code_rules import RegrowRule, SilenceRule, apply_code_rules
-from concordia_like.world.rules import apply_effects, check_invariants
+from concordia_like.world.invariants import check_invariants
+from concordia_like.world.rules import apply_effects
 from concordia_like.yaml_loader import ConfigFileError
 
 from support.engine import REPO, close, force, lm_factory, run_steps, timeline

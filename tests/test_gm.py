@@ -13,8 +13,8 @@ from concordia_like.agents.actions import decision_for, to_action
 from concordia_like.gm.master import GameMaster
 from concordia_like.llm import LanguageModel
 from concordia_like.llm.scripted import ScriptedBackend
+from concordia_like.world.invariants import check_invariants
 from concordia_like.world.loader import load_world
-from concordia_like.world.rules import check_invariants
 
 from support.engine import MINI, force
 

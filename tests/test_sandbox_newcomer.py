@@ -18,7 +18,7 @@ from concordia_like.engine.newcomers import NEWCOMERS_KEY
 from concordia_like.engine.runs import resume_run
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.sandbox.runlog import LOG_NAME
-from concordia_like.world.rules import check_invariants
+from concordia_like.world.invariants import check_invariants
 
 from support.engine import TOWN, lm_factory, memories, store_path
 

@@ -15,7 +15,7 @@ from concordia_like.llm import LanguageModel
 from concordia_like.llm.embedded import EmbeddedBackend
 from concordia_like.store.memory_tables import MemoryRow
 from concordia_like.store.run_tables import EventRow
-from concordia_like.world.rules import check_invariants
+from concordia_like.world.invariants import check_invariants
 
 pytestmark = pytest.mark.embedded
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from concordia_like.engine.runs import start_run
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.openai_compat import OpenAIBackend
-from concordia_like.world.rules import check_invariants
+from concordia_like.world.invariants import check_invariants
 
 from support.vllm_server import KV_CACHE_GIB, VLLMServer, model_folder, require_vllm
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from concordia_like.world import load_world, replicate_residents
-from concordia_like.world.rules import check_invariants
+from concordia_like.world.invariants import check_invariants
 
 TOWN = Path(__file__).resolve().parent.parent / "worlds" / "town.yaml"
 

@@ -4,7 +4,9 @@ At the start of its step (before anyone acts) an intervention is announced at a 
 or everywhere, told to some residents only (a message), or changes the world: effects
 in the world's effect language (validated and applied atomically, as a scheduled
 event's), an item's property (a price chalked anew), or a code rule that holds from
-then on (a ban on speech: part of the world's state, so checkpointed with it). The hook
+then on (a ban on speech: part of the world's state, so checkpointed with it); the last
+two are the world's own effects (`world.world_effects`), so every change passes the
+world's validator. The hook
 keeps no state: it acts on the step's number, so a step that fails and is run again
 does the same, and its changes are rolled back with the step (the engine puts the world
 back as at its last commit).
@@ -16,19 +18,22 @@ resumed does not plant twice)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from concordia_like.engine.hooks import Announcement, StepHook, StepInput
 from concordia_like.experiments.spec import (
     AddCodeRule,
     Announce,
     Effects,
+    Intervention,
     Message,
     PlantMemory,
     SetProperty,
 )
 from concordia_like.memory.stream import naive_utc
+from concordia_like.world.effects import EffectBase
 from concordia_like.world.rules import apply_effects
+from concordia_like.world.world_effects import PropertyEffect, RuleEffect
 
 if TYPE_CHECKING:
     from concordia_like.engine.simulation import Simulation
@@ -41,7 +46,7 @@ class Interventions(StepHook):
     def __init__(self, scenario: Scenario, condition: str) -> None:
         self.scenario = scenario
         self.condition = condition
-        self.due: dict[int, list[tuple[str, Any]]] = {}
+        self.due: dict[int, list[tuple[str, Intervention]]] = {}
         for name, iv in scenario.interventions_of(condition).items():
             self.due.setdefault(scenario.steps[name], []).append((name, iv))
 
@@ -59,15 +64,9 @@ class Interventions(StepHook):
                         iv.text if result.ok else f"{iv.text} (could not happen: {result.reason})"
                     )
                     out.announcements.append(Announcement(text, iv.place))
-            elif isinstance(iv, AddCodeRule):
-                if iv.rule not in sim.state.code_rules:  # a step run again adds it once
-                    sim.state.code_rules.append(iv.rule)
-                if iv.text:
-                    out.announcements.append(Announcement(iv.text, iv.place))
-            elif isinstance(iv, SetProperty):
-                item = sim.state.stack(iv.holder, iv.item)
-                if item is not None:  # the stack may have been sold out and gone
-                    item.properties = {**item.properties, iv.property: iv.value}
+            elif isinstance(iv, AddCodeRule | SetProperty):
+                # the stack may have been sold out and gone: the announcement stands
+                apply_effects(sim.state, [_world_effect(iv)])
                 if iv.text:
                     out.announcements.append(Announcement(iv.text, iv.place))
         return out if out.announcements or step in self.due else None
@@ -86,3 +85,10 @@ class Interventions(StepHook):
                 sim.plant_memory(who, iv.text)
                 planted += 1
         return planted
+
+
+def _world_effect(iv: AddCodeRule | SetProperty) -> EffectBase:
+    """The world's own effect an intervention makes (`world.world_effects`)."""
+    if isinstance(iv, AddCodeRule):
+        return RuleEffect(rule=iv.rule)
+    return PropertyEffect(item=iv.item, holder=iv.holder, property=iv.property, value=iv.value)

@@ -1,5 +1,4 @@
-"""Measurements: code queries on the state and the log, taken by a step hook, and
-questions put to residents (in character) or to a judge, at the end of a run.
+"""Code measurements: queries on the state and the log, taken by a step hook.
 
 Code measurements are taken once a step's actions are applied and perceived
 (`after_observing`); their values, and the running event counts, are the hook's
@@ -13,10 +12,7 @@ stock) and what passed between buyers and sellers (`trades`). Their running ledg
 checkpointed with the rest. `conservation` is an assertion: a world whose money or
 goods are not where its rules say stops the run with an error naming what broke.
 
-Questions change nothing: an in-character answer is asked of the resident's own
-memories, retrieved without touching them, and written nowhere but the table; a judge
-reads a slice of the log. Both answer under a constraint (yes/no, a number in a range,
-one of a list), with a seed from (run seed, step, who, question)."""
+Questions are put at the end of a run (`experiments.questions`)."""
 
 from __future__ import annotations
 
@@ -24,14 +20,12 @@ import copy
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, get_args
-
-from pydantic import Field
+from functools import singledispatch
+from typing import TYPE_CHECKING, Any, get_args
 
 from concordia_like.engine.hooks import StepHook
 from concordia_like.errors import ConcordiaError
 from concordia_like.experiments.spec import (
-    Ask,
     AttributeStat,
     Check,
     Conservation,
@@ -40,16 +34,14 @@ from concordia_like.experiments.spec import (
     Harvest,
     Holder,
     ItemCount,
-    Judge,
+    Measurement,
     Predicate,
     ResidentsAt,
     Trades,
 )
-from concordia_like.llm import LLMRequest
-from concordia_like.llm.sampling import derive_seed, step_scope
-from concordia_like.memory.records import RetrievalQuery
+from concordia_like.world.authority import currency, price
 from concordia_like.world.code_rules import RegrowRule, conserved_items
-from concordia_like.world.rules import check_invariants, currency, price
+from concordia_like.world.invariants import check_invariants
 from concordia_like.world.state import WorldState, name_key
 
 if TYPE_CHECKING:
@@ -66,8 +58,6 @@ OPS = {
     "eq": operator.eq,
     "ne": operator.ne,
 }
-QUESTION_MEMORIES = 5
-JUDGE_LOG_LINES = 60
 
 
 def _commons(m: Harvest) -> str:
@@ -277,64 +267,20 @@ class Measurements(StepHook):
 
     # -- values ------------------------------------------------------------------------
 
-    def value(self, sim: Simulation, m: Any, taken: Mapping[str, Value] | None = None) -> Value:
+    def value(
+        self, sim: Simulation, m: Measurement, taken: Mapping[str, Value] | None = None
+    ) -> Value:
         """The value of code measurement `m` in `sim` as it stands (`taken`: the values
         of this round so far, which a check reads)."""
-        s = sim.state
-        if isinstance(m, ResidentsAt):
-            return float(len(s.agents_at(m.place)))
-        if isinstance(m, AttributeStat):
-            values = [s.attribute(n, m.attribute) for n in (m.of or sorted(s.agents))]
-            if not values:
-                return 0.0
-            stat = {"sum": sum, "min": min, "max": max}.get(m.stat)
-            return float(stat(values)) if stat else float(sum(values) / len(values))
-        if isinstance(m, ItemCount):
-            return float(s.count(m.item, m.holder))
-        if isinstance(m, Holder):
-            item = s.items.get(m.item) or next(
-                (i for i in s.items.values() if i.name.lower() == m.item.lower()), None
-            )
-            return item.holder if item is not None else ""
-        if isinstance(m, EventCount):
-            return float(self.counts[m.name])
-        if isinstance(m, Harvest):
-            rule = next(
-                (
-                    r
-                    for r in s.code_rules
-                    if isinstance(r, RegrowRule)
-                    and r.place == m.place
-                    and name_key(r.item) == name_key(m.item)
-                ),
-                None,
-            )
-            people = m.of or sorted(s.agents)
-            return harvest_value(m.stat, self.harvests[_commons(m)], rule, people)
-        if isinstance(m, Trades):
-            return trades_value(m.stat, self.trades[m.name])
-        if isinstance(m, Conservation):
-            problems = conservation_problems(s, m.items)
-            if problems:
-                raise ConservationError(
-                    f"conservation broken (measurement {m.name}, step {sim.step}): "
-                    + "; ".join(problems[:10])
-                )
-            return 1.0
-        if isinstance(m, Check):
-            other = (taken or {}).get(m.measure)
-            if other is None:
-                other = self.value(sim, self._named(m.measure))
-            return 1.0 if holds(other, m.op, m.value) else 0.0
-        raise TypeError(f"not a code measurement: {m!r}")
+        return code_value(m, self, sim, taken or {})
 
-    def _named(self, name: str) -> Any:
+    def _named(self, name: str) -> Measurement:
         return next(m for m in self.code if m.name == name)
 
     def predicate(self, sim: Simulation, p: Predicate) -> bool:
         return holds(self.value(sim, self._named(p.measure)), p.op, p.value)
 
-    def take(self, sim: Simulation, step: int, only: Sequence[Any] | None = None) -> None:
+    def take(self, sim: Simulation, step: int, only: Sequence[Measurement] | None = None) -> None:
         """Record the values of the measurements due at `step` (or of `only`)."""
         taken: dict[str, Value] = {}
         for m in self.code:
@@ -390,117 +336,106 @@ class Measurements(StepHook):
     def restore(self, data: dict[str, Any]) -> None:
         data = copy.deepcopy(data)
         self.rows = list(data.get("rows", []))
-        self.counts = {**{n: 0 for n in self.counts}, **data.get("counts", {})}
+        self.counts = {**dict.fromkeys(self.counts, 0), **data.get("counts", {})}
         self.harvests = {**self.harvests, **data.get("harvests", {})}
         self.trades = {**self.trades, **data.get("trades", {})}
 
 
-# -- questions ---------------------------------------------------------------------------
+# -- the value of each kind of code measurement -----------------------------------------
 
 
-def _constraint(q: Ask | Judge) -> dict[str, Any]:
-    if q.answer == "yes_no":
-        return {"choices": ["yes", "no"]}
-    if q.answer == "choice":
-        return {"choices": list(q.choices)}
-    return {"schema": Annotated[int, Field(ge=q.min, le=q.max)]}
+@singledispatch
+def code_value(m: object, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]) -> Value:
+    """The value of code measurement `m` now: one function per kind, registered below
+    (a new kind of measurement is its spec class and one function here)."""
+    raise TypeError(f"not a code measurement: {m!r}")
 
 
-def _answer_hint(q: Ask | Judge) -> str:
-    if q.answer == "yes_no":
-        return "Answer yes or no."
-    if q.answer == "choice":
-        return "Answer with one of: " + ", ".join(q.choices) + "."
-    return f"Answer with a whole number from {q.min} to {q.max}."
+@code_value.register(ResidentsAt)
+def _residents_at(
+    m: ResidentsAt, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]
+) -> Value:
+    return float(len(sim.state.agents_at(m.place)))
 
 
-def _score(q: Ask | Judge, answers: Sequence[Any]) -> float:
-    if not answers:
+@code_value.register(AttributeStat)
+def _attribute_stat(
+    m: AttributeStat, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]
+) -> Value:
+    s = sim.state
+    values = [s.attribute(n, m.attribute) for n in (m.of or sorted(s.agents))]
+    if not values:
         return 0.0
-    if q.answer == "number":
-        return float(sum(answers) / len(answers))
-    target = "yes" if q.answer == "yes_no" else q.counts
-    return sum(1 for a in answers if a == target) / len(answers)
+    if m.stat == "sum":
+        return float(sum(values))
+    if m.stat == "min":
+        return float(min(values))
+    if m.stat == "max":
+        return float(max(values))
+    return float(sum(values) / len(values))
 
 
-async def ask(sim: Simulation, q: Ask) -> tuple[float, dict[str, Any]]:
-    """Put `q` to each resident asked, in character, from what each remembers of it:
-    nothing of the run changes. The value and each resident's answer."""
-    names = q.of or sorted(sim.agents)
-    now = sim.state.now
-    found = sim.memory.retrieve_many(
-        [RetrievalQuery(n, q.question, now, QUESTION_MEMORIES) for n in names], touch=False
+@code_value.register(ItemCount)
+def _item_count(
+    m: ItemCount, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]
+) -> Value:
+    return float(sim.state.count(m.item, m.holder))
+
+
+@code_value.register(Holder)
+def _holder(m: Holder, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]) -> Value:
+    s = sim.state
+    item = s.items.get(m.item) or next(
+        (i for i in s.items.values() if i.name.lower() == m.item.lower()), None
     )
-    requests = []
-    for name, memories in zip(names, found, strict=True):
-        agent = sim.agents[name]
-        remembered = "\n".join(f"- {m.record.text}" for m in memories) or "- nothing in particular"
-        where = sim.state.places[sim.state.location(name)].name
-        prompt = (
-            f"It is {now:%A %H:%M}; you are at {where}.\nYou remember:\n{remembered}\n"
-            f'Someone asks you: "{q.question}"\nAnswer as {name}, in character. ' + _answer_hint(q)
+    return item.holder if item is not None else ""
+
+
+@code_value.register(EventCount)
+def _event_count(
+    m: EventCount, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]
+) -> Value:
+    return float(hook.counts[m.name])
+
+
+@code_value.register(Harvest)
+def _harvest(m: Harvest, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]) -> Value:
+    s = sim.state
+    rule = next(
+        (
+            r
+            for r in s.code_rules
+            if isinstance(r, RegrowRule)
+            and r.place == m.place
+            and name_key(r.item) == name_key(m.item)
+        ),
+        None,
+    )
+    people = m.of or sorted(s.agents)
+    return harvest_value(m.stat, hook.harvests[_commons(m)], rule, people)
+
+
+@code_value.register(Trades)
+def _trades(m: Trades, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]) -> Value:
+    return trades_value(m.stat, hook.trades[m.name])
+
+
+@code_value.register(Conservation)
+def _conservation(
+    m: Conservation, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]
+) -> Value:
+    problems = conservation_problems(sim.state, m.items)
+    if problems:
+        raise ConservationError(
+            f"conservation broken (measurement {m.name}, step {sim.step}): "
+            + "; ".join(problems[:10])
         )
-        requests.append(
-            LLMRequest.chat(
-                prompt,
-                system=agent.prefix,
-                purpose="interview",
-                agent=name,
-                max_tokens=16,
-                temperature=0.0,
-                seed=derive_seed(sim.seed, sim.step, name, "ask", q.question),
-                **_constraint(q),
-            )
-        )
-    with step_scope(sim.seed, sim.step):
-        answers = await sim.lm.complete_many(requests)
-    parsed = {n: a.parsed for n, a in zip(names, answers, strict=True)}
-    return _score(q, list(parsed.values())), parsed
+    return 1.0
 
 
-def log_slice(sim: Simulation, q: Judge) -> list[str]:
-    """The lines of the log a judge reads: the last steps asked, of the kinds asked."""
-    first = 1 if q.last_steps is None else sim.step - q.last_steps + 1
-    lines = [
-        f"step {e.step} {e.sim_time:%a %H:%M}: {e.text}"
-        for e in sim.recorder.events(sim.run_id, kinds=q.kinds)
-        if e.step >= first
-    ]
-    return lines[-JUDGE_LOG_LINES:]
-
-
-async def judge(sim: Simulation, q: Judge) -> tuple[float, dict[str, Any]]:
-    """Put `q` to the model about a slice of the run's log."""
-    lines = log_slice(sim, q) or ["(nothing happened)"]
-    prompt = (
-        f"Here is part of the log of a simulated town, {sim.world.name}:\n"
-        + "\n".join(lines)
-        + f"\n\nQuestion: {q.question}\n"
-        + _answer_hint(q)
-    )
-    request = LLMRequest.chat(
-        prompt,
-        system="You are a careful, impartial judge of what a log shows.",
-        purpose="judge",
-        max_tokens=16,
-        temperature=0.0,
-        seed=derive_seed(sim.seed, sim.step, "judge", q.question),
-        **_constraint(q),
-    )
-    with step_scope(sim.seed, sim.step):
-        answer = await sim.lm.complete(request)
-    return _score(q, [answer.parsed]), {"judge": answer.parsed, "lines": len(lines)}
-
-
-async def questions(sim: Simulation, scenario: Scenario) -> list[tuple[str, float, Any]]:
-    """Every question of the scenario put at the end of a run: (name, value, detail)."""
-    out = []
-    for m in scenario.spec.measurements:
-        if isinstance(m, Ask):
-            value, detail = await ask(sim, m)
-        elif isinstance(m, Judge):
-            value, detail = await judge(sim, m)
-        else:
-            continue
-        out.append((m.name, value, detail))
-    return out
+@code_value.register(Check)
+def _check(m: Check, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]) -> Value:
+    other = taken.get(m.measure)
+    if other is None:
+        other = hook.value(sim, hook._named(m.measure))
+    return 1.0 if holds(other, m.op, m.value) else 0.0

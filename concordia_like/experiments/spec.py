@@ -256,7 +256,7 @@ class Trades(_Measure):
 
 class Conservation(_Measure):
     """An assertion, not a statistic: the world's ledger and conserved attributes hold
-    (`world.rules.check_invariants`) and every item a `conserve` rule keeps, with any
+    (`world.invariants.check_invariants`) and every item a `conserve` rule keeps, with any
     named in `items`, is exactly as many as at the start. Its value is 1; a violation
     stops the run with an error naming what broke."""
 

@@ -22,15 +22,18 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from concordia_like.gm.resolution import effects_as_dicts, resolution_schema
+from concordia_like.agents.actions import ActionBase, Give, Move, Say, Use
+from concordia_like.gm.resolution import Resolution, effects_as_dicts, resolution_schema
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.triage import triage
 from concordia_like.text import one_line
+from concordia_like.world.authority import currency, price
 from concordia_like.world.code_rules import speech_refusal
 from concordia_like.world.describe import shown_items
-from concordia_like.world.effects import MoveEffect, TransferEffect, effect_to_dict
+from concordia_like.world.effects import EffectBase, MoveEffect, TransferEffect, effect_to_dict
 from concordia_like.world.loader import World
-from concordia_like.world.rules import apply_effects, currency, price
+from concordia_like.world.rules import apply_effects
+from concordia_like.world.state import WorldState
 
 GM_SYSTEM = (
     "You are the Game Master of a simulated town. A person tries an action; decide "
@@ -67,9 +70,9 @@ class _Pending:
     """A free-form action waiting for (or holding) the model's resolution."""
 
     actor: str
-    action: Any
+    action: ActionBase
     place: str
-    resolution: Any = None
+    resolution: Resolution | None = None
     error: str | None = None
     calls: int = 0
 
@@ -82,13 +85,17 @@ class GameMaster:
         self.system = GM_SYSTEM + "\n" + world.rules_text()
 
     @property
-    def state(self) -> Any:
+    def state(self) -> WorldState:
         return self.world.state
 
     # -- a whole step ---------------------------------------------------------------
 
     async def resolve(
-        self, actions: list[tuple[str, Any]], rng: random.Random, *, step_seed: int = 0
+        self,
+        actions: list[tuple[str, ActionBase | None]],
+        rng: random.Random,
+        *,
+        step_seed: int = 0,
     ) -> list[Outcome]:
         """Resolve every action of a simultaneous step.
 
@@ -118,10 +125,12 @@ class GameMaster:
         if retry:
             await self._ask([pending[i] for i in retry], step_seed + 1, retrying=True)
             for i in retry:
-                outcomes[i] = self._apply_resolution(pending[i], final=True)  # type: ignore[assignment]
+                outcomes[i] = self._apply_resolution(pending[i]) or self._nothing(pending[i])
         return [outcomes[i] for i in order]
 
-    async def resolve_one(self, actor: str, action: Any, *, step_seed: int = 0) -> Outcome:
+    async def resolve_one(
+        self, actor: str, action: ActionBase | None, *, step_seed: int = 0
+    ) -> Outcome:
         """Resolve and apply one action now (the sequential engine)."""
         if action is None or action.kind not in ("use", "other"):
             return self.ground(actor, action)
@@ -130,13 +139,12 @@ class GameMaster:
         out = self._apply_resolution(p)
         if out is None:
             await self._ask([p], step_seed + 1, retrying=True)
-            out = self._apply_resolution(p, final=True)
-        assert out is not None
+            out = self._apply_resolution(p) or self._nothing(p)
         return out
 
     # -- grounding by code ------------------------------------------------------------
 
-    def ground(self, actor: str, action: Any) -> Outcome:
+    def ground(self, actor: str, action: ActionBase | None) -> Outcome:
         """Typed actions with a clear meaning: effects by code, no model call."""
         here = self.state.location(actor)
         if action is None:
@@ -144,13 +152,13 @@ class GameMaster:
         kind = action.kind
         said = one_line(action.text, TEXT_MAX)
         record = action.model_dump(mode="json")
-        if kind == "move":
-            effects = [MoveEffect(agent=actor, to=action.to)]
+        if isinstance(action, Move):
+            effects: list[EffectBase] = [MoveEffect(agent=actor, to=action.to)]
             to = self.state.places.get(action.to)
             there = to.name if to is not None else action.to
             text = f"{actor} goes from {self.state.places[here].name} to {there}."
             return self._apply(actor, kind, effects, text, (here, action.to), record)
-        if kind == "give":
+        if isinstance(action, Give):
             effects = [
                 TransferEffect(
                     item=action.item, from_=actor, to=action.to, quantity=action.quantity
@@ -158,7 +166,7 @@ class GameMaster:
             ]
             text = f"{actor} gives {action.quantity} {action.item} to {action.to}."
             return self._apply(actor, kind, effects, text, (here,), record, (action.to,))
-        if kind == "say":
+        if isinstance(action, Say):
             if action.to == actor:
                 text = f"{actor} thinks aloud: {said}"
                 return Outcome(actor, kind, True, text, (here,), action=record)
@@ -193,7 +201,7 @@ class GameMaster:
         self,
         actor: str,
         kind: str,
-        effects: list[Any],
+        effects: list[EffectBase],
         text: str,
         places: tuple[str, ...],
         record: dict[str, Any],
@@ -232,7 +240,7 @@ class GameMaster:
         on_sale = self._on_sale(actor, here)
         named = {i.name for h in sources for i in shown_items(s, h)}
         named |= {name for name, _ in on_sale}
-        if p.action.kind == "use" and any(s.stack_named(h, p.action.item) for h in sources):
+        if isinstance(p.action, Use) and any(s.stack_named(h, p.action.item) for h in sources):
             named.add(p.action.item)
         items = sorted(named)
         places = tuple(sorted({here, *s.neighbours(here)}))
@@ -248,7 +256,7 @@ class GameMaster:
             payees=payees if money is not None else (),
             currencies=(money,) if money is not None else (),
         )
-        what = f"uses {p.action.item}: " if p.action.kind == "use" else ""
+        what = f"uses {p.action.item}: " if isinstance(p.action, Use) else ""
         prompt = (
             f"The situation of {actor}:\n{s.describe_for(actor)}\n"
             f"{self._for_sale(here, on_sale)}"
@@ -300,8 +308,9 @@ class GameMaster:
             else:
                 p.resolution, p.error = answer.parsed, None
 
-    def _apply_resolution(self, p: _Pending, *, final: bool = False) -> Outcome | None:
-        """Apply the resolution; None means: ask again (once) with the reason."""
+    def _apply_resolution(self, p: _Pending) -> Outcome | None:
+        """Apply the resolution; None means: ask again (once) with the reason, or, after
+        the retry, the action comes to `_nothing`."""
         here = self.state.location(p.actor)
         record = p.action.model_dump(mode="json")
         said = one_line(p.action.text, TEXT_MAX)
@@ -325,15 +334,18 @@ class GameMaster:
                     action=record,
                 )
             p.error = result.reason
-        if not final:
-            return None
+        return None
+
+    def _nothing(self, p: _Pending) -> Outcome:
+        """The outcome of a free-form action with no valid resolution: it fails, with
+        the validator's last reason."""
         return Outcome(
             p.actor,
             p.action.kind,
             False,
-            f"{p.actor} tries: {said} Nothing comes of it.",
-            (here,),
+            f"{p.actor} tries: {one_line(p.action.text, TEXT_MAX)} Nothing comes of it.",
+            (self.state.location(p.actor),),
             reason=p.error,
             model_calls=p.calls,
-            action=record,
+            action=p.action.model_dump(mode="json"),
         )

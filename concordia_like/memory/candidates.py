@@ -111,7 +111,9 @@ class CandidateReader:
                     parts.append(part.subquery().select())
         selects: list[Any] = []
         if parts:
-            ids = union_all(*parts) if len(parts) > 1 else parts[0]
+            ids = parts[0]
+            if len(parts) > 1:  # not a conditional expression: mypy fails on one here
+                ids = union_all(*parts)
             cols = (*CANDIDATE_COLS, T.c.embedding, literal(True).label("extra"))
             selects.append(select(*cols).where(T.c.id.in_(ids)))
         if with_hits:
@@ -123,6 +125,8 @@ class CandidateReader:
                     *CANDIDATE_COLS, null().label("embedding"), literal(False).label("extra")
                 ).where(literal(False))
             )
-        stmt = union_all(*selects) if len(selects) > 1 else selects[0]
+        stmt = selects[0]
+        if len(selects) > 1:
+            stmt = union_all(*selects)
         self._statements[key] = stmt
         return stmt

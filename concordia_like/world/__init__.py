@@ -7,11 +7,11 @@ result = apply_effects(world.state, [MoveEffect(agent="Ines Marlowe", to="bakery
 
 from concordia_like.world.effects import (
     EFFECT_ADAPTER,
-    EFFECT_KINDS,
     EFFECT_LIST_ADAPTER,
     CreateEffect,
     DestroyEffect,
     Effect,
+    EffectBase,
     MoveEffect,
     SetEffect,
     TransferEffect,
@@ -19,9 +19,10 @@ from concordia_like.world.effects import (
     parse_effect,
 )
 from concordia_like.world.hours import OpeningHours
+from concordia_like.world.invariants import check_invariants
 from concordia_like.world.loader import World, load_world
 from concordia_like.world.replicate import replicate_residents
-from concordia_like.world.rules import ApplyResult, apply_effects, check_invariants, validate
+from concordia_like.world.rules import ApplyResult, apply_effects, validate
 from concordia_like.world.schedule import EventOccurrence
 from concordia_like.world.spec import (
     AttributeSpec,
@@ -40,12 +41,11 @@ from concordia_like.world.state import (
     ScheduledEvent,
     WorldState,
 )
+from concordia_like.world.world_effects import PropertyEffect, RuleEffect
 
 __all__ = [
     "EFFECT_ADAPTER",
-    "EFFECT_KINDS",
     "EFFECT_LIST_ADAPTER",
-    "Resident",
     "ApplyResult",
     "AttributeDef",
     "AttributeSpec",
@@ -53,6 +53,7 @@ __all__ = [
     "CreateEffect",
     "DestroyEffect",
     "Effect",
+    "EffectBase",
     "EventOccurrence",
     "Item",
     "ItemSpec",
@@ -60,7 +61,10 @@ __all__ = [
     "OpeningHours",
     "Place",
     "PlaceSpec",
+    "PropertyEffect",
+    "Resident",
     "ResidentSpec",
+    "RuleEffect",
     "ScheduledEvent",
     "ScheduledEventSpec",
     "SetEffect",

@@ -33,7 +33,7 @@ PLACE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass
-class Resident:
+class CheckedResident:
     """A resident as checked: card, its parsed file, and resolved home, start, attributes."""
 
     name: str
@@ -58,7 +58,7 @@ class WorldChecker:
         self.spec = spec
         self.issues: list[Issue] = []
         self.warnings: list[str] = []
-        self.residents: list[Resident] = []
+        self.residents: list[CheckedResident] = []
         self.personas_ok = True
         self.connections: dict[str, list[str]] = {}
         self.item_ids: list[str] = []
@@ -172,20 +172,20 @@ class WorldChecker:
                 self.check_value((*loc, "attributes", name), name, value)
                 attrs[name] = value
             if home_ok and start_ok:
-                self.residents.append(Resident(card.name, card, pdoc, i, home, start, attrs))
+                self.residents.append(CheckedResident(card.name, card, pdoc, i, home, start, attrs))
         names = {r.name for r in self.residents}
-        for r in self.residents:
-            capacity = self.spec.places[r.start].capacity
-            starting = sum(1 for o in self.residents if o.start == r.start)
+        for c in self.residents:
+            capacity = self.spec.places[c.start].capacity
+            starting = sum(1 for o in self.residents if o.start == c.start)
             if capacity is not None and starting > capacity:
                 self.err(
-                    ("residents", r.index, "start"),
-                    f"{starting} residents start at {r.start}, capacity {capacity}",
+                    ("residents", c.index, "start"),
+                    f"{starting} residents start at {c.start}, capacity {capacity}",
                 )
-            for other in r.card.relationships:
+            for other in c.card.relationships:
                 if self.personas_ok and other not in names:
                     self.warnings.append(
-                        f"{r.doc.name}: relationship to {other!r}, who is not a resident"
+                        f"{c.doc.name}: relationship to {other!r}, who is not a resident"
                     )
 
     def check_keyholders(self, names: set[str]) -> None:

@@ -29,7 +29,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from concordia_like.world.effects import CreateEffect, DestroyEffect
 from concordia_like.world.state import WorldState, name_key
 
 
@@ -141,6 +140,7 @@ class RuleOutcome:
 def apply_code_rules(state: WorldState, step: int) -> list[RuleOutcome]:
     """Apply the rules due at the end of `step` to `state`, each atomically through the
     world's validator (as a world effect: no actor); what each did."""
+    from concordia_like.world.effects import CreateEffect, DestroyEffect, EffectBase
     from concordia_like.world.rules import apply_effects
 
     out = []
@@ -149,7 +149,7 @@ def apply_code_rules(state: WorldState, step: int) -> list[RuleOutcome]:
             continue
         stock = state.count(rule.item, rule.place)
         new, collapsed = rule.regrown(stock)
-        effects: list[Any] = []
+        effects: list[EffectBase] = []
         if new > stock:
             effects.append(CreateEffect(item=rule.item, holder=rule.place, quantity=new - stock))
         elif new < stock:

@@ -10,6 +10,7 @@ midnight belongs to the day it opened on, as a shop's late evening does.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +26,7 @@ class OpeningHours:
     closed_days: frozenset[int] = frozenset()
 
     @classmethod
-    def parse(cls, text: str | None, closed_days: tuple[str, ...] | list[str] = ()) -> OpeningHours:
+    def parse(cls, text: str | None, closed_days: Iterable[str] = ()) -> OpeningHours:
         days = frozenset(WEEKDAYS.index(d) for d in closed_days)
         if text is None or text.strip().lower() == "always":
             return cls((), days)

@@ -85,4 +85,4 @@ def replicate_residents(world: World, n: int) -> World:
 def rebuild(world: World, built: dict[str, object]) -> World:
     """`world` built again as a run recorded it (see `World.built`)."""
     n = built.get("replicate_residents")
-    return replicate_residents(world, int(n)) if n is not None else world  # type: ignore[arg-type]
+    return replicate_residents(world, int(n)) if isinstance(n, int | float | str) else world

@@ -11,9 +11,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from concordia_like.world.state import ScheduledEvent
+
+if TYPE_CHECKING:
+    from concordia_like.world.effects import EffectBase
 
 PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 
@@ -34,7 +37,7 @@ class EventOccurrence:
         return self.event.place
 
     @property
-    def effects(self) -> tuple[Any, ...]:
+    def effects(self) -> tuple[EffectBase, ...]:
         return self.event.effects
 
 

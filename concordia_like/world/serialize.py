@@ -126,7 +126,9 @@ def state_from_dict(d: dict[str, Any]) -> WorldState:
     }
     attributes = {n: AttributeDef(name=n, **a) for n, a in d["attributes"].items()}
     agents = {
-        n: Resident(name=n, location=a["location"], home=a["home"], attributes=dict(a["attributes"]))
+        n: Resident(
+            name=n, location=a["location"], home=a["home"], attributes=dict(a["attributes"])
+        )
         for n, a in d["agents"].items()
     }
     items = {

@@ -17,7 +17,7 @@ must stay apart get different names ("letter for Tobias").
 
 The ledger (`created`, `destroyed` per item name) records every quantity that entered or
 left the world through an explicit effect: item counts are conserved except through it,
-which `world.rules.check_invariants` verifies.
+which `world.invariants.check_invariants` verifies.
 """
 
 from __future__ import annotations
@@ -26,13 +26,21 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from concordia_like.text import squash
 from concordia_like.world.hours import OpeningHours
 
+if TYPE_CHECKING:
+    from concordia_like.world.code_rules import CodeRule
+    from concordia_like.world.effects import EffectBase
+    from concordia_like.world.schedule import EventOccurrence
+
 Number = int | float
 Properties = dict[str, Any]
+#: how far two totals of a conserved attribute may differ and still be equal
+EPS = 1e-9
 
 
 @dataclass
@@ -107,7 +115,7 @@ class ScheduledEvent:
     place: str | None = None
     repeat: str = "none"
     until: datetime | None = None
-    effects: tuple[Any, ...] = ()
+    effects: tuple[EffectBase, ...] = ()
 
 
 def name_key(name: str) -> str:
@@ -138,7 +146,7 @@ class WorldState:
         initial_counts: dict[str, int] | None = None,
         initial_totals: dict[str, Number] | None = None,
         item_seq: int = 0,
-        code_rules: Iterable[Any] = (),
+        code_rules: Iterable[CodeRule] = (),
     ) -> None:
         self.name = name
         self.clock = clock
@@ -152,14 +160,14 @@ class WorldState:
         self.destroyed: dict[str, int] = dict(destroyed or {})
         self.item_seq = item_seq
         #: typed rules the engine applies each step (`world.code_rules`)
-        self.code_rules: list[Any] = list(code_rules)
+        self.code_rules: list[CodeRule] = list(code_rules)
         self.initial_counts = (
             dict(initial_counts) if initial_counts is not None else self.item_counts()
         )
         self.initial_totals = (
             dict(initial_totals) if initial_totals is not None else self.conserved_totals()
         )
-        self._journal: list[Callable[[], None]] | None = None
+        self._journal: list[Callable[[], object]] | None = None
         self._present: dict[str, set[str]] = {p: set() for p in places}
         for agent in agents.values():
             self._present.setdefault(agent.location, set()).add(agent.name)
@@ -172,12 +180,6 @@ class WorldState:
     @property
     def now(self) -> datetime:
         return self.clock.now
-
-    def is_agent(self, name: str) -> bool:
-        return name in self.agents
-
-    def is_place(self, name: str) -> bool:
-        return name in self.places
 
     def holder_exists(self, holder: str) -> bool:
         return holder in self.agents or holder in self.places
@@ -217,11 +219,6 @@ class WorldState:
         """The holder's stack of `name` (never by id): where arriving `name` goes."""
         item_id = self._stacks.get(holder, {}).get(name_key(name))
         return self.items[item_id] if item_id is not None else None
-
-    def find_items(self, holder: str, ref: str) -> list[Item]:
-        """`[stack(holder, ref)]`, or [] when there is none."""
-        item = self.stack(holder, ref)
-        return [item] if item is not None else []
 
     def count(self, name: str, holder: str | None = None) -> int:
         key = name_key(name)
@@ -270,7 +267,9 @@ class WorldState:
         here = self.location(agent)
         return [p for p in self.places[here].connections if self.entry_refusal(agent, p) is None]
 
-    def events_due(self, at: datetime | None = None, window: timedelta | None = None) -> list[Any]:
+    def events_due(
+        self, at: datetime | None = None, window: timedelta | None = None
+    ) -> list[EventOccurrence]:
         """Scheduled events occurring in [at, at + window), default the current step."""
         from concordia_like.world.schedule import events_due
 
@@ -299,7 +298,7 @@ class WorldState:
         for undo in reversed(journal or []):
             undo()
 
-    def _log(self, undo: Callable[[], None]) -> None:
+    def _log(self, undo: Callable[[], object]) -> None:
         if self._journal is not None:
             self._journal.append(undo)
 
@@ -348,6 +347,16 @@ class WorldState:
         item.quantity = quantity
         self._log(lambda: setattr(item, "quantity", old))
 
+    def set_properties(self, item_id: str, properties: Properties) -> None:
+        item = self.items[item_id]
+        old = item.properties
+        item.properties = properties
+        self._log(lambda: setattr(item, "properties", old))
+
+    def add_code_rule(self, rule: CodeRule) -> None:
+        self.code_rules.append(rule)
+        self._log(self.code_rules.pop)
+
     def set_holder(self, item_id: str, holder: str) -> None:
         item = self.items[item_id]
         old = item.holder
@@ -368,7 +377,7 @@ class WorldState:
         while True:
             old = self.item_seq
             self.item_seq += 1
-            self._log(lambda old=old: setattr(self, "item_seq", old))
+            self._log(partial(setattr, self, "item_seq", old))
             candidate = f"{slug(name)}-{self.item_seq}"
             if candidate not in self.items:
                 return candidate
