@@ -72,9 +72,11 @@ class StepHook(Protocol):
         perceived: Mapping[str, Sequence[str]],
     ) -> None:
         """The step's events so far and what each resident perceived in it."""
+        return  # a body: a default, which mypy would take for abstract without one
 
     def after_commit(self, sim: Simulation, report: StepReport) -> None:
         """The step is committed: consume the inputs it used."""
+        return
 
     def checkpoint(self) -> dict[str, Any] | None:
         """State to commit with the step (None: nothing to keep)."""
@@ -82,6 +84,7 @@ class StepHook(Protocol):
 
     def restore(self, data: dict[str, Any]) -> None:
         """Back to a checkpointed state."""
+        return
 
 
 # -- what the loop calls ------------------------------------------------------------------

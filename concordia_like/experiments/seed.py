@@ -21,8 +21,8 @@ from concordia_like.engine.runs import resume_run, start_run
 from concordia_like.engine.simulation import Simulation
 from concordia_like.experiments.interventions import Interventions
 from concordia_like.experiments.measures import Measurements
-from concordia_like.experiments.questions import questions
 from concordia_like.experiments.outputs import to_json
+from concordia_like.experiments.questions import questions
 from concordia_like.experiments.scenario import Scenario
 from concordia_like.experiments.settings import Settings, Tracker
 from concordia_like.files import write_atomic

@@ -131,10 +131,6 @@ class PersonaCard(_Strict):
             )
         return v
 
-    @property
-    def first_name(self) -> str:
-        return self.name.split(" ")[0]
-
     def routine_at(self, minutes: int) -> RoutineItem | None:
         """The routine entry in force at `minutes` after midnight (the day wraps)."""
         if not self.routine:

@@ -200,8 +200,6 @@ class WorldState:
         stacks = self._stacks.get(holder, {})
         return [self.items[stacks[k]] for k in sorted(stacks)]
 
-    items_at = items_held
-
     def item_names(self, holder: str) -> list[str]:
         """Names of what `holder` has, sorted: the enum an agent's `give` picks from."""
         return [i.name for i in self.items_held(holder)]
@@ -389,8 +387,6 @@ class WorldState:
         from concordia_like.world.serialize import state_to_dict
 
         return state_to_dict(self)
-
-    snapshot = to_dict
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorldState:
