@@ -249,6 +249,6 @@ async def run_experiment(
         attention=attention or {},
     )
     report = await asyncio.to_thread(run, spec, settings)
-    table = _frame(report.rows, report.rows[0].keys() if report.rows else ())
-    summary = _frame(report.summary, report.summary[0].keys() if report.summary else ())
+    table = _frame(report.rows, list(report.rows[0]) if report.rows else [])
+    summary = _frame(report.summary, list(report.summary[0]) if report.summary else [])
     return Experiment(table, summary, Path(out), report)

@@ -156,7 +156,7 @@ except ImportError:  # pragma: no cover
 
 if _CParser is not None:
 
-    class _Loader(_LimitedComposer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+    class _Loader(_LimitedComposer, _CParser, SafeConstructor, Resolver):
         """libyaml's parser, our counting composer, SafeLoader's constructor."""
 
         def __init__(self, stream: str, limits: YamlLimits = DEFAULT_LIMITS) -> None:

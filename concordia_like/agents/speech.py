@@ -82,8 +82,9 @@ async def write_speech(
                 agent = agents[n]
                 examples = [SPEECH_EXAMPLE] + ([agent.heard] if agent.heard else [])
                 problem = utterance_problem(text, agent.last_said, examples)
-                spoken = Spoken(text, None, attempt + 1) if problem is None else None
-                if spoken is None:
+                if problem is None:
+                    spoken = Spoken(text, None, attempt + 1)
+                else:
                     spoken = Spoken(None, f"{problem}: {text[:60]!r}", attempt + 1)
             out[n] = spoken
             if spoken.text is None:

@@ -162,7 +162,7 @@ class ConversationHook(StepHook):
 
     def restore(self, data: dict[str, Any]) -> None:
         self.said = data["said"]
-        self.last = tuple(data["last"]) if data.get("last") else None  # type: ignore[assignment]
+        self.last = tuple(data["last"]) if data.get("last") else None
         self.dropped = list(data.get("dropped", []))
 
 

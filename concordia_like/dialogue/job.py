@@ -55,7 +55,7 @@ def check_job(work: Path, job: dict[str, Any]) -> None:
 def prefix(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records of indices 0, 1, 2, ... up to the first missing one."""
     by = {r["provenance"]["index"]: r for r in records}
-    out = []
+    out: list[dict[str, Any]] = []
     while len(out) in by:
         out.append(by[len(out)])
     return out

@@ -58,7 +58,7 @@ def group_utterances(rows: list[UtteranceRow], gap_steps: int = GAP_STEPS) -> li
     done: list[_Group] = []
     for r in rows:
         who = {r.speaker, *r.addressees}
-        still = []
+        still: list[_Group] = []
         for g in open_:
             (still if r.step - g.last_step <= gap_steps else done).append(g)
         open_ = still

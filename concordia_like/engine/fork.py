@@ -11,6 +11,7 @@ when it is opened, as after any loss of the index."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -30,7 +31,7 @@ def fork_run(sim: Simulation, root: Path, store: str | None, label: str | None =
         sim.memory.copy_into(session, new_id)
 
     try:
-        config = {"forked_from": {"run": sim.run_id, "step": sim.step}}
+        config: dict[str, Any] = {"forked_from": {"run": sim.run_id, "step": sim.step}}
         if label:
             config["label"] = label
         sim.recorder.copy_run(sim.run_id, target, new_id, config=config, extra=memories)

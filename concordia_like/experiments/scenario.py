@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from concordia_like.engine.runs import set_start_time
 from concordia_like.experiments.spec import (
@@ -220,7 +220,8 @@ class _Checker:
     def _interventions(self) -> None:
         for name, iv in self.spec.interventions.items():
             loc = ("interventions", name)
-            step = iv.at_step if iv.at_step is not None else self.step_of(iv.at)
+            # exactly one of at_step and at is given (the spec's validator)
+            step = iv.at_step if iv.at_step is not None else self.step_of(cast(datetime, iv.at))
             if iv.at is not None and iv.at < self.state.clock.now:
                 self.problem((*loc, "at"), "is before the start of the run")
             elif step > self.max_steps:

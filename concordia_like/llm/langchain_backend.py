@@ -282,8 +282,10 @@ class LangChainBackend(Backend):
     def _runnable(self, request: LLMRequest, path: str, bind: dict[str, Any]) -> Any:
         model = self.chat_model if self.openai_family else self._sampled_model(request)
         if path == "structured":
+            schema = request.json_schema
+            assert schema is not None  # `_plan` takes this path only with an object schema
             try:
-                model = model.with_structured_output(request.json_schema, include_raw=True)
+                model = model.with_structured_output(schema, include_raw=True)
             except NotImplementedError:
                 return None
             return model.bind(**bind) if bind else model

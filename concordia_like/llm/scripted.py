@@ -13,7 +13,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from concordia_like.llm.backend import Backend
 from concordia_like.llm.types import LLMRequest, RawCompletion
@@ -63,7 +63,7 @@ class ScriptedBackend(Backend):
             text = self._answer(req)
             prompt_tokens = sum(_count_tokens(m.content) for m in req.messages)
             completion_tokens = _count_tokens(text)
-            finish = "stop"
+            finish: Literal["stop", "length"] = "stop"
             if completion_tokens > req.sampling.max_tokens and req.json_schema is None:
                 text = " ".join(text.split()[: req.sampling.max_tokens])
                 completion_tokens, finish = req.sampling.max_tokens, "length"

@@ -55,7 +55,7 @@ INSTALL_HINT = (
 )
 #: vLLM's structured outputs: xgrammar, JSON without whitespace between its tokens
 #: (`vllm serve --structured-outputs-config` takes the same, as JSON)
-STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
+STRUCTURED_OUTPUTS: dict[str, Any] = {"backend": "xgrammar", "disable_any_whitespace": True}
 
 
 def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
@@ -90,7 +90,7 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
             raise ModelFileError(f"{gguf} could not be converted for vLLM: {exc}") from None
         # the weights are dequantized on load; save_pretrained refuses a model that still
         # names its GGUF quantizer
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # torch types attributes as modules
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)

@@ -14,4 +14,4 @@ def int_enum(lo: int, hi: int, step: int = 1) -> Any:
     """`Literal[lo, lo + step, ..., hi]`: an integer the grammar itself bounds."""
     if hi < lo:
         raise ValueError(f"empty integer range {lo}..{hi}")
-    return Literal[tuple(range(lo, hi + 1, step))]  # type: ignore[valid-type]
+    return Literal[tuple(range(lo, hi + 1, step))]

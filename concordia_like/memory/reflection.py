@@ -73,7 +73,7 @@ def questions_schema(n_questions: int) -> type[BaseModel]:
 @lru_cache(maxsize=32)
 def insights_schema(n_statements: int, n_insights: int, max_chars: int) -> type[BaseModel]:
     """Insights citing statements 1..n: the schema bounds the citations to real numbers."""
-    cite = int_enum(1, max(1, n_statements))
+    cite: Any = int_enum(1, max(1, n_statements))
     insight = create_model(
         "Insight",
         text=(Annotated[str, StringConstraints(min_length=3, max_length=max_chars)], ...),

@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import (
     Engine,
+    Table,
     event,
     func,
     insert,
@@ -53,8 +54,8 @@ from concordia_like.store.memory_tables import MemoryRow, ReflectionMarkRow
 
 log = logging.getLogger(__name__)
 
-T = MemoryRow.__table__
-MARKS = ReflectionMarkRow.__table__
+T = cast(Table, MemoryRow.__table__)
+MARKS = cast(Table, ReflectionMarkRow.__table__)
 _RECORD_COLS = (
     *(T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved),
     *(T.c.importance, T.c.evidence),
@@ -172,7 +173,7 @@ class MemoryStore:
         if not memories:
             return []
         vectors = self.embedder.embed([m.text for m in memories])
-        rows = []
+        rows: list[dict[str, Any]] = []
         for m, vec in zip(memories, vectors, strict=True):
             when = m.created or now
             if when is None:

@@ -81,7 +81,7 @@ def _public_place(state: WorldState) -> str | None:
         pid for pid, p in state.places.items() if state.is_open(pid) and not _full(state, pid)
     ]
     public = [pid for pid in welcoming if state.places[pid].kind == PUBLIC]
-    return (public or welcoming or [None])[0]
+    return next(iter(public or welcoming), None)
 
 
 def _full(state: WorldState, pid: str) -> bool:

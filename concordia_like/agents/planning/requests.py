@@ -51,12 +51,12 @@ def routine_plan_schema(
     item = create_model(
         f"PlanEntry{first_hour}_{last_hour}",
         hour=(int_enum(first_hour, last_hour), ...),
-        place=(Literal[places] if places else str, ...),  # type: ignore[valid-type]
+        place=(Literal[places] if places else str, ...),  # type: ignore[arg-type]
         activity=(ActivityWords, ...),
     )
     return create_model(
         f"SkeletonPlan{first_hour}_{last_hour}",
-        items=(Annotated[list[item], Field(min_length=1, max_length=max_blocks)], ...),  # type: ignore[valid-type]
+        items=(Annotated[list[item], Field(min_length=1, max_length=max_blocks)], ...),
     )
 
 
@@ -75,7 +75,7 @@ def day_plan_schema(first_hour: int, last_hour: int, max_blocks: int) -> type[Ba
     item = _plan_item(first_hour, last_hour)
     return create_model(
         f"DayPlan{first_hour}_{last_hour}",
-        items=(Annotated[list[item], Field(min_length=1, max_length=max_blocks)], ...),  # type: ignore[valid-type]
+        items=(Annotated[list[item], Field(min_length=1, max_length=max_blocks)], ...),  # type: ignore[valid-type, arg-type]
     )
 
 
@@ -98,7 +98,7 @@ def _placed_item(first_hour: int, last_hour: int, places: tuple[str, ...]) -> ty
     return create_model(
         f"PlacedItem{first_hour}_{last_hour}",
         hour=(int_enum(first_hour, last_hour), ...),
-        place=(Literal[places], ...),  # type: ignore[valid-type]
+        place=(Literal[places], ...),  # type: ignore[arg-type]
         activity=(ActivityWords, ...),
     )
 
@@ -117,7 +117,7 @@ def replan_schema(
         f"Replan{first_hour}_{last_hour}{'P' if places else ''}",
         change=(bool, ...),
         reaction=(Annotated[str, StringConstraints(max_length=80)], ""),
-        items=(Annotated[list[item], Field(max_length=max_blocks)], []),  # type: ignore[valid-type]
+        items=(Annotated[list[item], Field(max_length=max_blocks)], []),  # type: ignore[valid-type, arg-type]
     )
 
 

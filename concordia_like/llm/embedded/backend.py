@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from concordia_like.errors import ConfigError
 from concordia_like.llm.backend import Backend
@@ -97,7 +98,8 @@ class EmbeddedBackend(Backend):
         #: by purpose: prompt tokens decoded (not served from kept prefixes), tokens
         #: generated, and seconds in the batches (a batch counted under its first
         #: request's purpose): where a CPU's time goes
-        self.by_purpose: dict[str, Counter[str]] = {}
+        #: purpose -> decoded and generated tokens, and seconds (a float)
+        self.by_purpose: dict[str, dict[str, float]] = {}
         try:
             self._model = _internals.LlamaModel(
                 path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
@@ -146,7 +148,7 @@ class EmbeddedBackend(Backend):
     # -- prompt -----------------------------------------------------------------------
 
     def render(self, request: LLMRequest) -> str:
-        messages = [m.model_dump() for m in request.messages]
+        messages: list[Any] = [m.model_dump() for m in request.messages]
         return self._formatter(messages=messages).prompt
 
     def tokenize(self, text: str) -> list[int]:
@@ -199,7 +201,7 @@ class EmbeddedBackend(Backend):
 
     def _count(self, seqs: list[_Seq], seconds: float) -> None:
         for s in seqs:
-            c = self.by_purpose.setdefault(s.request.purpose, Counter())
+            c = self.by_purpose.setdefault(s.request.purpose, cast(dict[str, float], Counter()))
             c["decoded"] += len(s.prompt) - s.kept
             c["generated"] += len(s.out)
         self.by_purpose[seqs[0].request.purpose]["seconds"] += seconds
