@@ -3,7 +3,7 @@ against the Q8_0 copy the backend decodes with (and an F16 one), on a prompt-bou
 (8 requests of about 350 prompt tokens and 16 generated, no kept prefixes), taken in
 turns so that a busy machine weighs on each alike.
 
-    .venv/bin/python scripts/bench_quant.py [--rounds 2] [--threads N]
+    .venv/bin/python scripts/bench/bench_quant.py [--rounds 2] [--threads N]
 
 The last line is `q8_0_speedup=<Q4_1 seconds / Q8_0 seconds>` over all rounds."""
 
@@ -54,7 +54,7 @@ def main() -> None:
             "Q8_0": decoding_model_path(),
             "F16": f16_copy(Path(tmp)),
         }
-        seconds = {name: 0.0 for name in models}
+        seconds = dict.fromkeys(models, 0.0)
         for r in range(args.rounds):
             for name, path in models.items():
                 backend = EmbeddedBackend(path, n_threads=args.threads)

@@ -15,8 +15,8 @@ and reports:
   kept in its KV cache instead of decoding them;
 - seconds of wall time per awake agent-step (an agent that made an act call).
 
-    .venv/bin/python scripts/bench_quality.py --quick     # several minutes on 2 cores
-    .venv/bin/python scripts/bench_quality.py             # 18 steps
+    .venv/bin/python scripts/bench/bench_quality.py --quick     # several minutes on 2 cores
+    .venv/bin/python scripts/bench/bench_quality.py             # 18 steps
 
 The last line is
 `degenerate_speech=<x> degenerate_plans=<y> distinct2=<z> prefix_reuse=<r> s_per_agent_step=<t>`."""
@@ -38,7 +38,7 @@ from concordia_like.engine.runs import start_run
 from concordia_like.llm import LanguageModel
 from concordia_like.llm.embedded import EmbeddedBackend
 
-WORLD = Path(__file__).resolve().parent.parent / "worlds" / "town.yaml"
+WORLD = Path(__file__).resolve().parents[2] / "worlds" / "town.yaml"
 
 
 @dataclass
