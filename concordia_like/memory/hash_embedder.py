@@ -1,6 +1,6 @@
 """A hashing stand-in for the sentence embedder, for runs that exercise the loop, the
 Game Master and the store rather than the quality of retrieval (the engine and CLI
-tests, the soak benchmark): the real model costs about a second per step on two cores.
+tests, the soak benchmark), where the real model would cost most of each step.
 
 Words map to fixed random directions (seeded by the word), so equal texts get equal
 vectors and texts sharing words are similar, with no model at all. SQL, Chroma and

@@ -1,8 +1,7 @@
 """vLLM for the tests: the converted SmolLM2 folder, and `vllm serve` on 127.0.0.1.
 
-Starting vLLM costs about two minutes on a small CPU machine, so the tests start one
-in-process engine and one server per session, the server first and in the background,
-so that both load at once."""
+Starting vLLM is slow on a CPU, so the tests start one in-process engine and one server
+per module, the server first and in the background, so that both load at once."""
 
 from __future__ import annotations
 
