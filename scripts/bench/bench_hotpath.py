@@ -132,7 +132,7 @@ async def timed_step(backend: Backend, world: World, root: Path, engine: str) ->
     whose `before` holds the warm-up step's batches and `batches` the timed step's;
     the timed step's wall time)."""
     rec = Recorder(backend)
-    await reset_cache(backend)
+    await backend.reset_prefix_cache()
     sim = start_run(
         at_ten(world),
         lambda _folder: LanguageModel(rec),
@@ -150,12 +150,6 @@ async def timed_step(backend: Backend, world: World, root: Path, engine: str) ->
     return rec, wall
 
 
-async def reset_cache(backend: Backend) -> None:
-    reset = getattr(backend, "reset_prefix_cache", None)
-    if reset is not None:
-        await reset()
-
-
 async def peak(
     backend: Backend,
     requests: list[LLMRequest],
@@ -166,7 +160,7 @@ async def peak(
     """Generated tokens per second of `requests` sent straight to the backend at once,
     after emptying its prefix cache (`reset`) and replaying `history`, untimed."""
     if reset:
-        await reset_cache(backend)
+        await backend.reset_prefix_cache()
     for batch in history:
         await backend.generate_batch(batch)
     start = time.perf_counter()
