@@ -7,13 +7,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from concordia_like.agents.planning import PlanContext, Planner
 from concordia_like.llm import LanguageModel
 from concordia_like.memory import (
     DayPlan,
     ImportanceScorer,
     NewMemory,
-    PlanContext,
-    Planner,
     ReflectionConfig,
     Reflector,
 )
