@@ -217,8 +217,10 @@ def test_cli_refuses_a_world_bomb_with_one_error_line(tmp_path: Path) -> None:
     assert res.returncode == 1, res.stdout + res.stderr
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
-        f"error: bomb.yaml:{bomb_line(bomb_text())}: too many YAML nodes: over the node limit of "
-        f"{MAX_NODES:,} (an alias counts as a copy of what it names)"
+        (
+            f"error: bomb.yaml:{bomb_line(bomb_text())}: too many YAML nodes: over the node "
+            f"limit of {MAX_NODES:,} (an alias counts as a copy of what it names)"
+        )
     ], res.stderr
     assert "Traceback" not in res.stderr
     assert elapsed < 60, f"CLI took {elapsed:.1f}s"

@@ -37,9 +37,11 @@ def stable_prefix(p: PersonaCard, world_name: str, rules: Sequence[str]) -> str:
         p.prompt_text(PERSONA_MAX),
         f"You live in {world_name}. Rules of the world:",
         *[f"- {clip(r, 160)}" for r in list(rules)[:RULES_MAX]],
-        "Stay in character. When asked what you do, choose one action. When asked what "
-        "you say, answer with only your words: one or two plain sentences, in your own "
-        "voice, about what is going on.",
+        (
+            "Stay in character. When asked what you do, choose one action. When asked what "
+            "you say, answer with only your words: one or two plain sentences, in your own "
+            "voice, about what is going on."
+        ),
         f"For example, a ferryman asked what he says to a neighbour: {SPEECH_EXAMPLE}",
     ]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -20,6 +20,11 @@ from concordia_like.engine.events import Event, Utterance
 from concordia_like.errors import ConfigError
 from concordia_like.store.base import make_engine, make_session_factory
 from concordia_like.store.run_tables import CheckpointRow, EventRow, RunRow, UtteranceRow
+
+
+def _utc_now() -> datetime:
+    """When a run was made, in UTC: the column is naive, so the zone is fixed here."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def new_run_id() -> str:
@@ -66,7 +71,7 @@ class RunRecorder:
                     engine=engine,
                     backend=backend,
                     seed=seed,
-                    created_at=datetime.now(),
+                    created_at=_utc_now(),
                     steps_done=0,
                     config=config,
                 )
@@ -238,7 +243,7 @@ class RunRecorder:
                 for r in s.scalars(select(table).where(table.run_id == run_id))
             ]
             head = _columns(run)
-        head.update(id=new_id, created_at=datetime.now())
+        head.update(id=new_id, created_at=_utc_now())
         head["config"] = {**(head.get("config") or {}), **(config or {})}
         with target.sessions.begin() as t:
             t.add(RunRow(**head))

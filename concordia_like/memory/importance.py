@@ -80,9 +80,11 @@ def importance_schema(n: int) -> type[BaseModel]:
 def importance_prompt(texts: Sequence[str], agent: str | None, persona: str | None) -> str:
     who = f" for {agent}" if agent else ""
     lines = [
-        "On a scale of 1 to 10, where 1 is purely mundane (e.g., brushing teeth, making "
-        "the bed) and 10 is extremely poignant (e.g., a break up, college acceptance), "
-        f"rate the likely poignancy of each memory{who}."
+        (
+            "On a scale of 1 to 10, where 1 is purely mundane (e.g., brushing teeth, making "
+            "the bed) and 10 is extremely poignant (e.g., a break up, college acceptance), "
+            f"rate the likely poignancy of each memory{who}."
+        )
     ]
     if persona:
         lines.append(f"About {agent or 'them'}: {persona[:MAX_QUOTED_CHARS]}")

@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 _TRACE_TEXTS = ["Maria buys bread at the bakery in the morning", "a nod"]
 _CHECK_TEXTS = [
     "Where can I buy coffee?",
-    "Tom talks with Ayesha by the river about the broken fountain around 10:15, and then "
-    "walks home slowly because the rain has started again",
+    (
+        "Tom talks with Ayesha by the river about the broken fountain around 10:15, and then "
+        "walks home slowly because the rain has started again"
+    ),
     "ok",
 ]
 _CHECK_MIN_COSINE = 0.9999
