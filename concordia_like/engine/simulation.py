@@ -54,6 +54,7 @@ from concordia_like.memory.records import (
     ScoredMemory,
 )
 from concordia_like.memory.stream import MemoryStore
+from concordia_like.memory.writes import MemoryWrites
 from concordia_like.world.code_rules import apply_code_rules
 from concordia_like.world.loader import World
 from concordia_like.world.rules import apply_effects
@@ -212,10 +213,13 @@ class Simulation(Acting):
         self.step = step
         events += await self.upkeep.after_step(now, memories)
 
+        writes = MemoryWrites()
+        writes.touch(*touched)
+        writes.add(memories)
+        writes.extend(self.upkeep.take_writes())
+
         def in_transaction(session: Session) -> None:
-            self.memory.touch(*touched, session=session)
-            self.memory.add_many(memories, now=now, session=session)
-            self.upkeep.write(session, now)
+            writes.write(self.memory, now, session=session)
 
         wall = time.perf_counter() - start
         committed = _Committed(

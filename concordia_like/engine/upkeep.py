@@ -14,16 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.orm import Session
-
 from concordia_like.agents.agent import Agent
 from concordia_like.agents.planning import PlanContext, Planner, PlanningConfig
 from concordia_like.engine.events import Event
 from concordia_like.llm import LanguageModel
 from concordia_like.memory.importance import ImportanceScorer
 from concordia_like.memory.records import MemoryRecord, NewMemory
-from concordia_like.memory.reflection import PendingReflection, ReflectionConfig, Reflector
+from concordia_like.memory.reflection import ReflectionConfig, Reflector
 from concordia_like.memory.stream import MemoryStore
+from concordia_like.memory.writes import MemoryWrites
 from concordia_like.world.persona import PersonaCard
 
 SLEEPING = "sleeping"
@@ -64,12 +63,15 @@ class Upkeep:
         self.agents = agents
         self.config = config
         self.scorer = ImportanceScorer(lm)
-        self.planner = Planner(lm, memory, config.planning, defer=True)
+        #: what planning and reflection made this step for the store, written by the
+        #: engine in the step's transaction (see `take_writes`)
+        self._planned = MemoryWrites()
+        self._reflected = MemoryWrites()
+        self.planner = Planner(lm, memory, config.planning, writes=self._planned)
         self.reflector = Reflector(lm, memory, config.reflection)
         self._personas = {n: planning_persona(a.persona) for n, a in agents.items()}
         #: place id -> name, for the places plans name (the engine sets it)
         self.place_names: dict[str, str] = {}
-        self._reflection: PendingReflection | None = None
 
     def add_resident(self, agent: Agent) -> None:
         """Plan and reflect for a resident who joined (the agents dict is shared)."""
@@ -123,7 +125,7 @@ class Upkeep:
         if not due:
             return []
         pending = await self.reflector.prepare(due, now, self._personas)
-        self._reflection = pending
+        self._reflected.extend(pending.writes)
         return [
             Event("reflection", f"{m.agent} concludes: {m.text}", actor=m.agent)
             for m in pending.insights
@@ -149,19 +151,16 @@ class Upkeep:
                 )
         return events
 
-    def write(self, session: Session, now: datetime) -> None:
-        """What upkeep made this step (plans, reflections), in the step's transaction."""
-        plans = self.planner.take_pending()
-        if plans:
-            self.memory.add_many(plans, now=now, session=session)
-        if self._reflection is not None:
-            self.reflector.commit(self._reflection, now, session=session)
-            self._reflection = None
+    def take_writes(self) -> MemoryWrites:
+        """What upkeep made this step for the store (plan notes, then reflections),
+        handed over once, for the step's transaction."""
+        writes = self._planned.take()
+        writes.extend(self._reflected.take())
+        return writes
 
     def discard(self) -> None:
         """Forget what an aborted step made: nothing of it is to be written."""
-        self.planner.take_pending()
-        self._reflection = None
+        self.take_writes()
 
     def asleep(self, agent: Agent, location: str) -> bool:
         """In bed at home: such an agent needs no model call this step, unless spoken to."""

@@ -57,6 +57,7 @@ from concordia_like.memory.plans import (
 )
 from concordia_like.memory.records import MemoryRecord, NewMemory
 from concordia_like.memory.stream import MemoryStore
+from concordia_like.memory.writes import MemoryWrites
 from concordia_like.text import squash
 
 log = logging.getLogger(__name__)
@@ -139,15 +140,14 @@ class Planner:
         store: MemoryStore | None = None,
         config: PlanningConfig = PlanningConfig(),
         *,
-        defer: bool = False,
+        writes: MemoryWrites | None = None,
     ) -> None:
         self.lm = lm
         self.store = store
         self.config = config
-        #: with `defer`, plan memories wait in `pending` for the caller to store (an
-        #: engine writes them in its step's transaction) instead of being written here
-        self.defer = defer
-        self.pending: list[NewMemory] = []
+        #: with `writes`, plan memories join them for the caller to store (an engine
+        #: writes them in its step's transaction) instead of being written here
+        self.writes = writes
 
     # -- the whole step -------------------------------------------------------------
 
@@ -330,12 +330,7 @@ class Planner:
 
     def _remember(self, notes: Sequence[tuple[str, str]], now: datetime) -> None:
         memories = [NewMemory(a, t, "plan", now, self.config.plan_importance) for a, t in notes]
-        if self.defer:
-            self.pending.extend(memories)
+        if self.writes is not None:
+            self.writes.add(memories)
         elif self.store is not None and memories:
             self.store.add_many(memories, now=now)
-
-    def take_pending(self) -> list[NewMemory]:
-        """The plan memories deferred so far, handed over once."""
-        out, self.pending = self.pending, []
-        return out
