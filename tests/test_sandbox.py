@@ -52,6 +52,12 @@ class Town:
     def open(self, run_id):
         return resume_run(run_id, self.factory, world_path=TOWN, root=self.root)
 
+    def reopen(self, run_id):
+        """The session's run opened again beside it: the session gives up its lease (one
+        writer per run) and takes it again at its next write."""
+        self.sim.recorder.leases.pop(run_id).release()
+        return self.open(run_id)
+
     @property
     def sim(self):
         return self.session.sim

@@ -190,7 +190,7 @@ async def test_a_newcomer_comes_back_when_the_town_is_reopened_or_forked(town, c
     await town("step", f"play --new {card()}")
     run_id = town.sim.run_id
     # reopened before any step since she joined: where she arrived, a fresh agent
-    again = town.open(run_id)
+    again = town.reopen(run_id)
     try:
         assert again.state.location(NEWCOMER) == "market_square"
         assert NEWCOMER in again.agents and again.world.personas[NEWCOMER].home == "market_square"
@@ -200,7 +200,7 @@ async def test_a_newcomer_comes_back_when_the_town_is_reopened_or_forked(town, c
     await town("go bakery", "hum a tune", "leave", "step")
     observed = town.sim.agents[NEWCOMER].to_dict()
     state = sim_state(town.sim)
-    again = town.open(run_id)
+    again = town.reopen(run_id)
     try:  # after steps: as the checkpoint has her, her agent's state too
         assert again.state.location(NEWCOMER) == town.sim.state.location(NEWCOMER)
         assert again.agents[NEWCOMER].to_dict() == observed

@@ -89,7 +89,7 @@ def add_newcomer(sim: Simulation, newcomer: Newcomer) -> None:
             importance=ARRIVAL_IMPORTANCE,
         )
     )
-    with sim.recorder.sessions.begin() as session:
+    with sim.recorder.writing(sim.run_id) as session:
         _record(session, sim.run_id, newcomer)
         sim.memory.add_many(memories, now=now, session=session)
     _place_in_state(sim, newcomer)

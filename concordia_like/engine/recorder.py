@@ -3,12 +3,15 @@
 `commit_step` is the only writer during a run: the step's events, utterances, extra rows
 (memories) and checkpoint go in one transaction, and the run's `steps_done` moves in
 the same transaction, so a run killed at any moment is either before or after a whole
-step."""
+step. Every write of a run goes through `writing`, which holds the run's lease
+(`store.leases`): one writer per run, and a writer whose lease was taken over commits
+nothing more."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from concordia_like.engine.events import Event, Utterance
 from concordia_like.errors import ConfigError
 from concordia_like.store.base import make_engine, make_session_factory
+from concordia_like.store.leases import RunLease
 from concordia_like.store.run_tables import CheckpointRow, EventRow, RunRow, UtteranceRow
 
 
@@ -45,6 +49,30 @@ class RunRecorder:
         self.url = url
         self.engine: Engine = make_engine(url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        #: the runs this recorder writes, by id (`hold`)
+        self.leases: dict[str, RunLease] = {}
+
+    # -- one writer per run -----------------------------------------------------------
+
+    def hold(self, run_id: str) -> RunLease:
+        """Take the run's lease (once): raises RunBusyError naming the writer that holds
+        it. Readers never need it."""
+        lease = self.leases.get(run_id)
+        if lease is None:
+            # an in-memory SQLite store is one connection's: no other writer, no timer
+            lease = RunLease(self.sessions, run_id, timer=not _in_memory(self.engine))
+            lease.acquire()
+            self.leases[run_id] = lease
+        return lease
+
+    @contextmanager
+    def writing(self, run_id: str) -> Iterator[Session]:
+        """A transaction that writes run `run_id`: the lease is renewed as its first
+        write, so it commits only while this recorder still holds the run."""
+        lease = self.hold(run_id)
+        with self.sessions.begin() as s:
+            lease.renew(s)
+            yield s
 
     # -- runs -------------------------------------------------------------------------
 
@@ -90,7 +118,7 @@ class RunRecorder:
 
     def record_change(self, run_id: str, change: dict[str, Any]) -> None:
         """Append to the run's config what a resume changed (asked for explicitly)."""
-        with self.sessions.begin() as s:
+        with self.writing(run_id) as s:
             row = s.get(RunRow, run_id)
             if row is None:
                 raise ConfigError(f"no run {run_id!r} in store {self.url}")
@@ -129,7 +157,7 @@ class RunRecorder:
         wall_s: float = 0.0,
         extra: Callable[[Session], None] | None = None,
     ) -> None:
-        with self.sessions.begin() as s:
+        with self.writing(run_id) as s:
             run = s.get(RunRow, run_id)
             if run is None:
                 raise ConfigError(f"no run {run_id!r} in store {self.url}")
@@ -188,26 +216,43 @@ class RunRecorder:
         agent: str | None = None,
         place: str | None = None,
         kinds: list[str] | None = None,
+        text: str | None = None,
+        after_step: int = 0,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> Iterator[EventRow]:
-        q = select(EventRow).where(EventRow.run_id == run_id)
-        if agent is not None:
-            q = q.where(EventRow.actor == agent)
-        if place is not None:
-            q = q.where(EventRow.place == place)
-        if kinds:
-            q = q.where(EventRow.kind.in_(kinds))
-        q = q.order_by(EventRow.step, EventRow.seq)
+        """A run's events in order, filtered (`text`: contained, any case; steps after
+        `after_step`), one page of them with `offset` and `limit`."""
+        q = _event_filter(select(EventRow), run_id, agent, place, kinds, text, after_step)
+        q = q.order_by(EventRow.step, EventRow.seq).offset(offset or None).limit(limit)
         with self.sessions() as s:
             yield from s.scalars(q)
 
-    def event_count(self, run_id: str) -> int:
+    def event_count(
+        self,
+        run_id: str,
+        *,
+        agent: str | None = None,
+        place: str | None = None,
+        kinds: list[str] | None = None,
+        text: str | None = None,
+    ) -> int:
+        """How many events `events` gives with the same filters."""
+        q = select(func.count()).select_from(EventRow)
+        q = _event_filter(q, run_id, agent, place, kinds, text, 0)
         with self.sessions() as s:
-            return int(
-                s.scalar(
-                    select(func.count()).select_from(EventRow).where(EventRow.run_id == run_id)
-                )
-                or 0
-            )
+            return int(s.scalar(q) or 0)
+
+    def event_counts(self, run_id: str) -> list[tuple[int, str, int]]:
+        """(step, kind, how many events) of a run, in step order."""
+        q = (
+            select(EventRow.step, EventRow.kind, func.count())
+            .where(EventRow.run_id == run_id)
+            .group_by(EventRow.step, EventRow.kind)
+            .order_by(EventRow.step, EventRow.kind)
+        )
+        with self.sessions() as s:
+            return [(int(a), str(b), int(c)) for a, b, c in s.execute(q)]
 
     def utterances(self, run_id: str, *, speaker: str | None = None) -> list[UtteranceRow]:
         """A run's speech in order, optionally of one speaker."""
@@ -257,7 +302,40 @@ class RunRecorder:
         return new_id
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Give up the leases held, and close the store's connections."""
+        try:
+            for lease in self.leases.values():
+                lease.release()
+            self.leases.clear()
+        finally:
+            self.engine.dispose()
+
+
+def _in_memory(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+
+
+def _event_filter(
+    q: Any,
+    run_id: str,
+    agent: str | None,
+    place: str | None,
+    kinds: list[str] | None,
+    text: str | None,
+    after_step: int,
+) -> Any:
+    q = q.where(EventRow.run_id == run_id)
+    if agent is not None:
+        q = q.where(EventRow.actor == agent)
+    if place is not None:
+        q = q.where(EventRow.place == place)
+    if kinds:
+        q = q.where(EventRow.kind.in_(kinds))
+    if text:
+        q = q.where(EventRow.text.icontains(text, autoescape=True))
+    if after_step:
+        q = q.where(EventRow.step > after_step)
+    return q
 
 
 def _columns(row: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ sampling included: a resumed run goes on exactly as an uninterrupted one would h
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import random
 import time
@@ -55,6 +56,7 @@ from concordia_like.memory.records import (
 )
 from concordia_like.memory.stream import MemoryStore
 from concordia_like.memory.writes import MemoryWrites
+from concordia_like.store.leases import RunBusyError
 from concordia_like.world.code_rules import apply_code_rules
 from concordia_like.world.loader import World
 from concordia_like.world.rules import apply_effects
@@ -80,6 +82,10 @@ class StepReport:
     #: the residents awake in the step (asked or not), and why those asked were asked
     awake: list[str] = field(default_factory=list)
     asked: dict[str, list[str]] = field(default_factory=dict)
+
+
+class StepDeadlineError(ConcordiaError):
+    """A step ran past its deadline (`Simulation.step_timeout_s`)."""
 
 
 class StepAborted(ConcordiaError):
@@ -123,6 +129,9 @@ class Simulation(Acting):
     hooks: list[StepHook] = field(default_factory=list)
     #: who is asked what they do each step (`agents.attention`)
     attention: AttentionPolicy = field(default_factory=AttentionPolicy)
+    #: the most seconds a step may take, all its model calls together (None: no bound);
+    #: past it the step aborts like any failed step
+    step_timeout_s: float | None = None
     upkeep: Upkeep = field(init=False)
     gm: GameMaster = field(init=False)
     _usage_base: dict[str, Any] = field(default_factory=dict)
@@ -157,11 +166,20 @@ class Simulation(Acting):
         if self._committed is None or self._committed.step != self.step:
             self._committed = self._snapshot()
         step, now = self.step + 1, self.state.clock.now
+        deadline = asyncio.timeout(self.step_timeout_s)
         try:
             with step_scope(self.seed, step):
-                return await self._step(step, now)
+                async with deadline:
+                    return await self._step(step, now)
         except BaseException as exc:
             self._rollback()
+            if isinstance(exc, RunBusyError):  # another writer has the run: no retry can work
+                raise
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                exc = StepDeadlineError(
+                    f"the step did not finish within its deadline of {self.step_timeout_s:g} s "
+                    "(--step-timeout)"
+                )
             if isinstance(exc, Exception):
                 raise StepAborted(step, now, self.step, exc) from exc
             raise
@@ -414,7 +432,10 @@ class Simulation(Acting):
         """A memory given to a resident between steps (the sandbox's whisper), committed
         now. Its next retrieval is asked afresh so that it can come to mind from the next
         step on, and the state a failed step goes back to includes that."""
-        record = self.memory.add(NewMemory(agent=agent, text=text, created=self.state.now))
+        with self.recorder.writing(self.run_id) as session:  # only while this run is ours
+            [record] = self.memory.add_many(
+                [NewMemory(agent=agent, text=text, created=self.state.now)], session=session
+            )
         self.agents[agent].last_query = None
         self.agents[agent].attention.note("whisper")  # it has something new on its mind
         self._committed = None  # snapshot again at the next step

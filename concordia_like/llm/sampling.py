@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from concordia_like.llm.types import LLMRequest
 
@@ -105,6 +105,11 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, float]]:
             out.setdefault(purpose, {})[field] = float(value)
         except ValueError:
             raise ValueError(f"--sampling {item!r}: {value!r} is not a number") from None
+        try:  # the bounds too, so that a mistake is refused before anything is written
+            PurposeOverride.model_validate(out[purpose])
+        except ValidationError as exc:
+            why = exc.errors()[0]["msg"].lower()
+            raise ValueError(f"--sampling {item!r}: {field} {why}") from None
     return out
 
 

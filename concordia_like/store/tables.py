@@ -4,4 +4,4 @@ Each concept keeps its tables in its own module (memory_tables, run_tables, ...)
 the new module's import here."""
 
 import concordia_like.store.memory_tables  # noqa: F401
-from concordia_like.store import run_tables  # noqa: F401
+from concordia_like.store import leases, run_tables  # noqa: F401
