@@ -11,6 +11,7 @@ from concordia_like.cli.log import log
 from concordia_like.cli.models import models
 from concordia_like.cli.run import run
 from concordia_like.cli.town import town
+from concordia_like.cli.view import view
 
 app = typer.Typer(
     name="concordia-like",
@@ -26,6 +27,7 @@ app.command()(demo)
 app.command()(town)
 app.command()(experiment)
 app.command()(dialogues)
+app.command()(view)
 
 
 if __name__ == "__main__":

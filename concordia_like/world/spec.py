@@ -20,6 +20,7 @@ it at its line just the same.
         closed_days: [sunday]
         capacity: 8                  # most people inside at once (default: no limit)
         keyholders: [Ines Marlowe]   # may enter while closed; residents of a home are added
+        pos: [120, 80]               # optional: where the viewer's map draws it
     items:
       - {name: bread, holder: bakery, quantity: 24, properties: {price: 3}}
       - {id: letter_for_elias, name: letter, holder: post_office}  # id: default from name
@@ -74,6 +75,8 @@ class PlaceSpec(_Strict):
     closed_days: list[Weekday] = Field(default_factory=list)
     capacity: int | None = Field(None, ge=1)
     keyholders: list[str] = Field(default_factory=list)
+    #: where the viewer's map draws the place (any units; laid out when absent)
+    pos: tuple[float, float] | None = None
 
     @field_validator("hours")
     @classmethod
