@@ -19,7 +19,7 @@ test: setup
 # or runs the command in a subprocess or for hundreds of steps (see the markers in
 # pyproject.toml)
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not embedded and not server and not stores and not vllm and not ray and not slow"
+	$(BIN)/python -m pytest -q -m "not embedded and not server and not stores and not vllm and not ray and not slow and not browser"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -87,6 +87,12 @@ COMMANDS: dict[str, Command] = {
             "model calls, tokens and latency (p50/p95), this session and per step",
             "stats",
         ),
+        Command(
+            "view",
+            "view",
+            "serve the town in the browser (127.0.0.1); the page follows every step",
+            "view",
+        ),
         Command("help", "help [COMMAND]", "every command, or one, with an example", "help step"),
     )
 }

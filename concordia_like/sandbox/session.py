@@ -76,6 +76,7 @@ class TownSession:
         self._stop = False
         self._abandon = False
         self._task: asyncio.Future[StepReport] | None = None
+        self.viewer: Any = None  # the browser view, once `view` starts it
 
     async def __aenter__(self) -> TownSession:
         return self
@@ -85,6 +86,8 @@ class TownSession:
 
     async def aclose(self) -> None:
         """Close the town, and give the library's log records back to where they went."""
+        if self.viewer is not None:
+            self.viewer.stop()
         try:
             await self.sim.aclose()
         finally:
@@ -386,6 +389,19 @@ class TownSession:
         except Exception:  # an older ledger without histograms: no percentiles
             pct = {}
         self.say(*render.usage_table(spent.get("total", {}), pct, self.per_step))
+        return True
+
+    async def _cmd_view(self, rest: str) -> bool:
+        if self.viewer is None:
+            from concordia_like.viewer.sources import serve_town
+
+            self.viewer = serve_town(
+                lambda: self.sim.run_id,
+                lambda rid: self.sim.memory if rid == self.sim.run_id else None,
+                self.root,
+                self.store,
+            )
+        self.say(f"the town in the browser: {self.viewer.url} (it follows every step)")
         return True
 
     async def _cmd_help(self, rest: str) -> bool:

@@ -184,7 +184,9 @@ class ViewerServer:
     """uvicorn serving an app on 127.0.0.1: in the foreground (`run`, the command) or
     in a thread (`start`, the sandbox and the tests)."""
 
-    def __init__(self, app: Starlette, port: int = 0) -> None:
+    def __init__(self, app: Starlette, port: int = 0, *, catalog: Catalog | None = None) -> None:
+        #: closed with the server, when given
+        self.catalog = catalog
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -218,3 +220,5 @@ class ViewerServer:
         if self.thread is not None:
             self.thread.join(timeout=10)
         self.sock.close()
+        if self.catalog is not None:
+            self.catalog.close()

@@ -60,8 +60,16 @@ class RunView:
     """Read-only queries over one run of a store, cached per committed step."""
 
     def __init__(
-        self, recorder: RunRecorder, run_id: str, folder: Path, *, owns_recorder: bool = True
+        self,
+        recorder: RunRecorder,
+        run_id: str,
+        folder: Path,
+        *,
+        owns_recorder: bool = True,
+        memory: Any = None,
     ) -> None:
+        """`memory`: the run's memory store when a running town lends it (the viewer
+        then neither opens a second one on the same index nor closes it)."""
         self.recorder = recorder
         self.run_id = run_id
         self.folder = folder
@@ -70,7 +78,8 @@ class RunView:
         self._world: World | bool | None = False  # False: not read yet
         self._positions = _Positions()
         self._cache: dict[tuple[str, int], Any] = {}
-        self._memory: Any = None
+        self._memory: Any = memory
+        self._owns_memory = memory is None
         self.recorder.run(run_id)  # refuses an unknown run now, with its name
 
     @classmethod
@@ -81,7 +90,7 @@ class RunView:
         return cls(RunRecorder(store_url_for(folder, store)), run_id, folder)
 
     def close(self) -> None:
-        if self._memory is not None:
+        if self._memory is not None and self._owns_memory:
             self._memory.close()
         if self._owns:
             self.recorder.close()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.runs import DEFAULT_ROOT, run_folder, store_url_for
 from concordia_like.errors import ConfigError
 from concordia_like.store.base import sqlite_url
-from concordia_like.viewer.app import Catalog
+from concordia_like.viewer.app import Catalog, ViewerServer, create_app
 from concordia_like.viewer.experiment import ExperimentView, is_experiment
 from concordia_like.viewer.runview import RunView
 
@@ -53,12 +54,22 @@ def experiment_catalog(folder: Path) -> Catalog:
     return Catalog(opener, labels, experiment=exp, live=False)
 
 
-def live_catalog(current: Callable[[], str], root: Path, store: str | None) -> Catalog:
+def live_catalog(
+    current: Callable[[], str], memory: Callable[[str], Any], root: Path, store: str | None
+) -> Catalog:
     """The sandbox's town: the page follows whichever run `current` names (a fork
-    moves it on)."""
+    moves it on), reading memories through the store the town lends (`memory`)."""
 
     def opener(rid: str) -> RunView:
         folder = run_folder(rid, root)
-        return RunView(RunRecorder(store_url_for(folder, store)), rid, folder)
+        return RunView(RunRecorder(store_url_for(folder, store)), rid, folder, memory=memory(rid))
 
     return Catalog(opener, [], current=current)
+
+
+def serve_town(
+    current: Callable[[], str], memory: Callable[[str], Any], root: Path, store: str | None
+) -> ViewerServer:
+    """The viewer of the sandbox's open town, served in a thread until `stop`."""
+    catalog = live_catalog(current, memory, root, store)
+    return ViewerServer(create_app(catalog), catalog=catalog).start()

@@ -48,3 +48,14 @@ if [ ! -f "$vllm_stamp" ]; then
   rm -f .venv/.vllm-*
   touch "$vllm_stamp"
 fi
+# Debian's chromium and chromium-driver, for the viewer's tests in a real browser (marked
+# browser): installed when missing, where apt-get is there and we are root (or sudo -n).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  if [ -z "$sudo" ] || sudo -n true 2>/dev/null; then
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+      > /dev/null
+  fi
+fi
