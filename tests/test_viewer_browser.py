@@ -226,7 +226,6 @@ def test_the_static_export_opens_from_disk_with_the_same_map(browser, town, root
     open_map(browser, served.url, len(where) - 1)
     live = markers(browser)
     page = export_site(served.catalog, tmp_path / "site")
-    browser.get(page.resolve().as_uri())
-    wait_for(browser, lambda d: markers(d), "the exported map")
+    open_map(browser, page.resolve().as_uri(), len(where) - 1)
     assert markers(browser) == live == where[-1]
     assert errors(browser) == []
