@@ -3,6 +3,7 @@ where something calls for a choice, and follow their plans by code otherwise."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -315,3 +316,19 @@ async def test_in_the_sandbox_a_whisper_an_inject_and_a_player_always_ask(runs_r
     assert await run("step")
     assert "addressed" in (why_of(sim, 7, listener) or [])
     await session.aclose()
+
+
+async def test_asked_only_for_company_a_resident_chooses_among_the_people_here(runs_root):
+    seen = []
+    backend = scripted()
+    backend.add_rule(".", lambda req: seen.append(req) or '{"kind": "continue"}', "act")
+    backend.rules.insert(0, backend.rules.pop())
+    sim = events_run(runs_root, backend, places={ANN: "square", BOB: "square"})
+    await run_steps(sim, 1)  # Ann and Bob meet at the square: company
+    schemas = [json.dumps(r.json_schema) for r in seen if r.why == "company"]
+    assert schemas and all('"move"' not in k and '"continue"' in k for k in schemas)
+    sim.plant_memory(ANN, "The bridge is closing tomorrow.")
+    await run_steps(sim, 1)  # a whisper: going elsewhere is a choice again
+    whispered = [r for r in seen if r.why == "whisper"]
+    assert whispered and '"move"' in json.dumps(whispered[0].json_schema)
+    await close(sim)

@@ -74,16 +74,17 @@ class Agent:
         activity = self.activity or "my day"
         return (activity, self.news) if self.news else (activity,)
 
-    def act_request(self, state: WorldState, seed: int) -> LLMRequest:
+    def act_request(self, state: WorldState, seed: int, *, may_move: bool = True) -> LLMRequest:
         """The step's model call: a typed decision (kind, targets) under this agent's
-        schema; the words of a `say` are asked for apart (`speech_request`)."""
+        schema; the words of a `say` are asked for apart (`speech_request`). Without
+        `may_move` its choices are those of the place it is at (carrying on with the
+        plan, which may walk it on, among them)."""
         here = state.location(self.name)
         # the things its prompt names, no more: a schema must not grow with the world
         held = sorted({i.name for i in shown_items(state, self.name)})
         usable = sorted(set(held) | {i.name for i in shown_items(state, here)})
-        schema = decision_for(
-            state.reachable(self.name), state.others_present(self.name), held, usable, self.name
-        )
+        ways = state.reachable(self.name) if may_move else []
+        schema = decision_for(ways, state.others_present(self.name), held, usable, self.name)
         # the standing first: it lasts while the agent stays (see `speech_request`)
         standing, moment = describe_parts(state, self.name)
         self._standing = standing

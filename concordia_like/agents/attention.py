@@ -54,7 +54,12 @@ REASONS: tuple[str, ...] = (
 )
 #: the reasons perceived in one step that ask for the resident's choice in the next
 CARRIED = ("news", "intervention", "whisper")
-DEFAULT_IDLE_STEPS = 6
+#: reasons that call for a choice among the people here, not of where to go: asked for
+#: these alone (under `events`), a resident's choices leave out moving elsewhere, and
+#: carrying on with its plan is how it walks on (a small model asked to choose among
+#: "go to X" options picks one at random, and walks away from its plan)
+SOCIAL = frozenset({"addressed", "company"})
+DEFAULT_IDLE_STEPS = 12
 
 
 class AttentionPolicy(BaseModel):
@@ -185,6 +190,11 @@ def attend(agent: Agent, state: WorldState, step: int, policy: AttentionPolicy) 
     if policy.mode == "always" and not why:
         why = ["always"]
     return why
+
+
+def may_move(policy: AttentionPolicy, reasons: Iterable[str]) -> bool:
+    """Whether a resident asked for `reasons` may choose to go elsewhere (see `SOCIAL`)."""
+    return policy.mode == "always" or not set(reasons) <= SOCIAL
 
 
 def why_text(reasons: Iterable[str]) -> str:

@@ -10,7 +10,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from concordia_like.agents.actions import ActionBase, to_action
-from concordia_like.agents.attention import AttentionPolicy, attend, why_text
+from concordia_like.agents.attention import AttentionPolicy, attend, may_move, why_text
 from concordia_like.agents.autopilot import follow_plan, pilot
 from concordia_like.agents.speech import write_speech
 from concordia_like.gm.master import GameMaster, Outcome
@@ -51,7 +51,9 @@ class Acting:
         return why
 
     def _act_request(self, n: str, step: int, why: dict[str, list[str]]) -> Any:
-        request = self.agents[n].act_request(self.state, derive_seed(self.seed, step, n))
+        request = self.agents[n].act_request(
+            self.state, derive_seed(self.seed, step, n), may_move=may_move(self.attention, why[n])
+        )
         return request.model_copy(update={"why": why_text(why[n])})
 
     async def _simultaneous(
