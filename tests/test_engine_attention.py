@@ -318,7 +318,7 @@ async def test_in_the_sandbox_a_whisper_an_inject_and_a_player_always_ask(runs_r
     await session.aclose()
 
 
-async def test_asked_only_for_company_a_resident_chooses_among_the_people_here(runs_root):
+async def test_asked_only_for_company_a_resident_chooses_among_the_others_here(runs_root):
     seen = []
     backend = scripted()
     backend.add_rule(".", lambda req: seen.append(req) or '{"kind": "continue"}', "act")
@@ -327,6 +327,8 @@ async def test_asked_only_for_company_a_resident_chooses_among_the_people_here(r
     await run_steps(sim, 1)  # Ann and Bob meet at the square: company
     schemas = [json.dumps(r.json_schema) for r in seen if r.why == "company"]
     assert schemas and all('"move"' not in k and '"continue"' in k for k in schemas)
+    ann = [json.dumps(r.json_schema) for r in seen if r.why == "company" and r.agent == ANN]
+    assert ann and all(f'"{ANN}"' not in k for k in ann)  # nobody to think aloud to
     sim.plant_memory(ANN, "The bridge is closing tomorrow.")
     await run_steps(sim, 1)  # a whisper: going elsewhere is a choice again
     whispered = [r for r in seen if r.why == "whisper"]

@@ -74,17 +74,18 @@ class Agent:
         activity = self.activity or "my day"
         return (activity, self.news) if self.news else (activity,)
 
-    def act_request(self, state: WorldState, seed: int, *, may_move: bool = True) -> LLMRequest:
+    def act_request(self, state: WorldState, seed: int, *, social: bool = False) -> LLMRequest:
         """The step's model call: a typed decision (kind, targets) under this agent's
-        schema; the words of a `say` are asked for apart (`speech_request`). Without
-        `may_move` its choices are those of the place it is at (carrying on with the
-        plan, which may walk it on, among them)."""
+        schema; the words of a `say` are asked for apart (`speech_request`). `social`:
+        asked for the people here, its choices are among them (no going elsewhere, no
+        thinking aloud; carrying on with its plan, which may walk it on, is one)."""
         here = state.location(self.name)
         # the things its prompt names, no more: a schema must not grow with the world
         held = sorted({i.name for i in shown_items(state, self.name)})
         usable = sorted(set(held) | {i.name for i in shown_items(state, here)})
-        ways = state.reachable(self.name) if may_move else []
-        schema = decision_for(ways, state.others_present(self.name), held, usable, self.name)
+        ways = [] if social else state.reachable(self.name)
+        me = None if social else self.name
+        schema = decision_for(ways, state.others_present(self.name), held, usable, me)
         # the standing first: it lasts while the agent stays (see `speech_request`)
         standing, moment = describe_parts(state, self.name)
         self._standing = standing

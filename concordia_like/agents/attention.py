@@ -55,9 +55,10 @@ REASONS: tuple[str, ...] = (
 #: the reasons perceived in one step that ask for the resident's choice in the next
 CARRIED = ("news", "intervention", "whisper")
 #: reasons that call for a choice among the people here, not of where to go: asked for
-#: these alone (under `events`), a resident's choices leave out moving elsewhere, and
-#: carrying on with its plan is how it walks on (a small model asked to choose among
-#: "go to X" options picks one at random, and walks away from its plan)
+#: these alone (under `events`), a resident's choices leave out moving elsewhere and
+#: thinking aloud, and carrying on with its plan is how it walks on (a small model
+#: asked to choose among "go to X" options picks one at random, and walks away from its
+#: plan; offered itself to speak to, it talks to itself in company)
 SOCIAL = frozenset({"addressed", "company"})
 DEFAULT_IDLE_STEPS = 12
 
@@ -192,9 +193,9 @@ def attend(agent: Agent, state: WorldState, step: int, policy: AttentionPolicy) 
     return why
 
 
-def may_move(policy: AttentionPolicy, reasons: Iterable[str]) -> bool:
-    """Whether a resident asked for `reasons` may choose to go elsewhere (see `SOCIAL`)."""
-    return policy.mode == "always" or not set(reasons) <= SOCIAL
+def is_social(policy: AttentionPolicy, reasons: Iterable[str]) -> bool:
+    """Whether a resident asked for `reasons` chooses among the people here (`SOCIAL`)."""
+    return policy.mode == "events" and set(reasons) <= SOCIAL
 
 
 def why_text(reasons: Iterable[str]) -> str:

@@ -10,7 +10,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from concordia_like.agents.actions import ActionBase, to_action
-from concordia_like.agents.attention import AttentionPolicy, attend, may_move, why_text
+from concordia_like.agents.attention import AttentionPolicy, attend, is_social, why_text
 from concordia_like.agents.autopilot import follow_plan, pilot
 from concordia_like.agents.speech import write_speech
 from concordia_like.gm.master import GameMaster, Outcome
@@ -52,7 +52,7 @@ class Acting:
 
     def _act_request(self, n: str, step: int, why: dict[str, list[str]]) -> Any:
         request = self.agents[n].act_request(
-            self.state, derive_seed(self.seed, step, n), may_move=may_move(self.attention, why[n])
+            self.state, derive_seed(self.seed, step, n), social=is_social(self.attention, why[n])
         )
         return request.model_copy(update={"why": why_text(why[n])})
 
