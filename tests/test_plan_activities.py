@@ -42,6 +42,7 @@ def test_activities_pass(text):
         ("the old bridge", "a name"),
         ("good morning everyone", "a greeting"),
         ("bread bread bread", "a fragment"),
+        ("Toileter, walking by the river at", "a fragment"),
     ],
 )
 def test_what_is_not_an_activity_says_why(text, problem):

@@ -155,6 +155,8 @@ _DATE_WORDS = frozenset(
     )
 )
 _FILLER = frozenset(words("the a an at of in on to and"))
+#: words a phrase cannot end with ("walking by the river at")
+_DANGLING = _FILLER | frozenset(words("by with for from"))
 
 
 def _is_verb(word: str) -> bool:
@@ -171,14 +173,14 @@ def _is_verb(word: str) -> bool:
 
 def activity_problem(text: str, names: Iterable[str] = ()) -> str | None:
     """Why `text` does not read as an activity a person plans, or None: a fragment
-    (under two words, words cut off with hyphens, a loop), a greeting, a date, a name
-    (of a resident or a place: `names`), or no verb among its first words (nor a
-    word like `lunch`)."""
+    (under two words, words cut off with hyphens, a loop, a dangling last word), a
+    greeting, a date, a name (of a resident or a place: `names`), or no verb among its
+    first words (nor a word like `lunch`)."""
     raw = text.split()
     w = words(text)
     if len(w) < 2 or any(t.startswith("-") or t.rstrip(",.").endswith("-") for t in raw):
         return "a fragment"
-    if any(t.count("-") >= 2 for t in raw) or is_loop(text):
+    if any(t.count("-") >= 2 for t in raw) or is_loop(text) or w[-1] in _DANGLING:
         return "a fragment"
     if w[0] in _GREETINGS or w[:2] == ["good", "morning"]:
         return "a greeting"
