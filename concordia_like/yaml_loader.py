@@ -12,7 +12,10 @@ Two YAML 1.1 surprises are removed on the way: base-60 numbers (`at: 05:30` woul
 integer 330, so times stay strings) and silently overwritten duplicate keys (refused).
 Loading never writes anything.
 
-Every file is read under `YamlLimits` (size in bytes, aliases, nesting depth, nodes), so
+Only a regular file is read (a named pipe would wait for a writer forever, a device
+never end), and one load (a world with every persona card it names) reads at most
+`MAX_LOAD_BYTES` in all, through one `ReadBudget`. Every file is read under
+`YamlLimits` (size in bytes, aliases, nesting depth, nodes), so
 a hostile file is refused in well under a second and a few MB: an "alias bomb" of a few
 hundred bytes (ten levels of nine aliases each) otherwise expands to billions of nodes.
 The limits are enforced while the node graph is composed, event by event: an alias
@@ -28,6 +31,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +58,10 @@ MAX_FILE_BYTES = 1024 * 1024  # 1 MiB
 MAX_ALIASES = 500  # uses of an anchor (`*name`, `<<: *name`) in one file
 MAX_DEPTH = 32  # nested mappings and sequences, an alias counted as the node it names
 MAX_NODES = 100_000  # scalars, mappings, sequences; an alias as a copy of its node
+MAX_LOAD_BYTES = 16 * 1024 * 1024  # all the files of one load together
+# what an error line shows of a field's path and of a message (they may quote input)
+MAX_FIELD_CHARS = 200
+MAX_MESSAGE_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,15 @@ class YamlLimits:
 
 
 DEFAULT_LIMITS = YamlLimits()
+
+
+class ReadBudget:
+    """The bytes one load may still read, over all the files it reads: a world naming
+    many large cards is refused at the limit, not after reading each of them."""
+
+    def __init__(self, total: int = MAX_LOAD_BYTES) -> None:
+        self.total = total
+        self.left = total
 
 
 class _LimitExceeded(Exception):
@@ -230,10 +247,11 @@ class Issue:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return (
-            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-        )
+        where = f"{clip(self.file, MAX_FIELD_CHARS)}:{self.line}"
+        message = clip(self.message, MAX_MESSAGE_CHARS)
+        if self.field:
+            return f"{where}: {clip(self.field, MAX_FIELD_CHARS)}: {message}"
+        return f"{where}: {message}"
 
 
 class ConfigFileError(ConfigError):
@@ -301,19 +319,67 @@ def _child(node: Any, key: str | int) -> Any:
     return None
 
 
-def read_yaml(path: str | Path, limits: YamlLimits = DEFAULT_LIMITS) -> YamlDoc:
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+
+
+def _read_regular(path: Path, most: int) -> tuple[bytes, int]:
+    """At most `most` bytes of `path` and its size; OSError, or ValueError naming what
+    `path` is when it is not a regular file (checked on the open file, which a pipe
+    with no writer or a device cannot hold up)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(_kind(info.st_mode))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        return f.read(most), info.st_size
+
+
+def read_yaml(
+    path: str | Path, limits: YamlLimits = DEFAULT_LIMITS, budget: ReadBudget | None = None
+) -> YamlDoc:
     """Parse `path` into a YamlDoc; a missing, unreadable, malformed or oversized file
-    (past any of `limits`) raises ConfigFileError at the line of the problem."""
+    (past any of `limits`, or past what is left of `budget`), or one that is not a
+    regular file, raises ConfigFileError at the line of the problem."""
     path = Path(path)
     name = display_path(path)
+    most = limits.file_bytes if budget is None else min(limits.file_bytes, budget.left)
     try:
-        with path.open("rb") as f:
-            raw = f.read(limits.file_bytes + 1)  # never more, whatever the file is
-            size = os.fstat(f.fileno()).st_size
+        raw, size = _read_regular(path, most + 1)  # never more, whatever the file is
     except FileNotFoundError:
         raise ConfigFileError([Issue(name, 0, "", "file not found")]) from None
+    except ValueError as exc:
+        raise ConfigFileError(
+            [Issue(name, 0, "", f"is {exc}: only a regular file is read")]
+        ) from None
     except OSError as exc:
-        raise ConfigFileError([Issue(name, 0, "", f"cannot read file: {exc}")]) from None
+        reason = exc.strerror or str(exc)
+        raise ConfigFileError([Issue(name, 0, "", f"cannot read file: {reason}")]) from None
+    if budget is not None and len(raw) > budget.left and len(raw) <= limits.file_bytes:
+        raise ConfigFileError(
+            [
+                Issue(
+                    name,
+                    0,
+                    "",
+                    "over the limit of what one load reads: the files it names come to "
+                    f"more than {_size(budget.total)} in all",
+                )
+            ]
+        )
+    if budget is not None:
+        budget.left -= len(raw)
     if len(raw) > limits.file_bytes:
         actual = f"{size:,} bytes" if size > limits.file_bytes else "larger"
         raise ConfigFileError(
@@ -492,8 +558,12 @@ def validate_doc(doc: YamlDoc, model: type[M], *, context: dict[str, Any] | None
 
 
 def load_model(
-    path: str | Path, model: type[M], *, limits: YamlLimits = DEFAULT_LIMITS
+    path: str | Path,
+    model: type[M],
+    *,
+    limits: YamlLimits = DEFAULT_LIMITS,
+    budget: ReadBudget | None = None,
 ) -> tuple[M, YamlDoc]:
     """Read and validate one YAML file; the YamlDoc is kept for cross-reference errors."""
-    doc = read_yaml(path, limits)
+    doc = read_yaml(path, limits, budget)
     return validate_doc(doc, model), doc

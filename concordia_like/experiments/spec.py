@@ -47,7 +47,10 @@ MAX_SEEDS = 1000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # a NaN compares false with everything: a stop or check on it would never hold
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
+    )
 
 
 def _naive(v: datetime | None) -> datetime | None:

@@ -10,6 +10,7 @@ is raised, so an author fixes a file in one pass rather than one error per run.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from concordia_like.world.effects import (
 from concordia_like.world.persona import PersonaCard, load_persona_doc
 from concordia_like.world.spec import WorldSpec
 from concordia_like.world.state import name_key, slug
-from concordia_like.yaml_loader import ConfigFileError, Issue, YamlDoc, display_path
+from concordia_like.yaml_loader import ConfigFileError, Issue, ReadBudget, YamlDoc, display_path
 
 PLACE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -53,9 +54,12 @@ def _suggest(word: str, options: Iterable[str]) -> str:
 class WorldChecker:
     """Cross-reference checks of a schema-valid world, collecting Issues and warnings."""
 
-    def __init__(self, doc: YamlDoc, spec: WorldSpec) -> None:
+    def __init__(self, doc: YamlDoc, spec: WorldSpec, budget: ReadBudget | None = None) -> None:
         self.doc = doc
         self.spec = spec
+        #: what the load may still read; each card is read once (by its real path)
+        self.budget = budget or ReadBudget()
+        self._cards: dict[str, tuple[PersonaCard, YamlDoc] | None] = {}
         self.issues: list[Issue] = []
         self.warnings: list[str] = []
         self.residents: list[CheckedResident] = []
@@ -129,19 +133,18 @@ class WorldChecker:
             path = Path(r.persona)
             if not path.is_absolute():
                 path = self.doc.path.parent / path
-            if not path.is_file():
+            if not path.exists():
                 self.err(
                     (*loc, "persona"),
                     f"persona file {r.persona!r} not found ({display_path(path)})",
                 )
                 self.personas_ok = False
                 continue
-            try:
-                card, pdoc = load_persona_doc(path)
-            except ConfigFileError as exc:
-                self.issues.extend(exc.issues)
+            loaded = self.card(path)
+            if loaded is None:
                 self.personas_ok = False
                 continue
+            card, pdoc = loaded
             if card.name in seen:
                 self.err(
                     (*loc, "persona"), f"{card.name!r} is already residents[{seen[card.name]}]"
@@ -187,6 +190,18 @@ class WorldChecker:
                     self.warnings.append(
                         f"{c.doc.name}: relationship to {other!r}, who is not a resident"
                     )
+
+    def card(self, path: Path) -> tuple[PersonaCard, YamlDoc] | None:
+        """The card at `path` and its file, read once however often the world names it;
+        None when it is refused (its problems are reported the first time only)."""
+        key = os.path.realpath(path)
+        if key not in self._cards:
+            try:
+                self._cards[key] = load_persona_doc(path, self.budget)
+            except ConfigFileError as exc:
+                self.issues.extend(exc.issues)
+                self._cards[key] = None
+        return self._cards[key]
 
     def check_keyholders(self, names: set[str]) -> None:
         for pid, place in self.spec.places.items():

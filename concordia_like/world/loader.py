@@ -35,7 +35,7 @@ from concordia_like.world.state import (
     ScheduledEvent,
     WorldState,
 )
-from concordia_like.yaml_loader import ConfigFileError, read_yaml, validate_doc
+from concordia_like.yaml_loader import ConfigFileError, ReadBudget, read_yaml, validate_doc
 
 
 @dataclass
@@ -77,11 +77,14 @@ class World:
         return clip("\n".join(lines), max_chars)
 
 
-def load_world(path: str | Path) -> World:
-    """Load, check and build the world at `path`; ConfigFileError lists every problem."""
-    doc = read_yaml(path)
+def load_world(path: str | Path, budget: ReadBudget | None = None) -> World:
+    """Load, check and build the world at `path`; ConfigFileError lists every problem.
+    The world file and every card it names are read once each, within `budget` (by
+    default, `yaml_loader.MAX_LOAD_BYTES` in all)."""
+    budget = budget or ReadBudget()
+    doc = read_yaml(path, budget=budget)
     spec = validate_doc(doc, WorldSpec)
-    checker = WorldChecker(doc, spec)
+    checker = WorldChecker(doc, spec, budget)
     checker.run()
     if checker.issues:
         raise ConfigFileError(checker.issues)

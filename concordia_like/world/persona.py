@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from concordia_like.text import clip, squash
-from concordia_like.yaml_loader import ConfigFileError, YamlDoc, load_model
+from concordia_like.yaml_loader import ConfigFileError, ReadBudget, YamlDoc, load_model
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 PROMPT_MAX_CHARS = 1600
@@ -164,9 +164,12 @@ class PersonaCard(_Strict):
         return clip(" ".join(parts), max_chars)
 
 
-def load_persona_doc(path: str | Path) -> tuple[PersonaCard, YamlDoc]:
-    """A card and its parsed file (for errors a world finds later, at the card's lines)."""
-    return load_model(path, PersonaCard)
+def load_persona_doc(
+    path: str | Path, budget: ReadBudget | None = None
+) -> tuple[PersonaCard, YamlDoc]:
+    """A card and its parsed file (for errors a world finds later, at the card's lines);
+    `budget`: what the load reading it may still read (a world's, over all its cards)."""
+    return load_model(path, PersonaCard, budget=budget)
 
 
 def load_persona(path: str | Path) -> PersonaCard:

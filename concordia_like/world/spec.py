@@ -42,7 +42,7 @@ it at its line just the same.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -56,8 +56,16 @@ Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "satur
 Number = int | float
 
 
+#: a world's clock must be able to run this long from its start (a century of steps)
+RUN_SPAN = timedelta(days=36525)
+LATEST_START = datetime.max - RUN_SPAN  # noqa: DTZ901 (simulation times are local)
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # an infinite or NaN number is no quantity, bound or price: refused where it is read
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
+    )
 
 
 def _naive(v: datetime) -> datetime:
@@ -152,4 +160,10 @@ class WorldSpec(_Strict):
     @field_validator("start")
     @classmethod
     def _local(cls, v: datetime) -> datetime:
-        return _naive(v)
+        v = _naive(v)
+        if v > LATEST_START:
+            raise ValueError(
+                f"{v} leaves the clock no room to run: a start must be {LATEST_START:%Y-%m-%d} "
+                "or earlier"
+            )
+        return v
