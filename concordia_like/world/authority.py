@@ -7,8 +7,11 @@ it may receive: a thing handed over, or a conserved attribute paid to it (presen
 keeper of the actor's place). A place's things are open to its keepers, and at a public
 place (no keepers, or of kind `public`) to anyone; a priced stack at a kept place is
 stock, taken only by buying it: its price times the quantity paid to the place's
-keepers in the same effects. A thing a code rule grows (`world.code_rules`: fish in a
-lake) is never made by a resident's action, only taken. Effects of the world itself
+keepers in the same effects. Nothing is made from nothing by a resident's action
+unless a `make` rule of the world (`world.code_rules`) lets it: a baker making bread in
+the bakery they keep, anyone writing a letter; so no coin is minted, no unique thing
+forged and no shop stocked by someone who does not keep it. A thing a code rule grows
+(fish in a lake) is never made by a resident's action, only taken. Effects of the world itself
 (scheduled events, interventions: no `actor`) have no such bound. Another resident's
 own typed actions (a `give`, a `move`) are how its holdings and place change.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from concordia_like.world.code_rules import make_rules_of
 from concordia_like.world.state import EPS, Item, Number, Place, WorldState
 
 if TYPE_CHECKING:
@@ -95,6 +99,27 @@ class Authority:
             f"{stack.name} at {holder} belongs to its keepers ({_names(place.keyholders)}) "
             f"and is not for sale: {a} may not {verb} it"
         )
+
+    def making_refusal(self, item: str) -> str | None:
+        """Why the actor may not make `item` where they are, or None: a make rule of
+        the world must name it, and its places (if it lists any) hold the actor as a
+        keeper, or are public."""
+        s, a = self.state, self.actor
+        rules = make_rules_of(s, item)
+        if not rules:
+            return (
+                f"{item} is not made by anyone's action here: no rule of the world lets "
+                f"residents make it ({a} may take or be given it)"
+            )
+        here = s.location(a)
+        place = s.places[here]
+        for rule in rules:
+            if not rule.places:
+                return None
+            if here in rule.places and (a in place.keyholders or is_public(place)):
+                return None
+        where = ", ".join(sorted({p for r in rules for p in r.places}))
+        return f"{item} is made only by the keepers of {where}, there: not by {a} at {here}"
 
     def unpaid(self) -> tuple[int, str] | None:
         """The first purchase whose price its place's keepers were not paid, and why."""

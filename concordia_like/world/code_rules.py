@@ -14,6 +14,10 @@ file, applied by the engine in the step's transaction and recorded as events:
       - {kind: silence, places: [lake]}
       # these things change hands but are never made or destroyed, by anyone
       - {kind: conserve, items: [apples, cheese]}
+      # what residents' actions may make: these things, at these places by their keepers
+      # (no places: anywhere, by anyone); without a make rule, nothing is made by them
+      - {kind: make, items: [bread, pie], places: [bakery]}
+      - {kind: make, items: [letter]}
 
 A regrowing item is the rule's alone to make: a resident's action may take it from its
 place but not create it (`world.rules` refuses such a create, naming the rule), so a
@@ -84,7 +88,20 @@ class ConserveRule(_Strict):
     items: list[str] = Field(min_length=1, max_length=100)
 
 
-CodeRule = Annotated[RegrowRule | SilenceRule | ConserveRule, Field(discriminator="kind")]
+class MakeRule(_Strict):
+    """What a resident's action may bring into being (a create effect with an actor):
+    `items`, at `places` by those who keep them (or by anyone at a public one), or
+    anywhere by anyone when no place is listed. The world itself (scheduled events,
+    interventions, a regrow) is not bound by it."""
+
+    kind: Literal["make"] = "make"
+    items: list[str] = Field(min_length=1, max_length=100)
+    places: list[str] = Field(default_factory=list, max_length=100)
+
+
+CodeRule = Annotated[
+    RegrowRule | SilenceRule | ConserveRule | MakeRule, Field(discriminator="kind")
+]
 CODE_RULES_ADAPTER: TypeAdapter[Any] = TypeAdapter(list[CodeRule])
 
 
@@ -99,7 +116,7 @@ def rule_problems(
             out.append((("place",), f"unknown place {rule.place!r}"))
         if rule.cap > max_stack:
             out.append((("cap",), f"cap {rule.cap} is over the world's max_stack {max_stack}"))
-    elif isinstance(rule, SilenceRule):
+    elif isinstance(rule, SilenceRule | MakeRule):
         out += [(("places", i), f"unknown place {p!r}") for i, p in enumerate(rule.places)
                 if p not in places]  # fmt: skip
     return out
@@ -117,6 +134,16 @@ def conserved_items(state: WorldState) -> set[str]:
     """The item names (as `name_key`) that conserve rules keep from being made or
     destroyed."""
     return {name_key(i) for r in state.code_rules if isinstance(r, ConserveRule) for i in r.items}
+
+
+def make_rules_of(state: WorldState, item: str) -> list[MakeRule]:
+    """The make rules that let residents make `item` (by name)."""
+    key = name_key(item)
+    return [
+        r
+        for r in state.code_rules
+        if isinstance(r, MakeRule) and key in {name_key(i) for i in r.items}
+    ]
 
 
 def regrow_rule_of(state: WorldState, item: str) -> RegrowRule | None:

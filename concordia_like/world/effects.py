@@ -36,7 +36,10 @@ PropertyValue = str | int | float | bool
 class EffectBase(BaseModel):
     """What every kind of effect answers; see the module's text."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # an infinite or NaN value or price would poison sums, bounds and checkpoints
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     kind: str
 
@@ -284,7 +287,7 @@ class CreateEffect(EffectBase):
             )
         if self.holder in s.places and self.holder != here:
             return f"{a} is at {here}, not at {self.holder}"
-        return None
+        return bound.making_refusal(self.item)
 
     def apply(self, s: WorldState) -> None:
         name = squash(self.item)
