@@ -7,7 +7,10 @@ over the target; the folder is then synced so that the rename itself survives a 
 
 A target that is not a regular file is never replaced by one: standard output (`-`), a
 named pipe or a character device is written to as a stream (whole-or-nothing cannot hold
-there), and a folder or any other kind of file is refused with an error naming it."""
+there), and a folder or any other kind of file is refused with an error naming it. A
+name under the system's device and process folders (`/dev/stdout`, `/proc/self/fd/1`)
+is always a stream, whatever it leads to, and is never created. A write that fails (a
+full disk, a device that refuses, a closed pipe) is one `WriteError` naming the target."""
 
 from __future__ import annotations
 
@@ -21,11 +24,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Literal, overload
 
-from concordia_like.errors import ConfigError
+from concordia_like.errors import ConcordiaError, ConfigError
 
 STDOUT = "-"
+#: folders whose names are streams or kernel objects, never files this project makes
+SYSTEM_FOLDERS = ("/dev/", "/proc/")
 FILE_MODE = 0o644  # what a plain open makes under the usual umask (mkstemp makes 0600)
 FOLDER_MODE = 0o755  # likewise for a folder (mkdtemp makes 0700)
+
+
+class WriteError(ConcordiaError):
+    """A target that could not be written: the message names it and the system's reason."""
+
+
+@contextlib.contextmanager
+def _reported(path: str | Path) -> Iterator[None]:
+    """An OSError while writing `path` as one WriteError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise WriteError(f"cannot write {path}: {reason}") from None
 
 
 def _sync_folder(folder: Path) -> None:
@@ -44,20 +63,24 @@ def _sync_folder(folder: Path) -> None:
 
 
 def is_stream(path: str | Path) -> bool:
-    """Whether writing `path` means streaming to it: standard output, a named pipe or a
-    character device (followed through links, as `/dev/stdout` is one). Raises
-    ConfigError for a folder or another kind of file that cannot be written whole."""
+    """Whether writing `path` means streaming to it: standard output, a named pipe, a
+    character device (followed through links) or an existing name under the system's
+    folders (`/dev/stdout` may lead to a regular file, which is still the shell's). Raises
+    ConfigError for a folder, another kind of file, or a new name under those folders."""
     if str(path) == STDOUT:
         return True
+    system = os.path.abspath(path).startswith(SYSTEM_FOLDERS)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
+        if system:
+            raise ConfigError(f"{path}: no such device; name a file to write") from None
         return False
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be written ({exc.strerror})") from None
-    if stat.S_ISREG(mode):
+    if stat.S_ISREG(mode) and not system:
         return False
-    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or (system and stat.S_ISREG(mode)):
         return True
     what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
     raise ConfigError(f"{path}: is {what}; name a file to write")
@@ -93,13 +116,17 @@ def atomic_writer(
 
 @contextlib.contextmanager
 def _atomic_writer(path: str | Path, binary: bool) -> Iterator[IO]:
-    if is_stream(path):
-        with _stream(path, binary) as f:
-            yield f
-        return
-    with atomic_path(path) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+    with _reported(path):
+        if is_stream(path):
+            with _stream(path, binary) as f:
+                yield f
+            return
+        with (
+            _temporary(Path(path)) as (fd, _),
+            os.fdopen(
+                os.dup(fd), "wb" if binary else "w", encoding=None if binary else "utf-8"
+            ) as f,
+        ):
             yield f
 
 
@@ -118,21 +145,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """The name of a fresh empty temporary beside `path` for a tool that writes a file by
     name; when the block ends without an error it is synced and renamed to `path`, and on
     an error it is removed. `path` must be a regular file or not exist yet."""
-    path = Path(path)
-    if is_stream(path):
-        raise ConfigError(f"{path}: is not a regular file; name a file to write")
+    with _reported(path):
+        if is_stream(path):
+            raise ConfigError(f"{path}: is not a regular file; name a file to write")
+        with _temporary(Path(path)) as (_, tmp):
+            yield tmp
+
+
+@contextlib.contextmanager
+def _temporary(path: Path) -> Iterator[tuple[int, Path]]:
+    """A temporary beside `path`, created exclusively (a link planted at its name makes
+    another name be drawn, never followed), as its open descriptor and its name; renamed
+    to `path` after a sync when the block ends without an error, removed otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         try:
-            os.fsync(fd)
+            yield fd, tmp
         finally:
             os.close(fd)
-        os.chmod(tmp, FILE_MODE)
+        # a tool writing by name may have made a new file there: sync what is there now,
+        # never through a link
+        synced = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.fsync(synced)
+            os.fchmod(synced, FILE_MODE)
+        finally:
+            os.close(synced)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -146,7 +186,12 @@ def atomic_folder(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
     error it is renamed to `path`, and on an error it is removed. A folder already at
     `path` is removed first with `replace`; without it, the one there is kept and this
     one dropped (another process made the same folder first, as a cache does)."""
-    path = Path(path)
+    with _reported(path), _folder(Path(path), replace) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _folder(path: Path, replace: bool) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     try:

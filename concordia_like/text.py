@@ -1,12 +1,17 @@
-"""Text made fit for one line of a prompt, a log or a table, or for an API's name field:
-the one place where white space is folded and long text is cut, so that every layer
-cuts the same way."""
+"""Text made fit for one line of a prompt, a log or a table, for an API's name field, or
+for the terminal: the one place where white space is folded, long text is cut and
+outside text is made safe to show, so that every layer does it the same way."""
 
 from __future__ import annotations
 
 import re
 
+from rich.markup import escape
+
 ELLIPSIS = "…"
+#: C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides
+#: and isolates that make a terminal show text in another order than it is stored
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def squash(text: str) -> str:
@@ -38,3 +43,18 @@ def identifier(text: str, fallback: str, max_chars: int = 64) -> str:
     `_`), at most `max_chars` long, as OpenAI's `name` fields take it; `fallback` when
     nothing is left."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:max_chars] or fallback
+
+
+def plain(text: str) -> str:
+    """`text` without the control characters a terminal would act on (escape and
+    operating-system sequences, carriage returns, bells, bidirectional overrides), tab
+    and newline kept: what is left of such a sequence shows as the characters it is."""
+    return _CONTROLS.sub("", text)
+
+
+def shown(text: object) -> str:
+    """Text that is not the program's own (residents' words, events, file names, fields
+    of a file, messages quoting input) made safe to print through rich: control
+    characters dropped and markup escaped, so that it shows as it reads. The one path
+    for such text to the screen; what is stored keeps it as it came."""
+    return escape(plain(str(text)))

@@ -85,3 +85,20 @@ def attention_overrides(attention: str | None, idle_steps: int | None) -> dict[s
         raise ConfigError(f"--idle-steps must be at least 1, not {idle_steps}")
     given = {"mode": attention, "idle_steps": idle_steps}
     return {k: v for k, v in given.items() if v is not None}
+
+
+def checked_store(store: str | None) -> str | None:
+    """The `--store` URL, refused when it keeps nothing once the command ends (an
+    in-memory SQLite database): the run id printed could never be opened again."""
+    if store is None:
+        return None
+    url = store.strip()
+    memory = url in (":memory:", "sqlite://", "sqlite:///:memory:") or (
+        url.startswith("sqlite") and ("mode=memory" in url or url.endswith("/:memory:"))
+    )
+    if memory:
+        raise ConfigError(
+            f"--store {store}: an in-memory database keeps nothing once the command ends; "
+            "name a file (sqlite:///PATH) or a server"
+        )
+    return store

@@ -22,6 +22,7 @@ from concordia_like.cli.common import (
     user_errors,
 )
 from concordia_like.llm import BackendOptions, LLMRequest, StructuredOutputError, open_model
+from concordia_like.text import shown
 
 PLACES = ("bakery", "market", "library", "park")
 PEOPLE = {
@@ -62,11 +63,12 @@ async def _demo(options: BackendOptions) -> None:
         table.add_column(col)
     for name, res in zip(PEOPLE, results, strict=True):
         if isinstance(res, StructuredOutputError):
-            table.add_row(name, "-", "-", f"[red]invalid output: {res.reason}[/]")
+            table.add_row(name, "-", "-", f"[red]invalid output: {shown(res.reason)}[/]")
         elif isinstance(res, BaseException):
             raise res
         else:
-            table.add_row(name, res.parsed.kind, res.parsed.place, res.parsed.text)
+            parsed = res.parsed
+            table.add_row(name, shown(parsed.kind), shown(parsed.place), shown(parsed.text))
     console.print(table)
     total = lm.usage.total
     console.print(

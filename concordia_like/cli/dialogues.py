@@ -24,6 +24,7 @@ from concordia_like.cli.common import (
     BaseUrlOpt,
     ModelOpt,
     ModelPathOpt,
+    checked_store,
     console,
     user_errors,
 )
@@ -40,6 +41,7 @@ from concordia_like.engine.runs import DEFAULT_ROOT, read_run, run_folder, store
 from concordia_like.errors import ConfigError
 from concordia_like.files import write_atomic
 from concordia_like.llm.sampling import parse_overrides
+from concordia_like.text import shown
 from concordia_like.world.loader import World, load_world
 
 
@@ -53,7 +55,8 @@ def work_path(out: Path) -> Path:
 
 def _print_stats(stats: dict[str, Any], out: Path, samples: int) -> None:
     t = Table(
-        title=f"{out}: {samples} samples from {stats['kept']} conversations", title_justify="left"
+        title=f"{shown(out)}: {samples} samples from {stats['kept']} conversations",
+        title_justify="left",
     )
     t.add_column("what")
     t.add_column("value", overflow="fold")
@@ -62,7 +65,7 @@ def _print_stats(stats: dict[str, Any], out: Path, samples: int) -> None:
         f"{stats['conversations']} ({stats['kept']} kept, {stats['dropped']} dropped)",
     )
     for reason, n in stats["dropped_by_reason"].items():
-        t.add_row(f"  dropped: {reason}", str(n))
+        t.add_row(f"  dropped: {shown(reason)}", str(n))
     t.add_row("turns (median, p95)", f"{stats['turns']['median']}, {stats['turns']['p95']}")
     t.add_row(
         "words per turn (median, p95)",
@@ -177,6 +180,9 @@ def dialogues(
         raise ConfigError(f"--conversations must be at least 1, not {conversations}")
     if parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, not {parallel}")
+    if max_attempts is not None and max_attempts < 1:
+        raise ConfigError(f"--max-attempts must be at least 1, not {max_attempts}")
+    store = checked_store(store)
     if not 0.0 < dedup_threshold <= 1.0:
         raise ConfigError(f"--dedup-threshold must be within (0, 1], not {dedup_threshold}")
     if out.exists() and out.is_dir():
@@ -200,7 +206,7 @@ def dialogues(
         assert world is not None
         if conversations is None:
             raise ConfigError("--conversations N is needed to generate")
-        if not world.is_file():
+        if not world.exists():
             raise ConfigError(f"world file {world} does not exist")
         loaded = load_world(world)
         if len(loaded.personas) < 2:
@@ -236,9 +242,9 @@ def dialogues(
             "to generate more)",
             soft_wrap=True,
         )
-    console.print(f"statistics: {stats_path(out)}", soft_wrap=True)
+    console.print(f"statistics: {shown(stats_path(out))}", soft_wrap=True)
     if parquet is not None:
-        console.print(f"parquet: {parquet}", soft_wrap=True)
+        console.print(f"parquet: {shown(parquet)}", soft_wrap=True)
 
 
 def _generate(
@@ -311,7 +317,8 @@ def _generate(
             "command again to go on"
         ) from exc
     console.print(
-        f"generated {result.attempted} conversations in {work} ({inner.name}:{inner.model})",
+        f"generated {result.attempted} conversations in {shown(work)} "
+        f"({shown(inner.name)}:{shown(inner.model)})",
         soft_wrap=True,
     )
     return result.selection, sorted(world.personas)

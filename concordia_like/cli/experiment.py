@@ -38,6 +38,7 @@ from concordia_like.experiments.outputs import Report
 from concordia_like.experiments.settings import Settings, Tracker
 from concordia_like.llm import BackendOptions
 from concordia_like.llm.cache import CACHE_MODES
+from concordia_like.text import shown
 
 
 class BarTracker(Tracker):
@@ -62,7 +63,7 @@ class BarTracker(Tracker):
             self.progress.remove_task(self.tasks.pop(key))
         if not key.endswith("shared past"):
             self.progress.advance(self.overall)
-        self.progress.console.print(f"  {key}: done ({note})", highlight=False)
+        self.progress.console.print(f"  {shown(key)}: done ({shown(note)})", highlight=False)
 
 
 def _fmt(v: Any) -> str:
@@ -79,7 +80,7 @@ def _interval(m: Any, lo: Any, hi: Any) -> str:
 
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
-    t = Table(title=title, title_justify="left")
+    t = Table(title=shown(title), title_justify="left")
     t.add_column("measurement")
     t.add_column("condition")
     t.add_column("n", justify="right")
@@ -87,8 +88,8 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
     t.add_column("vs control [95% CI]", justify="right")
     for r in rows:
         t.add_row(
-            r["measurement"],
-            r["condition"],
+            shown(r["measurement"]),
+            shown(r["condition"]),
             str(r["n"]),
             _interval(r["mean"], r["ci_low"], r["ci_high"]),
             _interval(r["diff"], r["diff_low"], r["diff_high"]),
@@ -111,15 +112,16 @@ def _report(folder: Path, compare: Path | None) -> None:
         return
     _, other = read_summary(compare)
     by_key = {(r["measurement"], r["condition"]): r for r in other}
-    t = Table(title=f"{folder} vs {compare}", title_justify="left")
+    t = Table(title=shown(f"{folder} vs {compare}"), title_justify="left")
     for col in ("measurement", "condition", f"mean ({folder.name})", f"mean ({compare.name})"):
-        t.add_column(col)
+        t.add_column(shown(col))
     keys = [(r["measurement"], r["condition"]) for r in rows]
     keys += [k for k in by_key if k not in set(keys)]
     mine = {(r["measurement"], r["condition"]): r for r in rows}
     for k in keys:
         a, b = mine.get(k), by_key.get(k)
-        t.add_row(k[0], k[1], _fmt(a["mean"]) if a else "-", _fmt(b["mean"]) if b else "-")
+        a_mean, b_mean = _fmt(a["mean"]) if a else "-", _fmt(b["mean"]) if b else "-"
+        t.add_row(shown(k[0]), shown(k[1]), a_mean, b_mean)
     console.print(t)
 
 
@@ -195,7 +197,7 @@ def experiment(
     )
     runs = len(settings.seeds) * len(scenario.conditions)
     console.print(
-        f"experiment [bold]{scenario.name}[/]: {len(scenario.conditions)} conditions x "
+        f"experiment [bold]{shown(scenario.name)}[/]: {len(scenario.conditions)} conditions x "
         f"{len(settings.seeds)} seeds, {scenario.max_steps} steps each"
         + (
             f", the first {scenario.shared_steps()} shared"
@@ -253,4 +255,4 @@ def print_report(report: Report, name: str) -> None:
         )
         if p.exists()
     )
-    console.print(f"wrote {written} in {report.out}", soft_wrap=True, highlight=False)
+    console.print(f"wrote {written} in {shown(report.out)}", soft_wrap=True, highlight=False)

@@ -1,4 +1,7 @@
-"""`concordia-like log RUN`: the timeline of a run, filtered, or exported as JSON Lines."""
+"""`concordia-like log RUN`: the timeline of a run, filtered, or exported as JSON Lines.
+
+The events are shown as they read (`text.shown`: no markup, no control codes) and
+exported as they were stored."""
 
 from __future__ import annotations
 
@@ -9,11 +12,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from concordia_like.cli.common import console, user_errors
+from concordia_like.cli.common import checked_store, console, user_errors
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.runs import DEFAULT_ROOT, run_folder, store_url_for
 from concordia_like.errors import ConfigError
 from concordia_like.files import STDOUT, atomic_writer
+from concordia_like.text import shown
 
 
 def open_recorder(run_id: str, store: str | None, root: Path) -> RunRecorder:
@@ -37,6 +41,9 @@ def log(
     limit: Annotated[int, typer.Option(help="show at most this many events (0: all)")] = 0,
 ) -> None:
     """Print the timeline of a run (filter by agent, place, kind), or export it."""
+    if limit < 0:
+        raise ConfigError(f"--limit must be 0 (all) or a number of events, not {limit}")
+    store = checked_store(store)
     recorder = open_recorder(run_id, store, root)
     run = recorder.run(run_id)
     events = list(recorder.events(run_id, agent=agent, place=place, kinds=kind))
@@ -61,14 +68,25 @@ def log(
                     + "\n"
                 )
         if str(jsonl) != STDOUT:  # the events themselves go there
-            console.print(f"{len(events)} events of run {run_id} written to {jsonl}")
+            console.print(
+                f"{len(events)} events of run {shown(run_id)} written to {shown(jsonl)}",
+                soft_wrap=True,
+            )
         return
-    table = Table(title=f"run {run_id}: {run.world_name}, {run.steps_done} steps, {run.engine}")
+    table = Table(
+        title=f"run {shown(run_id)}: {shown(run.world_name)}, {run.steps_done} steps, "
+        f"{shown(run.engine)}"
+    )
     for col in ("step", "time", "kind", "who", "where", "what"):
         table.add_column(col, overflow="fold")
-    shown = events[-limit:] if limit else events
-    for e in shown:
+    picked = events[-limit:] if limit else events
+    for e in picked:
         table.add_row(
-            str(e.step), f"{e.sim_time:%a %H:%M}", e.kind, e.actor or "", e.place or "", e.text
+            str(e.step),
+            f"{e.sim_time:%a %H:%M}",
+            shown(e.kind),
+            shown(e.actor or ""),
+            shown(e.place or ""),
+            shown(e.text),
         )
     console.print(table)

@@ -20,6 +20,7 @@ from concordia_like.cli.common import (
 )
 from concordia_like.llm import BACKENDS, BackendOptions, LLMRequest, open_model
 from concordia_like.llm.errors import StructuredOutputError
+from concordia_like.text import shown
 
 
 class CheckReply(BaseModel):
@@ -47,12 +48,12 @@ async def check_backend(options: BackendOptions) -> None:
         except StructuredOutputError as exc:
             parsed, text, error, tokens = None, exc.raw_text, exc.reason, 0
         seconds = time.perf_counter() - start
-        console.print(f"[bold]backend[/] {options.name} ({lm.backend.model})")
-        console.print(f"[bold]reply[/]   {text}", highlight=False)
+        console.print(f"[bold]backend[/] {options.name} ({shown(lm.backend.model)})")
+        console.print(f"[bold]reply[/]   {shown(text)}", highlight=False)
         if error is None:
-            console.print(f"[bold green]parsed[/]  {parsed!r}")
+            console.print(f"[bold green]parsed[/]  {shown(repr(parsed))}")
         else:
-            console.print(f"[bold red]invalid[/] {error}")
+            console.print(f"[bold red]invalid[/] {shown(error)}")
         speed = tokens / seconds if seconds > 0 else 0.0
         console.print(f"[bold]speed[/]   {tokens} tokens in {seconds:.2f} s ({speed:.1f} tok/s)")
         if error is not None:

@@ -19,6 +19,7 @@ from concordia_like.cli.common import (
     ModelPathOpt,
     OptionalBackendOpt,
     attention_overrides,
+    checked_store,
     console,
     user_errors,
 )
@@ -28,6 +29,7 @@ from concordia_like.errors import ConfigError
 from concordia_like.llm import BackendOptions, LanguageModel, open_model, run_models
 from concordia_like.llm.cache import CACHE_MODES
 from concordia_like.llm.sampling import parse_overrides
+from concordia_like.text import shown
 from concordia_like.world.persona import parse_hhmm
 
 
@@ -37,9 +39,9 @@ def digest(report: StepReport, limit: int = 3) -> str:
         kinds[e.kind] = kinds.get(e.kind, 0) + 1
     counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     lines = [f"[bold]step {report.step}[/] {report.sim_time:%a %H:%M} ({counts})"]
-    shown = [e for e in report.events if e.kind in ("speech", "announcement", "failure")]
-    shown += [e for e in report.events if e.kind == "action"]
-    lines += [f"  {e.text[:110]}" for e in shown[:limit]]
+    picked = [e for e in report.events if e.kind in ("speech", "announcement", "failure")]
+    picked += [e for e in report.events if e.kind == "action"]
+    lines += [f"  {shown(e.text[:110])}" for e in picked[:limit]]
     return "\n".join(lines)
 
 
@@ -129,6 +131,7 @@ def run(
     model_path: ModelPathOpt = None,
 ) -> None:
     """Run a world for N steps (or resume a run) and print the run id and its store."""
+    store = checked_store(store)
     if steps < 1:
         raise ConfigError(f"--steps must be at least 1, not {steps}")
     if cache_mode not in CACHE_MODES:

@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from concordia_like.cli.common import (
     ApiKeyOpt,
@@ -25,6 +24,7 @@ from concordia_like.cli.common import (
     ModelPathOpt,
     OptionalBackendOpt,
     attention_overrides,
+    checked_store,
     user_errors,
 )
 from concordia_like.engine.recorder import RunRecorder
@@ -34,7 +34,8 @@ from concordia_like.errors import ConfigError
 from concordia_like.llm import BackendOptions, open_model, run_models
 from concordia_like.llm.cache import CACHE_MODES
 from concordia_like.sandbox.session import TownSession
-from concordia_like.sandbox.terminal import run_lines, run_prompt
+from concordia_like.sandbox.terminal import bounded_lines, commands_or, run_lines, run_prompt
+from concordia_like.text import shown
 from concordia_like.world.persona import parse_hhmm
 
 DEFAULT_WORLD = Path("worlds/town.yaml")
@@ -81,7 +82,7 @@ def list_towns(console: Console, root: Path, store: str | None) -> None:
             recorder.close()
     console.print(f"{len(lines)} towns in {root}" + (":" if lines else ""), soft_wrap=True)
     for _, line in sorted(lines):
-        console.print(f"  {escape(line)}", soft_wrap=True)
+        console.print(f"  {shown(line)}", soft_wrap=True)
 
 
 @user_errors
@@ -117,6 +118,7 @@ def town(
     model_path: ModelPathOpt = None,
 ) -> None:
     """The interactive town: step, look, inspect, interview, whisper, inject, play, fork."""
+    store = checked_store(store)
     interactive = script is None and not tour_ and sys.stdin.isatty()
     console = Console(highlight=False) if interactive else Console(highlight=False, width=100)
     if list_:
@@ -176,7 +178,8 @@ def town(
         else ""
     )
     console.print(
-        f"{sim.world.name}: {what}, {len(sim.agents)} residents; store {sim.recorder.url}{note}",
+        f"{shown(sim.world.name)}: {what}, {len(sim.agents)} residents; "
+        f"store {shown(sim.recorder.url)}{note}",
         soft_wrap=True,
     )
     console.print("type help for the commands, quit to leave", soft_wrap=True)
@@ -193,10 +196,11 @@ def town(
             elif tour_:
                 await run_lines(session, tour(sim))
             elif script is not None:
-                await run_lines(session, script.read_text().splitlines())
+                with script.open("rb") as f:
+                    await run_lines(session, bounded_lines(f, str(script)))
             else:  # stdin, not a terminal: its commands, or the tour if it has none
-                lines = sys.stdin.read().splitlines()
-                await run_lines(session, lines if any(x.strip() for x in lines) else tour(sim))
+                lines = bounded_lines(sys.stdin.buffer, "stdin")
+                await run_lines(session, commands_or(lines, tour(sim)))
             console.print(
                 f"closed town {session.sim.run_id} after step {session.sim.step}; "
                 f"reopen with: concordia-like town --open {session.sim.run_id}",

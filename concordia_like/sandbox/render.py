@@ -1,20 +1,21 @@
 """What the sandbox shows: the town, a place, a resident, a step, the spend.
 
 Pure functions from the simulation (read through its public state and the stores'
-typed queries) to rich renderables and plain lines; the session prints them. Nothing
-here writes, and nothing depends on wall-clock time except what `stats` is about."""
+typed queries) to rich renderables and markup lines; the session prints them. Every
+piece of text that is not the program's own (names, descriptions, events, memories)
+goes through `text.shown`, so that it shows as it reads. Nothing here writes, and
+nothing depends on wall-clock time except what `stats` is about."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from concordia_like.engine.simulation import Simulation, StepReport
-from concordia_like.text import squash
+from concordia_like.text import shown, squash
 
 EVENT_SHOWN = ("announcement", "speech", "action", "failure")
 
@@ -26,7 +27,9 @@ def clock(sim: Simulation) -> str:
 def town(sim: Simulation) -> Table:
     """Every place with someone or something in it (the empty ones counted)."""
     s = sim.state
-    table = Table(title=f"{sim.world.name}, {clock(sim)}", title_justify="left", expand=False)
+    table = Table(
+        title=f"{shown(sim.world.name)}, {clock(sim)}", title_justify="left", expand=False
+    )
     table.add_column("place")
     table.add_column("who")
     table.add_column("what lies there")
@@ -39,9 +42,9 @@ def town(sim: Simulation) -> Table:
             continue
         closed = "" if s.is_open(pid) else " (closed)"
         table.add_row(
-            f"{escape(place.name)} [dim]{pid}[/]{closed}",
-            escape(", ".join(who)),
-            escape(_few(items)),
+            f"{shown(place.name)} [dim]{shown(pid)}[/]{closed}",
+            shown(", ".join(who)),
+            shown(_few(items)),
         )
     if empty:
         table.caption = f"{empty} other places empty"
@@ -53,7 +56,7 @@ def place(sim: Simulation, pid: str) -> list[str]:
     p = s.places[pid]
     hours = "open" if s.is_open(pid) else "closed"
     lines = [
-        f"[bold]{escape(p.name)}[/] ({pid}, {p.kind}, {hours}: {p.hours.text()})",
+        f"[bold]{shown(p.name)}[/] ({shown(pid)}, {shown(p.kind)}, {hours}: {p.hours.text()})",
         squash(p.description),
         f"leads to: {', '.join(p.connections) or 'nowhere'}",
         f"here: {', '.join(sorted(s.agents_at(pid))) or 'nobody'}",
@@ -61,7 +64,7 @@ def place(sim: Simulation, pid: str) -> list[str]:
     ]
     if p.keyholders:
         lines.append(f"keys: {', '.join(sorted(p.keyholders))}")
-    return [lines[0], *(escape(x) for x in lines[1:])]
+    return [lines[0], *(shown(x) for x in lines[1:])]
 
 
 def resident(sim: Simulation, name: str, n: int = 5) -> list[str]:
@@ -87,7 +90,7 @@ def resident(sim: Simulation, name: str, n: int = 5) -> list[str]:
     lines += _memories("recent memories", sim.memory.recent(name, n))
     lines += _memories("most important", sim.memory.important(name, n))
     lines += _memories("reflections", sim.memory.recent(name, n, kinds=["reflection"]))
-    return [f"[bold]{escape(lines[0])}[/]", *(escape(x) for x in lines[1:])]
+    return [f"[bold]{shown(lines[0])}[/]", *(shown(x) for x in lines[1:])]
 
 
 def _memories(title: str, records: Sequence[Any]) -> list[str]:
@@ -107,14 +110,14 @@ def step_lines(report: StepReport) -> list[str]:
     lines = [f"[bold]step {report.step}[/] {report.sim_time:%a %H:%M} ({counts})"]
     for e in report.events:
         if e.kind in EVENT_SHOWN:
-            lines.append(f"  {escape(e.text[:160])}")
+            lines.append(f"  {shown(e.text[:160])}")
     return lines
 
 
 def seen_lines(report: StepReport, seen: Sequence[str], resident: str) -> list[str]:
     """What the played resident perceived in a step, and nothing else."""
-    lines = [f"[bold]step {report.step}[/] {report.sim_time:%a %H:%M}, as {escape(resident)}:"]
-    lines += [f"  {escape(line[:200])}" for line in seen] or ["  (nothing you could perceive)"]
+    lines = [f"[bold]step {report.step}[/] {report.sim_time:%a %H:%M}, as {shown(resident)}:"]
+    lines += [f"  {shown(line[:200])}" for line in seen] or ["  (nothing you could perceive)"]
     return lines
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from concordia_like.engine.fork import fork_run
 from concordia_like.engine.newcomers import add_newcomer
@@ -37,7 +36,7 @@ from concordia_like.sandbox.inject import Injections
 from concordia_like.sandbox.newcomer import read_newcomer
 from concordia_like.sandbox.runlog import RunLog
 from concordia_like.sandbox.seat import PlayerSeat, parse_action, parse_say
-from concordia_like.text import one_line
+from concordia_like.text import one_line, shown
 
 #: `until` goes at most this far ahead
 UNTIL_MAX = timedelta(days=1)
@@ -130,16 +129,16 @@ class TownSession:
             else:
                 raise Hint(f"unknown command {word!r}; type help for the list")
         except Hint as hint:
-            self.say(f"[yellow]hint:[/] {escape(str(hint))}")
+            self.say(f"[yellow]hint:[/] {shown(str(hint))}")
         except StepAborted as exc:
             self.say(
-                f"[bold red]error:[/] {escape(str(exc))}; the town is as after step "
+                f"[bold red]error:[/] {shown(str(exc))}; the town is as after step "
                 f"{exc.last_committed}; `step` tries again"
             )
         except ConcordiaError as exc:
-            self.say(f"[bold red]error:[/] {escape(str(exc))}")
+            self.say(f"[bold red]error:[/] {shown(str(exc))}")
         except Exception as exc:  # never a traceback at the prompt
-            self.say(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}")
+            self.say(f"[bold red]error:[/] {type(exc).__name__}: {shown(str(exc))}")
         self._logged()
         return go_on
 
@@ -150,7 +149,7 @@ class TownSession:
             what = "warning" if n == 1 else "warnings"
             self.say(
                 f"  [dim]({n} {what}, such as a degraded model call, "
-                f"in {escape(str(self.log.path))})[/]"
+                f"in {shown(str(self.log.path))})[/]"
             )
 
     # -- advancing ----------------------------------------------------------------------
@@ -223,7 +222,7 @@ class TownSession:
             self.say(*render.step_lines(report))
         else:
             self.say(*render.seen_lines(report, self.seat.seen, resident))
-            self.say(f"  [dim]{escape(self.sim.state.describe_for(resident))}[/]")
+            self.say(f"  [dim]{shown(self.sim.state.describe_for(resident))}[/]")
         self._logged()
 
     async def _act(self, action: Any) -> None:
@@ -262,7 +261,7 @@ class TownSession:
                 pid, _ = self._place(rest)
                 if pid != s.location(resident):
                     raise Hint(f"{resident} is not at {pid}: you see only where you are")
-            self.say(render.clock(self.sim), escape(s.describe_for(resident)))
+            self.say(render.clock(self.sim), shown(s.describe_for(resident)))
             return True
         if rest:
             pid, extra = self._place(rest)
@@ -285,7 +284,7 @@ class TownSession:
         if not question:
             raise Hint("interview NAME QUESTION, e.g. interview Margo How is the café?")
         answer = await self.interview(name, question)
-        self.say(f"[bold]{escape(name)}:[/] {escape(answer)}")
+        self.say(f"[bold]{shown(name)}:[/] {shown(answer)}")
         return True
 
     async def _cmd_whisper(self, rest: str) -> bool:
@@ -293,7 +292,7 @@ class TownSession:
         if not text:
             raise Hint("whisper NAME TEXT")
         self.sim.plant_memory(name, text)
-        self.say(f"{escape(name)} will remember: {escape(text)}")
+        self.say(f"{shown(name)} will remember: {shown(text)}")
         return True
 
     async def _cmd_inject(self, rest: str) -> bool:
@@ -304,7 +303,7 @@ class TownSession:
             raise Hint("inject [at PLACE] TEXT")
         self.injections.add(rest, where)
         at = f"at {where}" if where else "everywhere"
-        self.say(f"at the next step, {at}: {escape(rest)}")
+        self.say(f"at the next step, {at}: {shown(rest)}")
         return True
 
     async def _cmd_play(self, rest: str) -> bool:
@@ -325,17 +324,17 @@ class TownSession:
         name, where = newcomer.card.name, self.sim.state.places[newcomer.place].name
         # those there see someone new arrive, at the next step, like any event
         self.injections.add(f"{name}, a newcomer, arrives at {where}.", newcomer.place)
-        self.say(f"{escape(name)} joins {escape(self.sim.world.name)}, {escape(arrival.note)}")
+        self.say(f"{shown(name)} joins {shown(self.sim.world.name)}, {shown(arrival.note)}")
         self._start_playing(name)
         return True
 
     def _start_playing(self, name: str) -> None:
         self.seat.take(name)
         self.say(
-            f"you are {escape(name)} now: type what you do "
-            + escape("(go PLACE, say [to NAME] TEXT, give ITEM to NAME, use ITEM, wait, ")
+            f"you are {shown(name)} now: type what you do "
+            + shown("(go PLACE, say [to NAME] TEXT, give ITEM to NAME, use ITEM, wait, ")
             + "or anything in words); leave hands back",
-            f"  [dim]{escape(self.sim.state.describe_for(name))}[/]",
+            f"  [dim]{shown(self.sim.state.describe_for(name))}[/]",
         )
 
     async def _cmd_say(self, rest: str) -> bool:
@@ -348,7 +347,7 @@ class TownSession:
         was = self.seat.leave()
         if was is None:
             raise Hint("you are not playing anyone")
-        self.say(f"{escape(was)} is back in its model's hands")
+        self.say(f"{shown(was)} is back in its model's hands")
         return True
 
     async def _cmd_fork(self, rest: str) -> bool:
@@ -363,7 +362,7 @@ class TownSession:
         sim.hooks.extend([self.seat, self.injections])
         self.sim = sim
         self.log.move_to(self._folder(sim))
-        label = f" ({escape(rest)})" if rest else ""
+        label = f" ({shown(rest)})" if rest else ""
         self.say(
             f"forked town {old.run_id} after step {old.step} into {new_id}{label}; you are in "
             f"the copy now (reopen the original with: concordia-like town --open {old.run_id})"
@@ -405,7 +404,7 @@ class TownSession:
         return True
 
     async def _cmd_help(self, rest: str) -> bool:
-        self.say(*[escape(x) for x in help_text(rest or None)])
+        self.say(*[shown(x) for x in help_text(rest or None)])
         return True
 
     # -- interview ----------------------------------------------------------------------

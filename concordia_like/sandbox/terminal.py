@@ -3,21 +3,63 @@
 At a terminal, prompt_toolkit gives the line editing, a history kept across sessions
 in a file, and Tab completion of commands, residents' names and places. From a script
 (`--script FILE`, or stdin when it is not a terminal) each line is echoed after the
-prompt, so that the transcript reads like a session typed by hand."""
+prompt, so that the transcript reads like a session typed by hand.
+
+Every line is bounded (`LINE_MAX_CHARS`): a script or stdin is read a line at a time,
+never more than the bound, and a longer line ends the session with one error line (what
+follows it cannot be trusted to be the commands meant, and an endless one never ends);
+at the prompt a longer line is skipped with a hint."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
-from rich.markup import escape
 
+from concordia_like.errors import ConfigError
 from concordia_like.sandbox.commands import COMMANDS
 from concordia_like.sandbox.session import TownSession
+from concordia_like.text import shown
+
+#: the longest line the sandbox reads, from the prompt, a script or stdin
+LINE_MAX_CHARS = 4096
+_LINE_MAX_BYTES = 4 * LINE_MAX_CHARS  # UTF-8 takes at most four bytes a character
+
+
+def _too_long(where: str) -> str:
+    return f"{where} is longer than {LINE_MAX_CHARS:,} characters"
+
+
+def bounded_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """The lines of `stream` as text (bad UTF-8 replaced, line ends dropped), read one
+    at a time; a line over `LINE_MAX_CHARS` raises ConfigError, so that an endless one
+    costs no more than the bound."""
+    for number in itertools.count(1):
+        raw = stream.readline(_LINE_MAX_BYTES + 1)
+        if not raw:
+            return
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if len(raw) > _LINE_MAX_BYTES or len(line) > LINE_MAX_CHARS:
+            raise ConfigError(f"{_too_long(f'{name}: line {number}')}: the session ends there")
+        yield line
+
+
+def commands_or(lines: Iterator[str], default: Iterable[str]) -> Iterator[str]:
+    """`lines` when any of them is more than white space, else `default` (what stdin
+    with no commands runs); `lines` is read as it goes, never held whole."""
+    for blank, line in enumerate(lines):
+        if line.strip():
+            yield from itertools.repeat("", blank)
+            yield line
+            yield from lines
+            return
+    yield from default
 
 
 class TownCompleter(Completer):
@@ -62,6 +104,9 @@ async def run_prompt(session: TownSession, history: Path) -> None:
             continue
         except EOFError:
             break
+        if len(line) > LINE_MAX_CHARS:
+            session.say(f"[yellow]hint:[/] {_too_long('that line')}: skipped")
+            continue
         if not await session.execute(line):
             break
 
@@ -70,6 +115,8 @@ async def run_lines(session: TownSession, lines: Iterable[str]) -> None:
     """Run lines as if typed, echoing each after the prompt; stop at `quit`."""
     for raw in lines:
         line = raw.rstrip("\n")
-        session.say(f"[bold]{escape(session.prompt())}[/]{escape(line)}")
+        if len(line) > LINE_MAX_CHARS:
+            raise ConfigError(f"{_too_long('a line')}: the session ends there")
+        session.say(f"[bold]{shown(session.prompt())}[/]{shown(line)}")
         if not await session.execute(line):
             break
