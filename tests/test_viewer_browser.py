@@ -74,16 +74,21 @@ class Served:
 
 
 @pytest.fixture
-def serve():
+def serve(browser):
+    """Servers for one test; the browser leaves their pages before they stop (a page
+    whose live stream is cut logs a network error), and starts with an empty console."""
     opened: list[Served] = []
+    errors(browser)
 
     def start(target: str, root: Path) -> Served:
         opened.append(Served(target, root))
         return opened[-1]
 
     yield start
+    browser.get("about:blank")
     for s in opened:
         s.close()
+    errors(browser)
 
 
 def wait_for(driver, check, what: str):
@@ -122,7 +127,6 @@ def open_map(driver, url: str, steps: int) -> None:
 
 def test_the_page_loads_with_no_console_error(browser, town, root, serve):
     run_id, where = town
-    errors(browser)  # what earlier pages left
     open_map(browser, serve(run_id, root).url, len(where) - 1)
     assert browser.title == "concordia_like viewer"
     assert errors(browser) == []

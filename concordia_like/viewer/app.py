@@ -138,7 +138,10 @@ def create_app(catalog: Catalog) -> Starlette:
                     yield f"event: step\ndata: {json.dumps({'run': rid, 'steps': steps})}\n\n"
                 elif (quiet := quiet + 1) % 15 == 0:
                     yield ": still here\n\n"
-                await asyncio.sleep(POLL_S)
+                for _ in range(10):  # a stopping server ends the stream, not cuts it
+                    if stopping.is_set():
+                        return
+                    await asyncio.sleep(POLL_S / 10)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
@@ -147,6 +150,7 @@ def create_app(catalog: Catalog) -> Starlette:
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
+    stopping = threading.Event()
     q = lambda r, k: r.query_params.get(k, "")  # noqa: E731
     routes = [
         Route("/", page),
@@ -177,7 +181,10 @@ def create_app(catalog: Catalog) -> Starlette:
         ),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    #: set by ViewerServer.stop, so that open live streams end before the server does
+    app.state.stopping = stopping
+    return app
 
 
 class ViewerServer:
@@ -196,9 +203,10 @@ class ViewerServer:
             raise ConfigError(f"cannot serve on {HOST}:{port}: {exc.strerror}") from None
         self.port = int(self.sock.getsockname()[1])
         config = uvicorn.Config(
-            app, log_level="warning", timeout_graceful_shutdown=1, lifespan="off"
+            app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off"
         )
         self.server = uvicorn.Server(config)
+        self.stopping: threading.Event = app.state.stopping
         self.thread: threading.Thread | None = None
 
     @property
@@ -216,6 +224,7 @@ class ViewerServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout=10)

@@ -148,6 +148,23 @@ async def _town(root: Path) -> str:
         return run.id
 
 
+def wait_until(driver: Any, script: str, *args: Any) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not driver.execute_script(script, *args):
+        time.sleep(0.05)
+
+
+def small_png(path: Path) -> None:
+    """A screenshot in 256 colours (Pillow comes with matplotlib, a dev dependency)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(256)
+    small.save(path, optimize=True)
+
+
 def figures(tmp: Path) -> None:
     from concordia_like.api import run_experiment
 
@@ -156,26 +173,32 @@ def figures(tmp: Path) -> None:
     exp = tmp / "experiment"
     scenario = REPO / "worlds" / "scenarios" / "bread_price.yaml"
     asyncio.run(run_experiment(scenario, out=exp, seeds=2, backend="scripted"))
-    shots: list[tuple[Any, str, str, str]] = [
+    # (catalog, route, what shows the page is ready, file, window height, a query to score)
+    shots: list[tuple[Any, str, str, str, int, str]] = [
         (catalog_for(run_id, root=tmp / "town"), f"#/{run_id}/map", "#map .resident[data-place]",
-         "view_map.png"),
+         "view_map.png", 980, ""),
         (catalog_for(run_id, root=tmp / "town"), f"#/{run_id}/resident/Ines%20Marlowe",
-         "#memories tr.memory", "view_resident.png"),
-        (catalog_for(str(exp)), "#/experiment", "#plots .plot", "view_experiment.png"),
+         "#memories tr.memory", "view_resident.png", 1700, "who owes the bakery money"),
+        (catalog_for(str(exp)), "#/experiment", "#plots .plot", "view_experiment.png", 1100, ""),
     ]  # fmt: skip
     driver = chromium(tmp / "profile-figures", width=1300, height=900)
     try:
-        for catalog, route, ready, name in shots:
+        for catalog, route, ready, name, height, query in shots:
             server = ViewerServer(create_app(catalog), catalog=catalog).start()
             try:
+                driver.set_window_size(1300, height)
                 driver.get(server.url + route)
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and not driver.execute_script(
-                    "return document.querySelector(arguments[0]) !== null", ready
-                ):
-                    time.sleep(0.05)
+                wait_until(driver, "return document.querySelector(arguments[0]) !== null", ready)
+                if query:
+                    driver.find_element("id", "mem-q").send_keys(query + "\n")
+                    wait_until(
+                        driver,
+                        "return document.getElementById('mem-info').textContent"
+                        ".includes('scored for')",
+                    )
                 time.sleep(0.5)  # the markers' move transition
                 driver.save_screenshot(str(FIGURES / name))
+                small_png(FIGURES / name)
                 print(f"wrote docs/figures/{name}")
             finally:
                 server.stop()

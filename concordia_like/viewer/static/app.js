@@ -14,23 +14,21 @@
     follow: true, route: [], refresh: null };
 
   // -- building the page ----------------------------------------------------------------
+  // kids: nodes, text, nulls (left out) and arrays of those, to any depth
+  function fill(e, ...kids) {
+    e.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined)
+      .map((k) => (k instanceof Node ? k : document.createTextNode(String(k)))));
+    return e;
+  }
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
     setAttrs(e, attrs);
-    for (const k of kids.flat()) {
-      if (k === null || k === undefined) continue;
-      e.append(k instanceof Node ? k : document.createTextNode(String(k)));
-    }
-    return e;
+    return fill(e, ...kids);
   }
   function svg(tag, attrs, ...kids) {
     const e = document.createElementNS(SVGNS, tag);
     setAttrs(e, attrs);
-    for (const k of kids.flat()) {
-      if (k === null || k === undefined) continue;
-      e.append(k instanceof Node ? k : document.createTextNode(String(k)));
-    }
-    return e;
+    return fill(e, ...kids);
   }
   function setAttrs(e, attrs) {
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -48,7 +46,7 @@
     return x.toLocaleString("en", { maximumFractionDigits: d });
   }
   function link(route, text) { return el("a", { href: "#/" + route.map(encodeURIComponent).join("/") }, text); }
-  function main(...kids) { const m = document.getElementById("main"); m.replaceChildren(...kids); return m; }
+  function main(...kids) { return fill(document.getElementById("main"), ...kids); }
   function placeName(pid) { const p = S.head && S.head.places.find((x) => x.id === pid); return p ? p.name : (pid || ""); }
   function color(i) { return COLORS[i % COLORS.length]; }
 
@@ -134,7 +132,7 @@
         S.index.runs.map((r) => el("option", { value: r.id, selected: r.id === S.rid ? "selected" : null }, r.label)));
       items.push(sel);
     }
-    n.replaceChildren(...items);
+    fill(n, items);
   }
 
   // -- map ------------------------------------------------------------------------------
@@ -151,9 +149,9 @@
     }
     for (const p of h.places) {
       box.append(svg("g", { class: "place", "data-place": p.id },
-        svg("circle", { cx: p.x, cy: p.y, r: 22 }, svg("title", {}, p.name + (p.description ? " — " + p.description : ""))),
-        svg("text", { x: p.x, y: p.y + 36 }, p.name)));
+        svg("circle", { cx: p.x, cy: p.y, r: 22 }, svg("title", {}, p.name + (p.description ? " — " + p.description : "")))));
     }
+    for (const p of h.places) box.append(svg("text", { class: "place-name", x: p.x, y: p.y + 36 }, p.name));  // above every circle
     h.residents.forEach((name, i) => {
       const g = svg("g", { class: "resident", "data-resident": name, onclick: () => { window.location.hash = "#/" + encodeURIComponent(S.rid) + "/resident/" + encodeURIComponent(name); } },
         svg("circle", { r: 8, fill: color(i) }, svg("title", {}, name)),
@@ -196,7 +194,7 @@
       g.setAttribute("transform", "translate(" + spot[1].toFixed(1) + "," + spot[2].toFixed(1) + ")");
     }
     const table = document.getElementById("where");
-    table.replaceChildren(el("tr", {}, el("th", {}, "resident"), el("th", {}, "place")),
+    fill(table, el("tr", {}, el("th", {}, "resident"), el("th", {}, "place")),
       pos.residents.map((name, i) => el("tr", { "data-resident": name },
         el("td", {}, link([S.rid, "resident", name], name)),
         el("td", { "data-place": row[i] || "" }, placeName(row[i])))));
@@ -315,7 +313,7 @@
       r.holdings.length ? el("p", {}, "Holds: ", r.holdings.map((x) => el("span", { class: "chip" }, x))) : null,
       r.plan ? el("div", {}, el("h3", {}, "Today's plan (" + (r.plan.day || "") + ")"),
         el("table", { id: "plan" }, r.plan.blocks.map((b, i) => el("tr", { class: i === r.plan.current ? "now" : null },
-          el("td", {}, b.start + "–" + b.end), el("td", {}, b.text), el("td", {}, placeName(b.place)),
+          el("td", {}, b.start + "–" + b.end), el("td", {}, b.text), el("td", {}, b.place && !b.text.includes(placeName(b.place)) ? placeName(b.place) : ""),
           el("td", {}, i === r.plan.current ? "◀ now" : ""))))) : el("p", { class: "muted" }, "No plan yet."));
     const q = el("input", { id: "mem-q", type: "search", placeholder: "a query, as the agent would ask its memory", size: 48 });
     const go = el("button", { id: "mem-go", type: "button" }, "score");
@@ -328,7 +326,7 @@
         : scored ? "All " + m.total + " memories scored for “" + m.query + "” as the agent's retrieval scores them (each part min-max normalised); best first, " + m.rows.length + " shown."
           : "Newest " + m.rows.length + " of " + m.total + " memories; recency is the decay since last recalled.";
       const cols = scored ? ["id", "kind", "memory", "importance", "recency", "relevance", "score"] : ["id", "kind", "memory", "importance", "recency"];
-      memTable.replaceChildren(el("tr", {}, cols.map((c) => el("th", {}, c))),
+      fill(memTable, el("tr", {}, cols.map((c) => el("th", {}, c))),
         m.rows.map((x) => el("tr", { class: "memory", id: "m" + x.id, "data-id": x.id },
           el("td", { class: "num" }, x.id), el("td", {}, x.kind), el("td", { class: "text" }, x.text),
           el("td", { class: "num" }, scored ? fmt(x.importance_n) + " (" + x.importance + ")" : x.importance),
@@ -376,7 +374,7 @@
         const d = band.map((p) => X(p.x) + "," + Y(p.hi)).concat(band.slice().reverse().map((p) => X(p.x) + "," + Y(p.lo)));
         c.append(svg("polygon", { points: d.join(" "), fill: s.color || color(i), "fill-opacity": 0.15, stroke: "none", class: "band" }));
       }
-      c.append(svg("polyline", { points: s.points.map((p) => X(p.x) + "," + Y(p.y)).join(" "), fill: "none", stroke: s.color || color(i), "stroke-width": 2, class: "series", "data-series": s.name }));
+      c.append(svg("polyline", { points: s.points.map((p) => X(p.x) + "," + Y(p.y)).join(" "), fill: "none", stroke: s.color || color(i), "stroke-width": 2, "stroke-dasharray": i % 2 ? "7 5" : null, class: "series", "data-series": s.name }));
       if (s.points.length <= 60) {
         for (const p of s.points) c.append(svg("circle", { cx: X(p.x), cy: Y(p.y), r: 2.5, fill: s.color || color(i) },
           svg("title", {}, s.name + " · " + (opts.xlabel || "step") + " " + p.x + ": " + fmt(p.y) + (p.lo !== null && p.lo !== undefined ? " [" + fmt(p.lo) + ", " + fmt(p.hi) + "]" : ""))));
