@@ -12,7 +12,7 @@
 - Screenshots, in headless Chromium, of the map and a resident's page of a town run on
   the scripted model, and of an experiment on it, into docs/figures/view_*.png.
 
-    .venv/bin/python scripts/bench/bench_view.py             # about 2 minutes
+    .venv/bin/python scripts/bench/bench_view.py             # a minute or two
     .venv/bin/python scripts/bench/bench_view.py --events 20000 --no-figures
 
 Runs go to a temporary folder, removed at the end. The last line is
