@@ -1,8 +1,8 @@
 """The viewer's queries, without a browser: who was where after every step is what the
 running town said, the timeline's filters and pages are the recorder's, a memory query
 scores as the agent's retrieval and moves no last-recalled time, the layout is fixed
-and honours `pos`, the export writes its data beside the page, and the command refuses
-what is no run with one line."""
+and honours `pos`, the export writes its data beside the page, the command refuses
+what is no run with one line, and the app serves a run kept in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from concordia_like.api import open_run
@@ -20,6 +21,7 @@ from concordia_like.engine.events import Event, Utterance
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.memory.records import RetrievalQuery
 from concordia_like.store.base import sqlite_url
+from concordia_like.viewer.app import create_app
 from concordia_like.viewer.export import export_site
 from concordia_like.viewer.layout import layout
 from concordia_like.viewer.residents import memories, resident
@@ -27,14 +29,18 @@ from concordia_like.viewer.runview import EventFilter, RunView
 from concordia_like.viewer.sources import catalog_for
 from concordia_like.world.loader import load_world
 
+from support.postgres import pg_server, pg_url  # noqa: F401 - fixtures
+
 REPO = Path(__file__).resolve().parent.parent
 TOWN = REPO / "worlds" / "town.yaml"
 WHISPER = "The miller owes the bakery twelve coins."
 HOSTILE = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script>'
 
 
-async def _record(root: Path, steps: int) -> tuple[str, list[dict[str, str]]]:
-    async with open_run(TOWN, backend="scripted", seed=2, root=root) as run:
+async def _record(
+    root: Path, steps: int, store: str | None = None
+) -> tuple[str, list[dict[str, str]]]:
+    async with open_run(TOWN, backend="scripted", seed=2, root=root, store=store) as run:
         where = [run.sim.state.to_dict()["agents"]]
         for i in range(steps):
             if i == 2:
@@ -44,10 +50,13 @@ async def _record(root: Path, steps: int) -> tuple[str, list[dict[str, str]]]:
         return run.id, [{a: d["location"] for a, d in w.items()} for w in where]
 
 
-def record_town(root: Path, steps: int = 8) -> tuple[str, list[dict[str, str]]]:
-    """A town run on the scripted model: its id, and where each resident was after each
-    step (0: at the start) as the running town itself said."""
-    return asyncio.run(_record(root, steps))
+def record_town(
+    root: Path, steps: int = 8, store: str | None = None
+) -> tuple[str, list[dict[str, str]]]:
+    """A town run on the scripted model (in `store`, a store URL, or the run's SQLite
+    file): its id, and where each resident was after each step (0: at the start) as the
+    running town itself said."""
+    return asyncio.run(_record(root, steps, store))
 
 
 def record_hostile(root: Path, run_id: str = "hostile000001") -> str:
@@ -163,3 +172,23 @@ def test_the_command_refuses_what_is_no_run_with_one_line(tmp_path):
     res = CliRunner().invoke(app, ["view", "nosuchrun", "--root", str(tmp_path)])
     assert res.exit_code == 1
     assert res.stderr.startswith("error: 'nosuchrun' is no experiment folder")
+
+
+@pytest.mark.stores
+def test_the_app_serves_a_run_kept_in_postgresql(runs_root, pg_url):  # noqa: F811 - the fixture
+    run_id, where = record_town(runs_root, steps=4, store=pg_url)
+    assert not list(runs_root.rglob("*.sqlite"))  # everything is in the server
+    catalog = catalog_for(run_id, root=runs_root, store=pg_url)
+    try:
+        client = TestClient(create_app(catalog))
+        pos = client.get(f"/api/run/{run_id}/positions").json()
+        for step, truth in enumerate(where):
+            assert dict(zip(pos["residents"], pos["where"][step], strict=True)) == truth
+        held = catalog.view(run_id).memory().recent("Ines Marlowe", 100)
+        shown = client.get(f"/api/run/{run_id}/memories/Ines Marlowe").json()
+        assert [r["id"] for r in shown["rows"]] == [m.id for m in held] and held
+        assert WHISPER in {r["text"] for r in shown["rows"]}
+        page = client.get(f"/api/run/{run_id}/events", params={"limit": 5}).json()
+        assert page["total"] == sum(1 for _ in catalog.view(run_id).recorder.events(run_id))
+    finally:
+        catalog.close()

@@ -1,8 +1,9 @@
 """The viewer in a real headless Chromium (Debian's chromium and chromium-driver under
 Selenium): the page loads with no console error, the slider puts each resident where
-the town had it, a resident's page lists the memories the store holds, a hostile line
-runs no script, a live page shows a step another process commits, an experiment shows
-its summary and plots, and the static export opens from file:// with the same map."""
+the town had it, a resident's page lists the memories the store holds, usage shows
+calls and tokens per purpose as the run holds them, a hostile line runs no script, a
+live page shows a step another process commits, an experiment shows its summary and
+plots, and the static export opens from file:// with the same map."""
 
 from __future__ import annotations
 
@@ -161,6 +162,27 @@ def test_a_residents_page_lists_the_memories_the_store_holds(browser, town, root
     browser.find_element(By.ID, "mem-go").click()
     wait_for(browser, lambda d: "scored for" in d.find_element(By.ID, "mem-info").text, "scores")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#memories tr.memory")) == len(held)
+    assert errors(browser) == []
+
+
+def bars(driver, chart: str) -> dict[str, float]:
+    """A bar chart's bars: label -> value."""
+    return {
+        b.get_attribute("data-label"): float(b.get_attribute("data-value"))
+        for b in driver.find_elements(By.CSS_SELECTOR, f"#{chart} rect.bar")
+    }
+
+
+def test_usage_shows_calls_and_tokens_per_purpose_as_the_run_holds_them(browser, town, root, serve):
+    run_id, _ = town
+    served = serve(run_id, root)
+    held = served.catalog.view(run_id).checkpoint().usage["by_purpose"]
+    assert held  # the scripted model's calls are counted by purpose
+    browser.get(served.url + f"#/{run_id}/usage")
+    shown = wait_for(browser, lambda d: bars(d, "calls-per-purpose"), "calls per purpose")
+    assert shown == {k: float(v["calls"]) for k, v in held.items()}
+    tokens = {k: float(v["prompt_tokens"] + v["completion_tokens"]) for k, v in held.items()}
+    assert bars(browser, "tokens-per-purpose") == tokens
     assert errors(browser) == []
 
 

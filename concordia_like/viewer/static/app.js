@@ -389,10 +389,10 @@
     items.forEach((x, i) => {
       const w = ((W - L - 70) * x.value) / max;
       c.append(svg("text", { x: L - 6, y: i * row + 15, "text-anchor": "end" }, x.label),
-        svg("rect", { x: L, y: i * row + 4, width: Math.max(w, 0.5), height: row - 6, fill: opts.color || COLORS[0] }, svg("title", {}, x.label + ": " + fmt(x.value))),
+        svg("rect", { class: "bar", "data-label": x.label, "data-value": x.value, x: L, y: i * row + 4, width: Math.max(w, 0.5), height: row - 6, fill: opts.color || COLORS[0] }, svg("title", {}, x.label + ": " + fmt(x.value))),
         svg("text", { x: L + w + 4, y: i * row + 15 }, fmt(x.value)));
     });
-    return el("div", {}, el("h3", {}, opts.title), c);
+    return el("div", { id: opts.id }, el("h3", {}, opts.title), c);
   }
 
   // -- usage ----------------------------------------------------------------------------
@@ -417,8 +417,8 @@
       el("table", { id: "usage-total" }, el("tr", {}, ["calls", "cached", "failed", "prompt tokens", "completion tokens", "latency (s)", "mean latency (s)"].map((c) => el("th", { class: "num" }, c))),
         el("tr", {}, [t.calls, t.cached, t.failed, t.prompt_tokens, t.completion_tokens, t.latency_s, t.mean_latency_s].map((v) => el("td", { class: "num" }, fmt(v))))),
       el("div", { class: "cols" },
-        el("div", {}, barChart(purposes.map(([k, v]) => ({ label: k, value: v.calls || 0 })), { title: "Calls per purpose" })),
-        el("div", {}, barChart(purposes.map(([k, v]) => ({ label: k, value: (v.prompt_tokens || 0) + (v.completion_tokens || 0) })), { title: "Tokens per purpose", color: COLORS[2] })),
+        el("div", {}, barChart(purposes.map(([k, v]) => ({ label: k, value: v.calls || 0 })), { title: "Calls per purpose", id: "calls-per-purpose" })),
+        el("div", {}, barChart(purposes.map(([k, v]) => ({ label: k, value: (v.prompt_tokens || 0) + (v.completion_tokens || 0) })), { title: "Tokens per purpose", color: COLORS[2], id: "tokens-per-purpose" })),
         el("div", {}, barChart(purposes.map(([k, v]) => ({ label: k, value: v.mean_latency_s || 0 })), { title: "Mean latency per purpose (s)", color: COLORS[3] })),
         el("div", {}, barChart(agents.map(([k, v]) => ({ label: k, value: v.calls || 0 })), { title: "Calls per resident", color: COLORS[4] }))),
       el("h2", {}, "Events per step, by kind" + (bucket > 1 ? " (mean per " + bucket + " steps)" : "")),
