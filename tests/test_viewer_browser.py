@@ -2,12 +2,14 @@
 Selenium): the page loads with no console error, the slider puts each resident where
 the town had it, a resident's page lists the memories the store holds, usage shows
 calls and tokens per purpose as the run holds them, a hostile line runs no script, a
-live page shows a step another process commits, an experiment shows its summary and
-plots, and the static export opens from file:// with the same map."""
+live page shows a step another process commits, the sandbox's `view` follows its town
+and its fork, an experiment shows its summary and plots, and the static export opens
+from file:// with the same map."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,6 +218,39 @@ def test_live_mode_shows_a_step_committed_by_another_process(browser, root, serv
     )
     assert browser.find_element(By.ID, "step").get_attribute("max") == "3"
     assert "live · step 3" in browser.find_element(By.ID, "live").text
+
+
+async def test_the_sandboxs_view_follows_the_open_town_and_its_fork(browser, runs_root):
+    from test_sandbox import Town
+
+    town = Town(runs_root)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", await town("view")).group(0)
+        errors(browser)
+        open_map(browser, url, 0)
+        for steps in (1, 2):
+            await town("step")
+            wait_for(
+                browser,
+                lambda d, n=steps: d.find_element(By.ID, "step-label").text.startswith(
+                    f"step {n} of {n}"
+                ),
+                f"step {steps}",
+            )
+            assert markers(browser) == {
+                a: d["location"] for a, d in town.sim.state.to_dict()["agents"].items()
+            }
+        old = town.sim.run_id
+        await town("fork")
+        assert town.sim.run_id != old
+        wait_for(
+            browser, lambda d: town.sim.run_id in d.find_element(By.ID, "title").text, "the fork"
+        )
+        browser.get("about:blank")
+        assert errors(browser) == []
+    finally:
+        await town.session.aclose()
+        errors(browser)
 
 
 @pytest.fixture(scope="module")
