@@ -29,7 +29,10 @@ from concordia_like.cli.common import (
     ModelOpt,
     ModelPathOpt,
     OptionalBackendOpt,
+    RequestTimeoutOpt,
     attention_overrides,
+    check_root,
+    check_seconds,
     console,
     user_errors,
 )
@@ -154,6 +157,7 @@ def experiment(
     compare: Annotated[
         Path | None, typer.Option(help="with `report`: another experiment side by side")
     ] = None,
+    request_timeout: RequestTimeoutOpt = None,
     backend: OptionalBackendOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -180,11 +184,14 @@ def experiment(
         raise ConfigError(f"--cache-mode must be off or readwrite, not {cache_mode!r}")
     if executor not in ("local", "ray"):
         raise ConfigError(f"--executor must be local or ray, not {executor!r}")
+    check_root(out, "--out")
+    check_seconds(request_timeout, "--request-timeout")
+    attend = attention_overrides(attention, idle_steps)
     scenario = load_scenario(target)
     # the flags given, and the scenario's model for what they leave unset
-    options = BackendOptions(backend, model, base_url, api_key, model_path).or_recorded(
-        scenario.spec.model.model_dump()
-    )
+    options = BackendOptions(
+        backend, model, base_url, api_key, model_path, request_timeout
+    ).or_recorded(scenario.spec.model.model_dump())
     if options.name == "scripted":
         console.print("[yellow]note: the scripted backend is a test double, not a model[/]")
     settings = Settings(
@@ -193,7 +200,7 @@ def experiment(
         model=options,
         fork=fork,
         cache_mode=cache_mode,
-        attention=attention_overrides(attention, idle_steps),
+        attention=attend,
     )
     runs = len(settings.seeds) * len(scenario.conditions)
     console.print(

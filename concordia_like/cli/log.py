@@ -16,7 +16,7 @@ from concordia_like.cli.common import checked_store, console, user_errors
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.runs import DEFAULT_ROOT, run_folder, store_url_for
 from concordia_like.errors import ConfigError
-from concordia_like.files import STDOUT, atomic_writer
+from concordia_like.files import STDOUT, atomic_writer, is_stream
 from concordia_like.text import shown
 
 
@@ -44,6 +44,8 @@ def log(
     if limit < 0:
         raise ConfigError(f"--limit must be 0 (all) or a number of events, not {limit}")
     store = checked_store(store)
+    if jsonl is not None:
+        is_stream(jsonl)  # a folder or the like is refused before the store is opened
     recorder = open_recorder(run_id, store, root)
     run = recorder.run(run_id)
     events = list(recorder.events(run_id, agent=agent, place=place, kinds=kind))

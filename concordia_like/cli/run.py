@@ -18,7 +18,12 @@ from concordia_like.cli.common import (
     ModelOpt,
     ModelPathOpt,
     OptionalBackendOpt,
+    RequestTimeoutOpt,
+    StepTimeoutOpt,
     attention_overrides,
+    check_root,
+    check_seconds,
+    check_seed,
     checked_store,
     console,
     user_errors,
@@ -92,7 +97,10 @@ def run(
     ] = None,
     allow_change: Annotated[
         bool,
-        typer.Option(help="resume even with another backend, model, engine, sampling or attention"),
+        typer.Option(
+            help="resume even with another backend, model, engine, sampling, attention or "
+            "world content (the change is recorded in the run)"
+        ),
     ] = False,
     attention: AttentionOpt = None,
     idle_steps: IdleStepsOpt = None,
@@ -118,6 +126,8 @@ def run(
         float, typer.Option(help="inject faulty model output into this fraction of calls")
     ] = 0.0,
     quiet: Annotated[bool, typer.Option(help="no per-step digest")] = False,
+    request_timeout: RequestTimeoutOpt = None,
+    step_timeout: StepTimeoutOpt = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -140,6 +150,12 @@ def run(
         )
     if not 0.0 <= faults <= 1.0:
         raise ConfigError(f"--faults must be within 0..1, not {faults}")
+    check_seed(seed)
+    check_seconds(request_timeout, "--request-timeout")
+    check_seconds(step_timeout, "--step-timeout")
+    check_root(root)
+    if cache is not None and cache.exists() and not cache.is_file():
+        raise ConfigError(f"--cache {cache} is not a file")
     if not world.is_file():
         raise ConfigError(f"world file {world} does not exist")
     if start is not None:
@@ -154,7 +170,7 @@ def run(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     attend = attention_overrides(attention, idle_steps)
-    options = BackendOptions(backend, model, base_url, api_key, model_path)
+    options = BackendOptions(backend, model, base_url, api_key, model_path, request_timeout)
     if resume is not None:
         # a resume goes on as the run was recorded: its backend options, seed and faults
         row = read_run(resume, store=store, root=root)
@@ -205,6 +221,7 @@ def run(
         console.print(
             f"run [bold]{sim.run_id}[/] started; store: {sim.recorder.url}", soft_wrap=True
         )
+    sim.step_timeout_s = step_timeout
     resume_cmd = f"concordia-like run {world} --steps {steps} --resume {sim.run_id}"
     if store is not None:
         resume_cmd += f" --store {store}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +24,14 @@ from concordia_like.cli.common import (
     ModelOpt,
     ModelPathOpt,
     OptionalBackendOpt,
+    RequestTimeoutOpt,
+    StepTimeoutOpt,
     attention_overrides,
+    check_root,
+    check_seconds,
+    check_seed,
     checked_store,
+    describe,
     user_errors,
 )
 from concordia_like.engine.recorder import RunRecorder
@@ -56,33 +63,54 @@ def tour(sim: Simulation) -> list[str]:
 
 
 def list_towns(console: Console, root: Path, store: str | None) -> None:
-    """One line per town: id (and label), world, clock, steps, backend, origin."""
+    """One line per town: id (and label), world, clock, steps, backend, origin; then one
+    line per store that cannot be read (the others are listed all the same)."""
+    if store is None and root.exists() and not root.is_dir():
+        raise ConfigError(f"--root {root} is not a folder")
     urls = [store] if store else [store_url_for(d, None) for d in sorted(root.glob("*/"))]
     lines = []
+    unread: list[str] = []
     for url in urls:
         if store is None and not Path(url.split("///", 1)[-1]).exists():
             continue
-        recorder = RunRecorder(url)
         try:
-            for row in recorder.runs():
-                cp = recorder.last_checkpoint(row.id)
-                when = f"{cp.sim_time:%a %d %b %H:%M}" if cp is not None else "not started"
-                config = row.config or {}
-                label = f" ({config['label']})" if config.get("label") else ""
-                fork = config.get("forked_from")
-                origin = f", forked from {fork['run']} step {fork['step']}" if fork else ""
-                lines.append(
-                    (
-                        row.created_at,
-                        f"{row.id}{label}  {row.world_name}, {when}, {row.steps_done} steps, "
-                        f"{row.backend}{origin}",
-                    )
-                )
-        finally:
-            recorder.close()
+            lines += _towns(url)
+        except Exception as exc:  # one unreadable store does not hide the others
+            why = describe(exc)
+            if why is None:
+                raise
+            unread.append(why if url in why else f"{url}: {why}")
     console.print(f"{len(lines)} towns in {root}" + (":" if lines else ""), soft_wrap=True)
     for _, line in sorted(lines):
         console.print(f"  {shown(line)}", soft_wrap=True)
+    for line in unread:
+        console.print(f"  cannot read {shown(line)}", soft_wrap=True)
+
+
+def _towns(url: str) -> list[tuple[datetime, str]]:
+    """The list lines of the towns of one store."""
+    lines = []
+    recorder = RunRecorder(url)
+    try:
+        for row in recorder.runs():
+            cp = recorder.last_checkpoint(row.id)
+            when = f"{cp.sim_time:%a %d %b %H:%M}" if cp is not None else "not started"
+            config = row.config or {}
+            label = f" ({config['label']})" if config.get("label") else ""
+            fork = config.get("forked_from")
+            origin = f", forked from {fork['run']} step {fork['step']}" if fork else ""
+            lines.append(
+                (
+                    row.created_at,
+                    (
+                        f"{row.id}{label}  {row.world_name}, {when}, "
+                        f"{row.steps_done} steps, {row.backend}{origin}"
+                    ),
+                )
+            )
+    finally:
+        recorder.close()
+    return lines
 
 
 @user_errors
@@ -111,6 +139,15 @@ def town(
     cache_mode: Annotated[str, typer.Option(help="off, readwrite or replay")] = "readwrite",
     attention: AttentionOpt = None,
     idle_steps: IdleStepsOpt = None,
+    allow_change: Annotated[
+        bool,
+        typer.Option(
+            help="reopen even with another backend, model or world content (the change is "
+            "recorded in the town)"
+        ),
+    ] = False,
+    request_timeout: RequestTimeoutOpt = None,
+    step_timeout: StepTimeoutOpt = None,
     backend: OptionalBackendOpt = None,
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -124,6 +161,10 @@ def town(
     if list_:
         list_towns(console, root, store)
         return
+    check_seed(seed)
+    check_seconds(request_timeout, "--request-timeout")
+    check_seconds(step_timeout, "--step-timeout")
+    check_root(root)
     if cache_mode not in CACHE_MODES:
         raise ConfigError(
             f"--cache-mode must be one of {', '.join(CACHE_MODES)}, not {cache_mode!r}"
@@ -142,7 +183,7 @@ def town(
         raise ConfigError(
             "--attention and --idle-steps set a new town's; a reopened one keeps its own"
         )
-    options = BackendOptions(backend, model, base_url, api_key, model_path)
+    options = BackendOptions(backend, model, base_url, api_key, model_path, request_timeout)
     if open_ is not None:
         row = read_run(open_, store=store, root=root)
         options = options.or_recorded(row.config or {})
@@ -154,7 +195,11 @@ def town(
     lm_factory = run_models(lm, cache_mode)  # type: ignore[arg-type]
 
     def opener(run_id: str) -> Simulation:
-        return resume_run(run_id, lm_factory, world_path=world, store=store, root=root)
+        opened = resume_run(
+            run_id, lm_factory, world_path=world, store=store, root=root, allow_change=allow_change
+        )
+        opened.step_timeout_s = step_timeout
+        return opened
 
     if open_ is not None:
         sim = opener(open_)
@@ -171,6 +216,7 @@ def town(
             attention=attend,
             config={**options.recorded(), "sandbox": True},
         )
+        sim.step_timeout_s = step_timeout
         what = f"new town {sim.run_id}"
     note = (
         " [yellow](scripted backend: a test double, not a model)[/]"

@@ -7,13 +7,18 @@ says which request it has never seen."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 import time
 from pathlib import Path
 from typing import Literal
 
+from concordia_like.errors import ConfigError
 from concordia_like.llm.errors import CacheMissError
 from concordia_like.llm.types import RawCompletion
+
+log = logging.getLogger(__name__)
 
 CacheMode = Literal["off", "readwrite", "replay"]
 CACHE_MODES: tuple[str, ...] = ("off", "readwrite", "replay")
@@ -42,13 +47,24 @@ class ResponseCache:
         self.misses = 0
         if mode == "replay" and not self.path.exists():
             raise CacheMissError(f"replay cache {self.path} does not exist")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"response cache {self.path} cannot be opened: {exc}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(_SCHEMA)
+            self._db.commit()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise ConfigError(
+                f"response cache {self.path} is not a response cache ({exc}); name another "
+                "file with --cache, or --cache-mode off"
+            ) from None
         self._flush_scheduled = False
         self._closed = False
+        self._failed = False
 
     def get(self, key: str) -> RawCompletion | None:
         row = self._db.execute(
@@ -70,8 +86,26 @@ class ResponseCache:
         )
 
     def put(self, key: str, backend: str, model: str, raw: RawCompletion) -> None:
-        if self.mode == "replay":
+        if self.mode == "replay" or self._failed:
             return
+        try:
+            self._insert(key, backend, model, raw)
+        except sqlite3.Error as exc:
+            log.warning("response cache %s cannot be written: %s", self.path, exc)
+            self._failed = True
+            return
+        # one commit per batch, not per response: the responses of a batch reach their
+        # callers in one turn of the event loop, and the commit waits for the next
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._commit()
+            return
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self.flush)
+
+    def _insert(self, key: str, backend: str, model: str, raw: RawCompletion) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -85,21 +119,24 @@ class ResponseCache:
                 time.time(),
             ),
         )
-        # one commit per batch, not per response: the responses of a batch reach their
-        # callers in one turn of the event loop, and the commit waits for the next
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._db.commit()
-            return
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self.flush)
 
     def flush(self) -> None:
+        """Commit the responses put since the last flush. The cache only spares calls: a
+        disk that is full or read-only loses them (said once in the log), never the run
+        and never with a traceback from the event loop."""
         self._flush_scheduled = False
         if not self._closed:
+            self._commit()
+
+    def _commit(self) -> None:
+        try:
             self._db.commit()
+        except sqlite3.Error as exc:
+            if not self._failed:
+                log.warning("response cache %s cannot be written: %s", self.path, exc)
+            self._failed = True
+            with contextlib.suppress(sqlite3.Error):
+                self._db.rollback()
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
@@ -107,5 +144,7 @@ class ResponseCache:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._db.commit()
-            self._db.close()
+            try:
+                self._commit()
+            finally:
+                self._db.close()

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -40,6 +41,8 @@ MODEL_ENVS = ("CONCORDIA_OPENAI_MODEL", "OPENAI_MODEL")
 API_KEY_ENVS = ("OPENAI_API_KEY",)
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+#: the most seconds one request may take, all its tries and waits together
+REQUEST_TIMEOUT_S = 120.0
 
 
 def _env(names: tuple[str, ...]) -> str | None:
@@ -191,7 +194,7 @@ class OpenAIBackend(Backend):
         api_key: str | None = None,
         *,
         concurrency: int = 32,
-        timeout_s: float = 120.0,
+        timeout_s: float = REQUEST_TIMEOUT_S,
         connect_timeout_s: float = 10.0,
         max_retries: int = 4,
         retry_base_delay_s: float = 0.5,
@@ -204,7 +207,11 @@ class OpenAIBackend(Backend):
     ) -> None:
         """`base_url` names one server or several (a list, or commas); `concurrency` is
         the limit of requests in flight per server; a server that stops answering is
-        taken out for `revive_after_s` (see `llm.routing`)."""
+        taken out for `revive_after_s` (see `llm.routing`). `timeout_s` is the request's
+        deadline: all its tries, failovers and backoff waits together (a server that
+        accepts and never answers costs at most that, not that per try)."""
+        if not 0 < timeout_s < float("inf"):
+            raise ValueError(f"the request timeout must be a positive number, not {timeout_s}")
         self.formats = ResponseFormats(structured_output, strict=strict)
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -217,6 +224,7 @@ class OpenAIBackend(Backend):
         self._model = model or _env(MODEL_ENVS)
         self.concurrency = concurrency
         self.max_batch = max(self.max_batch, concurrency * len(self.base_urls))
+        self.timeout_s = timeout_s
         self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
         self.max_retries = max_retries
         self.retry_base_delay_s = retry_base_delay_s
@@ -316,6 +324,7 @@ class OpenAIBackend(Backend):
         attempts = self.max_retries + 1
         attempt = 0
         tried: set[Server] = set()
+        deadline = time.monotonic() + self.timeout_s
         while True:
             retry_after: str | None = None
             server = await self.pool.acquire(tried)
@@ -324,8 +333,9 @@ class OpenAIBackend(Backend):
             try:
                 self.attempts += 1
                 try:
-                    response = await self._http().post(chat_url, json=body)
-                except httpx.TimeoutException as exc:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        response = await self._http().post(chat_url, json=body)
+                except (httpx.TimeoutException, TimeoutError) as exc:
                     last = f"{chat_url} timed out ({type(exc).__name__})"
                 except httpx.TransportError as exc:
                     last = f"{chat_url}: {_describe(exc)}"
@@ -355,6 +365,12 @@ class OpenAIBackend(Backend):
             if attempt >= attempts:
                 break
             delay = self._delay(attempt - 1, retry_after)
+            if time.monotonic() + delay >= deadline:
+                raise BackendUnavailableError(
+                    f"no answer from {chat_url} within the request deadline of "
+                    f"{self.timeout_s:g} s (--request-timeout) after {attempt} attempt(s); "
+                    f"last error: {last}"
+                )
             log.debug("openai backend: %s; retrying in %.2fs", last, delay)
             await asyncio.sleep(delay)
             tried.clear()

@@ -107,6 +107,9 @@ class BackendOptions:
     base_url: str | list[str] | None = None
     api_key: str | None = None
     model_path: str | Path | None = None
+    #: the deadline of one request over HTTP (openai: all its tries together; langchain:
+    #: each try); not recorded with a run: it bounds waiting, not what the run is
+    request_timeout: float | None = None
 
     @property
     def name(self) -> str:
@@ -122,6 +125,7 @@ class BackendOptions:
             base_url=self.base_url or recorded.get("base_url"),
             api_key=self.api_key,
             model_path=self.model_path or recorded.get("model_path"),
+            request_timeout=self.request_timeout,
         )
 
     def recorded(self) -> dict[str, Any]:
@@ -141,13 +145,19 @@ class BackendOptions:
             return {"model_path": path}
         if self.name == "vllm":
             return {"model": self.model or (str(path) if path else None)}
+        timeout = {"timeout_s": self.request_timeout} if self.request_timeout else {}
         if self.name == "openai":
-            return {"base_url": urls or None, "model": self.model, "api_key": self.api_key}
+            return {
+                "base_url": urls or None,
+                "model": self.model,
+                "api_key": self.api_key,
+                **timeout,
+            }
         if self.name == "langchain":
             if len(urls) > 1:
                 raise ConfigError("the langchain backend takes one --base-url, not several")
             url = urls[0] if urls else None
-            return {"base_url": url, "model": self.model, "api_key": self.api_key}
+            return {"base_url": url, "model": self.model, "api_key": self.api_key, **timeout}
         return {}
 
     def make(self) -> Backend:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from concordia_like.errors import ConfigError
@@ -22,15 +23,24 @@ def sqlite_url(path: str | Path) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """Open (and create the tables of) the store at `url`."""
+    """Open (and create the tables of) the store at `url`. Raises ConfigError, in one
+    line, for a store that cannot be one: a bad URL, a file that is not a database, a
+    server that is down."""
     try:
         engine = create_engine(url, future=True)
     except Exception as exc:  # bad URL or missing driver
         raise ConfigError(f"store URL {url!r} cannot be opened: {exc}") from None
+    shown = engine.url.render_as_string(hide_password=True)
     if engine.dialect.name == "sqlite":
         db = engine.url.database
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(db)
+            if path.exists() and not path.is_file():
+                raise ConfigError(f"store {shown}: {db} is not a database file")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"store {shown}: {exc.strerror} ({path.parent})") from None
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
@@ -43,7 +53,13 @@ def make_engine(url: str) -> Engine:
     # import every table module so that create_all sees them all
     from concordia_like.store import tables  # noqa: F401
 
-    Base.metadata.create_all(engine)
+    try:
+        Base.metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ConfigError(f"store {shown} cannot be opened: {first}") from None
     return engine
 
 
