@@ -167,3 +167,30 @@ async def test_a_silent_server_fails_the_step_at_the_step_deadline(silent_server
         assert read_run(sim.run_id, root=runs_root).steps_done == 0
     finally:
         await close(sim)
+
+
+async def test_a_full_disk_at_commit_aborts_the_step_in_one_line_without_its_sql(
+    runs_root, monkeypatch
+):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    sim = start_run(TOWN, lm_factory(), seed=1, root=runs_root)
+
+    def full(*args, **kwargs):
+        raise OperationalError(
+            "INSERT INTO events (run_id, text) VALUES (?, ?)",
+            ("x", "y"),
+            sqlite3.OperationalError("database or disk is full"),
+        )
+
+    monkeypatch.setattr(sim.recorder, "commit_step", full)
+    try:
+        with pytest.raises(StepAborted) as aborted:
+            await sim.run_step()
+        message = str(aborted.value)
+        assert message.endswith("the store failed: database or disk is full")
+        assert "INSERT" not in message and "\n" not in message and sim.step == 0
+    finally:
+        await close(sim)

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from concordia_like.agents.agent import Agent
@@ -93,9 +94,13 @@ class StepAborted(ConcordiaError):
     committed, and the simulation is as it was after `last_committed`."""
 
     def __init__(self, step: int, sim_time: datetime, last_committed: int, cause: BaseException):
-        what = (
-            str(cause) if isinstance(cause, ConcordiaError) else f"{type(cause).__name__}: {cause}"
-        )
+        if isinstance(cause, ConcordiaError):
+            what = str(cause)
+        elif isinstance(cause, SQLAlchemyError):  # the driver's reason, never the SQL dump
+            reason = str(getattr(cause, "orig", None) or type(cause).__name__).splitlines()
+            what = f"the store failed: {reason[0] if reason else type(cause).__name__}"
+        else:
+            what = f"{type(cause).__name__}: {cause}"
         super().__init__(
             f"step {step} ({sim_time:%a %H:%M}) aborted, nothing of it committed: {what}"
         )
