@@ -84,12 +84,14 @@ async def test_a_failed_step_changes_nothing_and_reruns_as_if_it_had_not_failed(
     tmp_path, runs_root, purpose
 ):
     steps = 8
-    straight = start_run(TOWN, lm_factory(), seed=2, root=runs_root)
+    # everyone asked every step, so that every purpose is called by step 3
+    always = {"mode": "always"}
+    straight = start_run(TOWN, lm_factory(), seed=2, root=runs_root, attention=always)
     await run_steps(straight, steps)
 
     flaky = FailingOnce(purpose, step=3)
     other = tmp_path / "other"
-    sim = start_run(TOWN, lm_factory(flaky), seed=2, root=other)
+    sim = start_run(TOWN, lm_factory(flaky), seed=2, root=other, attention=always)
     failed = 0
     while sim.step < steps:
         before = state_of(sim)

@@ -67,7 +67,13 @@ async def test_a_run_records_its_policy_from_world_file_and_overrides(tmp_path, 
     world = TOWN.parent / "_sampling_test_town.yaml"
     world.write_text(text)
     try:
-        sim = start_run(world, lm_factory(), root=runs_root, sampling={"plan": {"top_p": 0.5}})
+        sim = start_run(
+            world,
+            lm_factory(),
+            root=runs_root,
+            sampling={"plan": {"top_p": 0.5}},
+            attention={"mode": "always"},  # everyone acts in step 1
+        )
     finally:
         world.unlink()
     config = sim.recorder.run(sim.run_id).config["sampling"]
