@@ -50,6 +50,9 @@ def run_args(root, *extra: str) -> list[str]:
         str(SEED),
         "--backend",
         "scripted",
+        # everyone acts every step, so that every step has events to compare
+        "--attention",
+        "always",
         "--root",
         str(root),
         "--quiet",
