@@ -1,7 +1,15 @@
 """A real local OpenAI-compatible server (llama.cpp's, on SmolLM2) killed mid-run: the
 steps before stay committed, the run stops with one error line and a non-zero exit
 instead of "completing" with hesitant agents, and once the server is back the resumed
-run has the timeline of an uninterrupted one."""
+run goes on from its last committed step: what was committed is kept as it was, and the
+step in flight is run again, once, with no gap and no duplicate.
+
+The model's words in the step run again are not compared with an uninterrupted run's:
+llama.cpp's server reuses the cached prefix of its previous prompt, and a prompt
+evaluated after another one can differ in its last bits from the same prompt evaluated
+on a fresh server, which greedy decoding turns into other words now and then. Exact
+resume of the words is tested where the model is deterministic (test_engine_resume,
+test_store_postgres)."""
 
 from __future__ import annotations
 
@@ -98,6 +106,14 @@ def test_a_killed_server_stops_the_run_and_resuming_gives_the_uninterrupted_time
             timeout=600,
         )
         assert resumed.returncode == 0, resumed.stderr
-        assert events(root, run_id) == events(tmp_path / "a", straight_id)
+        assert steps_done(root, run_id) == STEPS
+        timeline = events(root, run_id)
+        straight_timeline = events(tmp_path / "a", straight_id)
+        committed = [e for e in timeline if e[0] <= KILL_AFTER]
+        assert committed == [e for e in straight_timeline if e[0] <= KILL_AFTER]
+        # every step once, in order: (step, seq) strictly increasing, none missing
+        order = [(e[0], e[1]) for e in timeline]
+        assert order == sorted(set(order))
+        assert {e[0] for e in timeline} == set(range(1, STEPS + 1))
     finally:
         server.close()
