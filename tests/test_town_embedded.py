@@ -19,6 +19,9 @@ from concordia_like.world.invariants import check_invariants
 
 pytestmark = pytest.mark.embedded
 
+#: every awake resident asked every step, so that each one acting is one act call
+ALWAYS = {"mode": "always"}
+
 TOWN = Path(__file__).resolve().parents[1] / "worlds" / "town.yaml"
 
 
@@ -37,7 +40,9 @@ def test_town_runs_and_resumes_on_the_embedded_model(tmp_path, backend):
         reports = [await sim.run_step() for _ in range(steps)]
         return sim, reports
 
-    sim, reports = asyncio.run(go(start_run(TOWN, lm_factory, root=tmp_path, seed=3), 2))
+    sim, reports = asyncio.run(
+        go(start_run(TOWN, lm_factory, root=tmp_path, seed=3, attention=ALWAYS), 2)
+    )
     run_id = sim.run_id
     usage = sim.usage()
     acting = sum(1 for r in reports for e in r.events if e.actor and e.kind != "plan")
@@ -57,6 +62,7 @@ def test_town_runs_and_resumes_on_the_embedded_model(tmp_path, backend):
     assert n_events == sum(len(r.events) for r in reports)
     assert {"observation", "plan"} <= kinds
     sim.memory.close()
+    sim.recorder.close()  # gives up the run, as a process that ends would
 
     # resumed from its last committed step, in a new simulation object
     again = resume_run(run_id, lm_factory, root=tmp_path)

@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.vllm, pytest.mark.server]
 
 REPO = Path(__file__).resolve().parents[1]
 TOWN = REPO / "worlds" / "town.yaml"
+#: every awake resident asked every step, so that each one acting is one act call
+ALWAYS = {"mode": "always"}
 
 
 class Mood(BaseModel):
@@ -134,7 +136,11 @@ def test_a_shared_prefix_is_reused(engine):
 
 def test_town_steps_on_the_vllm_backend(tmp_path, engine):
     sim = start_run(
-        TOWN, lambda _folder: LanguageModel(engine, owns_backend=False), root=tmp_path, seed=3
+        TOWN,
+        lambda _folder: LanguageModel(engine, owns_backend=False),
+        root=tmp_path,
+        seed=3,
+        attention=ALWAYS,
     )
 
     async def go():
@@ -197,7 +203,9 @@ def test_openai_backend_on_vllm_serve_with_structured_outputs(served):
 
 def test_town_steps_through_vllm_serve(tmp_path, served):
     backend = OpenAIBackend(base_url=served)
-    sim = start_run(TOWN, lambda _folder: LanguageModel(backend), root=tmp_path, seed=4)
+    sim = start_run(
+        TOWN, lambda _folder: LanguageModel(backend), root=tmp_path, seed=4, attention=ALWAYS
+    )
 
     async def go():
         try:
