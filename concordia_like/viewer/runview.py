@@ -219,32 +219,13 @@ class RunView:
         return {
             "total": self.recorder.event_count(self.run_id, **q),
             "offset": offset,
-            "rows": [
-                {
-                    "step": e.step,
-                    "seq": e.seq,
-                    "time": iso(e.sim_time),
-                    "kind": e.kind,
-                    "actor": e.actor,
-                    "place": e.place,
-                    "text": e.text,
-                }
-                for e in rows
-            ],
+            "rows": [_timeline_row(e) for e in rows],
         }
 
     def all_events(self) -> Iterator[dict[str, Any]]:
         """Every event, as the timeline's rows (for the static export)."""
         for e in self.recorder.events(self.run_id):
-            yield {
-                "step": e.step,
-                "seq": e.seq,
-                "time": iso(e.sim_time),
-                "kind": e.kind,
-                "actor": e.actor,
-                "place": e.place,
-                "text": e.text,
-            }
+            yield _timeline_row(e)
 
     # -- conversations and usage --------------------------------------------------------
 
@@ -325,3 +306,16 @@ class RunView:
                     reconcile=False,
                 )
             return self._memory
+
+
+def _timeline_row(e: Any) -> dict[str, Any]:
+    """An event as the timeline shows it (served page by page, or exported whole)."""
+    return {
+        "step": e.step,
+        "seq": e.seq,
+        "time": iso(e.sim_time),
+        "kind": e.kind,
+        "actor": e.actor,
+        "place": e.place,
+        "text": e.text,
+    }
