@@ -12,16 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from concordia_like.engine.interview import question_requests
 from concordia_like.experiments.spec import Ask, Judge
 from concordia_like.llm import LLMRequest
 from concordia_like.llm.sampling import derive_seed, step_scope
-from concordia_like.memory.records import RetrievalQuery
 
 if TYPE_CHECKING:
     from concordia_like.engine.simulation import Simulation
     from concordia_like.experiments.scenario import Scenario
 
-QUESTION_MEMORIES = 5
 JUDGE_LOG_LINES = 60
 
 
@@ -54,31 +53,17 @@ async def ask(sim: Simulation, q: Ask) -> tuple[float, dict[str, Any]]:
     """Put `q` to each resident asked, in character, from what each remembers of it:
     nothing of the run changes. The value and each resident's answer."""
     names = q.of or sorted(sim.agents)
-    now = sim.state.now
-    found = sim.memory.retrieve_many(
-        [RetrievalQuery(n, q.question, now, QUESTION_MEMORIES) for n in names], touch=False
+    requests = question_requests(
+        sim,
+        names,
+        q.question,
+        tag="ask",
+        instruction=_answer_hint(q),
+        purpose="interview",
+        max_tokens=16,
+        temperature=0.0,
+        **_constraint(q),
     )
-    requests = []
-    for name, memories in zip(names, found, strict=True):
-        agent = sim.agents[name]
-        remembered = "\n".join(f"- {m.record.text}" for m in memories) or "- nothing in particular"
-        where = sim.state.places[sim.state.location(name)].name
-        prompt = (
-            f"It is {now:%A %H:%M}; you are at {where}.\nYou remember:\n{remembered}\n"
-            f'Someone asks you: "{q.question}"\nAnswer as {name}, in character. ' + _answer_hint(q)
-        )
-        requests.append(
-            LLMRequest.chat(
-                prompt,
-                system=agent.prefix,
-                purpose="interview",
-                agent=name,
-                max_tokens=16,
-                temperature=0.0,
-                seed=derive_seed(sim.seed, sim.step, name, "ask", q.question),
-                **_constraint(q),
-            )
-        )
     with step_scope(sim.seed, sim.step):
         answers = await sim.lm.complete_many(requests)
     parsed = {n: a.parsed for n, a in zip(names, answers, strict=True)}

@@ -10,10 +10,7 @@ terminal module's business, not this one's."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import signal
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -22,26 +19,25 @@ from typing import Any
 from rich.console import Console
 
 from concordia_like.engine.fork import fork_run
+from concordia_like.engine.interview import question_requests
 from concordia_like.engine.newcomers import add_newcomer
 from concordia_like.engine.runs import run_folder
 from concordia_like.engine.simulation import Simulation, StepAborted, StepReport
 from concordia_like.errors import ConcordiaError
-from concordia_like.llm import LLMRequest
-from concordia_like.llm.sampling import derive_seed, step_scope
+from concordia_like.llm.sampling import step_scope
 from concordia_like.llm.usage import merge_usage
-from concordia_like.memory.records import RetrievalQuery
 from concordia_like.sandbox import render
 from concordia_like.sandbox.commands import COMMANDS, Hint, help_text, resolve, split
 from concordia_like.sandbox.inject import Injections
 from concordia_like.sandbox.newcomer import read_newcomer
 from concordia_like.sandbox.runlog import RunLog
 from concordia_like.sandbox.seat import PlayerSeat, parse_action, parse_say
+from concordia_like.sandbox.stepping import StepLoop
 from concordia_like.text import one_line, shown
 
 #: `until` goes at most this far ahead
 UNTIL_MAX = timedelta(days=1)
 INTERVIEW_TOKENS = 80
-INTERVIEW_MEMORIES = 5
 
 Opener = Callable[[str], Simulation]
 
@@ -70,11 +66,8 @@ class TownSession:
         sim.hooks.extend([self.seat, self.injections])
         #: the library's warnings (degraded model calls) go to the town's folder
         self.log = RunLog(self._folder(sim))
-        self.per_step: list[dict[str, Any]] = []
+        self.steps = StepLoop(console, live=live, say=self.say)
         self._spent_before: dict[str, Any] = {}  # usage of towns left by `fork`
-        self._stop = False
-        self._abandon = False
-        self._task: asyncio.Future[StepReport] | None = None
         self.viewer: Any = None  # the browser view, once `view` starts it
 
     async def __aenter__(self) -> TownSession:
@@ -155,66 +148,8 @@ class TownSession:
     # -- advancing ----------------------------------------------------------------------
 
     async def advance(self, n: int) -> None:
-        """Run n steps, showing each; Ctrl-C stops after the step in flight."""
-        self._stop = self._abandon = False
-        loop = asyncio.get_running_loop()
-        handled = False
-        if self.live:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signal.SIGINT, self._interrupt)
-                handled = True
-        try:
-            for i in range(n):
-                if self._stop:
-                    self.say(f"stopped after step {self.sim.step} (Ctrl-C); it is committed")
-                    return
-                self._task = asyncio.ensure_future(self._one_step(i + 1, n))
-                try:
-                    report = await self._task
-                except asyncio.CancelledError:
-                    if not self._abandon:
-                        raise
-                    self.say(
-                        f"step {self.sim.step + 1} abandoned (Ctrl-C twice): nothing of it "
-                        f"committed; the town is as after step {self.sim.step}"
-                    )
-                    return
-                finally:
-                    self._task = None
-                self._show(report)
-        finally:
-            if handled:
-                loop.remove_signal_handler(signal.SIGINT)
-
-    def _interrupt(self) -> None:
-        if not self._stop:
-            self._stop = True
-            self.say("[dim](Ctrl-C: stopping after this step; again to abandon it)[/]")
-        elif self._task is not None:
-            self._abandon = True
-            self._task.cancel()
-
-    async def _one_step(self, i: int, n: int) -> StepReport:
-        before = self.sim.lm.usage.summary()["total"]
-        status = (
-            self.console.status(f"step {self.sim.step + 1} ({i}/{n}): the residents think…")
-            if self.live
-            else contextlib.nullcontext()
-        )
-        with status:
-            report = await self.sim.run_step()
-        after = self.sim.lm.usage.summary()["total"]
-        tokens = lambda t: t.get("prompt_tokens", 0) + t.get("completion_tokens", 0)  # noqa: E731
-        self.per_step.append(
-            {
-                "step": report.step,
-                "clock": f"{report.sim_time:%a %H:%M}",
-                "calls": after.get("calls", 0) - before.get("calls", 0),
-                "tokens": tokens(after) - tokens(before),
-                "wall_s": report.wall_s,
-            }
-        )
-        return report
+        """Run n steps, showing each as it commits."""
+        await self.steps.run(self.sim, n, self._show)
 
     def _show(self, report: StepReport) -> None:
         resident = self.seat.resident
@@ -387,7 +322,7 @@ class TownSession:
             pct = summary_percentiles(spent)
         except Exception:  # an older ledger without histograms: no percentiles
             pct = {}
-        self.say(*render.usage_table(spent.get("total", {}), pct, self.per_step))
+        self.say(*render.usage_table(spent.get("total", {}), pct, self.steps.per_step))
         return True
 
     async def _cmd_view(self, rest: str) -> bool:
@@ -410,29 +345,17 @@ class TownSession:
     # -- interview ----------------------------------------------------------------------
 
     async def interview(self, name: str, question: str) -> str:
-        """The resident's answer, in character, from the memories the question brings
-        up. Nothing changes: retrieval leaves last-retrieved times alone, no memory is
-        written, the clock and the agents stay, and the request's seed derives from
-        (run seed, step, name, question), not from any random state."""
+        """The resident's answer, in character; nothing of the town changes (see
+        `engine.interview`)."""
         sim = self.sim
-        agent, now = sim.agents[name], sim.state.now
-        query = RetrievalQuery(name, question, now, INTERVIEW_MEMORIES)
-        found = sim.memory.retrieve_many([query], touch=False)[0]
-        remembered = "\n".join(f"- {m.record.text}" for m in found) or "- nothing in particular"
-        where = sim.state.places[sim.state.location(name)].name
-        prompt = (
-            f"It is {now:%A %H:%M}; you are at {where}, {agent.activity or 'going about your day'}."
-            f"\nYou remember:\n{remembered}\n"
-            f'Someone asks you: "{question}"\n'
-            f"Answer as {name}, in character, in one to three sentences."
-        )
-        request = LLMRequest.chat(
-            prompt,
-            system=agent.prefix,
+        (request,) = question_requests(
+            sim,
+            [name],
+            question,
+            tag="interview",
+            instruction="Answer in one to three sentences.",
             purpose="speech",
-            agent=name,
             max_tokens=INTERVIEW_TOKENS,
-            seed=derive_seed(sim.seed, sim.step, name, "interview", question),
         )
         with step_scope(sim.seed, sim.step):
             answer = await sim.lm.complete(request)
