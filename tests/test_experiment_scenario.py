@@ -78,6 +78,14 @@ def test_schema_errors_name_the_field(tmp_path):
     assert "interventions.notice.at_step: step 9 is after the last step of a run (5)" in found
 
 
+def test_a_stop_further_than_a_run_may_go_is_refused(tmp_path):
+    found, _ = problems(tmp_path, SCENARIO.replace("stop: {steps: 5}", "stop: {until: 9000-01-01}"))
+    assert any(
+        f.startswith("stop.until: is ") and f.endswith("a run stops within 100000 steps")
+        for f in found
+    ), found
+
+
 def test_world_problems_and_missing_world_are_refused(tmp_path):
     found, _ = problems(tmp_path, SCENARIO.replace(str(MINI), "no/such/world.yaml"))
     assert found == ["world: world file no/such/world.yaml does not exist"]

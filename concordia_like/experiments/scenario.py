@@ -21,6 +21,7 @@ from typing import Any, cast
 from concordia_like.engine.runs import set_start_time
 from concordia_like.experiments.spec import (
     CODE_KINDS,
+    MAX_STEPS,
     AddCodeRule,
     AttributeStat,
     Check,
@@ -191,7 +192,13 @@ class _Checker:
         if s.stop.until is not None:
             if s.stop.until <= start:
                 self.problem(("stop", "until"), f"is not after the start ({start:%Y-%m-%d %H:%M})")
-            bounds.append(max(1, self.step_of(s.stop.until) - 1))
+            last = max(1, self.step_of(s.stop.until) - 1)
+            if last > MAX_STEPS:
+                self.problem(
+                    ("stop", "until"),
+                    f"is {last} steps after the start; a run stops within {MAX_STEPS} steps",
+                )
+            bounds.append(min(last, MAX_STEPS))
         self.max_steps = min(bounds)
         for i, rule in enumerate(s.code_rules):
             self._code_rule(("code_rules", i), rule)

@@ -363,11 +363,15 @@ class Predicate(_Strict):
     value: float
 
 
+#: the most steps a scenario's run may take, by `steps` or by `until`
+MAX_STEPS = 100_000
+
+
 class Stop(_Strict):
     """When a run ends: after `steps` steps, at time `until`, or once `when` holds
     (checked after each step), whichever comes first; `steps` or `until` is needed."""
 
-    steps: int | None = Field(None, ge=1, le=100_000)
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     until: datetime | None = None
     when: Predicate | None = None
 
