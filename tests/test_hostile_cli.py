@@ -72,6 +72,7 @@ BAD: list[tuple[list[str], str]] = [
     (["town", "--open", "nope", "--root", "runs"], "no run"),
     (["town", "--list", "--root", "text.txt"], "not a folder"),
     (["town", W, "--script", "missing.txt", "-b", "scripted"], "missing.txt"),
+    (["town", W, "--script", "adir", "-b", "scripted"], "is a folder"),
     (["experiment", SCENARIO, "--out", "text.txt", "-b", "scripted"], "not a folder"),
     (["experiment", SCENARIO, "--out", "o", "--seeds", "0"], "--seeds"),
     (["experiment", SCENARIO, "--out", "o", "--executor", "cloud"], "--executor"),

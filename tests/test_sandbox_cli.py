@@ -6,9 +6,11 @@ in flight with that step committed."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -96,6 +98,17 @@ def test_commands_from_a_pipe_then_list_and_reopen(tmp_path):
 
 
 @pytest.mark.slow
+def test_script_from_a_named_pipe_is_read_like_a_file(tmp_path):
+    fifo = tmp_path / "commands"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=("look bakery\nquit\n",))
+    writer.start()
+    out = town(tmp_path / "runs", "--script", str(fifo))
+    writer.join(timeout=30)
+    assert "Marlowe's Bakery" in out
+    assert "does not exist" not in out
+
+
 def test_empty_pipe_runs_the_tour(tmp_path):
     out = town(tmp_path / "runs", stdin="")
     for command in ("> look", "> step 2", "> inspect ", "> interview ", "> stats", "> quit"):

@@ -176,8 +176,10 @@ def town(
             parse_hhmm(start)
         except ValueError as exc:
             raise ConfigError(f"--start: {exc}") from None
-    if script is not None and not script.is_file():
+    if script is not None and not script.exists():
         raise ConfigError(f"script {script} does not exist")
+    if script is not None and script.is_dir():
+        raise ConfigError(f"script {script} is a folder, not a file of commands")
     attend = attention_overrides(attention, idle_steps)
     if attend and open_ is not None:
         raise ConfigError(
