@@ -229,3 +229,15 @@ def to_bytes(vec: np.ndarray) -> bytes:
 
 def from_bytes(raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f4")
+
+
+def embed_distinct(embedder: Any, texts: Sequence[str]) -> np.ndarray:
+    """`embedder.embed(texts)` with each distinct text embedded once, whatever the
+    embedder: many residents perceive the same event, and a step's memories and
+    queries repeat the same texts."""
+    distinct = list(dict.fromkeys(texts))
+    if len(distinct) == len(texts):
+        return np.asarray(embedder.embed(list(texts)), dtype=np.float32)
+    vecs = np.asarray(embedder.embed(distinct), dtype=np.float32)
+    where = {text: i for i, text in enumerate(distinct)}
+    return vecs[[where[t] for t in texts]]

@@ -2,29 +2,33 @@
 
 Rows are committed before their index entries are written, and index writes are
 buffered, so after a crash the index may lack recent memories; after a deleted index
-folder it lacks all of them; after rows deleted by hand it may hold entries SQL no
-longer has. Reconciling re-indexes what is missing (from the vectors stored with the
-rows, embedding only rows stored without one) and drops what is orphaned."""
+folder it lacks all of them; an in-memory index (the exact layout) starts empty on
+every open; after rows deleted by hand it may hold entries SQL no longer has.
+Reconciling re-indexes what is missing (from the vectors stored with the rows,
+embedding only rows stored without one) and drops what is orphaned."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, func, select
 
 from concordia_like.memory.embedder import Embedder, from_bytes
-from concordia_like.memory.index import ChromaIndex
+from concordia_like.memory.layouts import VectorIndex
 from concordia_like.store.memory_tables import MemoryRow
 
 log = logging.getLogger(__name__)
 
 T = MemoryRow.__table__
 CHUNK = 5000
+_COLS = (T.c.id, T.c.agent, T.c.text, T.c.embedding)
 
 
 def reconcile_index(
-    engine: Engine, index: ChromaIndex, embedder: Embedder, run_id: str, *, full: bool = False
+    engine: Engine, index: VectorIndex, embedder: Embedder, run_id: str, *, full: bool = False
 ) -> int:
     """Re-index the run's memories the index lacks and drop entries SQL lacks; return
     how many were re-indexed. When the counts agree the two are taken to be in sync
@@ -32,8 +36,13 @@ def reconcile_index(
     own = T.c.run_id == run_id
     with engine.connect() as conn:
         sql_count = int(conn.execute(select(func.count()).select_from(T).where(own)).scalar_one())
-    if not full and index.count() == sql_count:
+    held = index.count()
+    if not full and held == sql_count:
         return 0
+    if held == 0:  # built afresh: every row, read in one pass
+        log.info("memory index: indexing %d memories", sql_count)
+        _add_all(engine, index, embedder, run_id, None)
+        return sql_count
     with engine.connect() as conn:
         owners = dict(conn.execute(select(T.c.id, T.c.agent).where(own)).all())
     indexed = index.ids()
@@ -44,18 +53,36 @@ def reconcile_index(
     if not missing:
         return 0
     log.info("memory index: re-indexing %d of %d memories", len(missing), len(owners))
+    if len(missing) > CHUNK:  # many (owners kept in Chroma, the rest rebuilt): one pass
+        _add_all(engine, index, embedder, run_id, set(missing))
+        return len(missing)
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start : start + CHUNK]
         with engine.connect() as conn:
-            stmt = select(T.c.id, T.c.agent, T.c.text, T.c.embedding).where(T.c.id.in_(chunk))
-            rows = list(conn.execute(stmt))
-        vecs = np.empty((len(rows), embedder.dim), dtype=np.float32)
-        need = [i for i, r in enumerate(rows) if r.embedding is None]
-        for i, r in enumerate(rows):
-            if r.embedding is not None:
-                vecs[i] = from_bytes(r.embedding)
-        if need:
-            vecs[need] = embedder.embed([rows[i].text for i in need])
-        index.add([r.id for r in rows], [r.agent for r in rows], vecs)
+            _add(index, embedder, list(conn.execute(select(*_COLS).where(T.c.id.in_(chunk)))))
     index.flush()
     return len(missing)
+
+
+def _add(index: VectorIndex, embedder: Embedder, rows: Sequence[Any]) -> None:
+    """Index rows with their stored vectors (embedding those stored without one)."""
+    vecs = np.empty((len(rows), embedder.dim), dtype=np.float32)
+    need = [i for i, r in enumerate(rows) if r.embedding is None]
+    for i, r in enumerate(rows):
+        if r.embedding is not None:
+            vecs[i] = from_bytes(r.embedding)
+    if need:
+        vecs[need] = embedder.embed([rows[i].text for i in need])
+    index.add([r.id for r in rows], [r.agent for r in rows], vecs)
+
+
+def _add_all(
+    engine: Engine, index: VectorIndex, embedder: Embedder, run_id: str, only: set[int] | None
+) -> None:
+    """Index the run's rows (those in `only`, when given), read in one pass."""
+    stmt = select(*_COLS).where(T.c.run_id == run_id).order_by(T.c.id)
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=CHUNK).execute(stmt)
+        for rows in result.partitions():
+            _add(index, embedder, rows if only is None else [r for r in rows if r.id in only])
+    index.flush()

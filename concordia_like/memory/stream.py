@@ -37,9 +37,15 @@ from concordia_like.memory.candidates import (
     evidence_ids,
     winner_record,
 )
-from concordia_like.memory.embedder import Embedder, from_bytes, get_embedder, to_bytes
+from concordia_like.memory.embedder import (
+    Embedder,
+    embed_distinct,
+    from_bytes,
+    get_embedder,
+    to_bytes,
+)
 from concordia_like.memory.importance import heuristic_importance
-from concordia_like.memory.index import ChromaIndex, Layout
+from concordia_like.memory.layouts import Layout, VectorIndex, open_index
 from concordia_like.memory.reconcile import reconcile_index
 from concordia_like.memory.records import (
     EXPERIENCE_KINDS,
@@ -96,7 +102,7 @@ class MemoryStore:
     def __init__(
         self,
         engine: Engine,
-        index: ChromaIndex,
+        index: VectorIndex,
         *,
         run_id: str = "default",
         embedder: Embedder | None = None,
@@ -133,13 +139,17 @@ class MemoryStore:
         **options: Any,
     ) -> MemoryStore:
         """The store of a run folder: `store.sqlite` and `chroma/` in it by default, or
-        any SQLAlchemy URL / an already open engine, and a Chroma server URL."""
+        any SQLAlchemy URL / an already open engine, and a Chroma server URL. The index
+        is laid out as `layout` says (layouts.py; a run picks it with `run_layout`)."""
         folder = Path(folder)
         owned = engine is None
         if engine is None:
             engine = make_engine(db_url or sqlite_url(folder / "store.sqlite"))
-        index = ChromaIndex.open(
-            None if chroma_url else folder / "chroma", chroma_url, run_id=run_id, layout=layout
+        index = open_index(
+            layout,
+            None if chroma_url else folder / "chroma",
+            chroma_url,
+            run_id=run_id,
         )
         store = cls(engine, index, run_id=run_id, **options)
         store._owns_engine = owned
@@ -172,7 +182,7 @@ class MemoryStore:
         and reach the index only when it commits; otherwise they are committed here."""
         if not memories:
             return []
-        vectors = self.embedder.embed([m.text for m in memories])
+        vectors = embed_distinct(self.embedder, [m.text for m in memories])
         rows: list[dict[str, Any]] = []
         for m, vec in zip(memories, vectors, strict=True):
             when = m.created or now
@@ -301,7 +311,7 @@ class MemoryStore:
         """One unit vector per query, from one embedding call: of its text, or the
         normalised sum of its parts' vectors."""
         texts = [p for q in queries for p in (q.parts or (q.text,))]
-        vecs = self.embedder.embed(texts)
+        vecs = embed_distinct(self.embedder, texts)
         out = np.empty((len(queries), vecs.shape[1]), dtype=np.float32)
         at = 0
         for i, q in enumerate(queries):

@@ -7,7 +7,15 @@ texts (so every query is embedded: its embedding is part of the latency measured
     .venv/bin/python scripts/bench/bench_memory.py --memories 100000
     .venv/bin/python scripts/bench/bench_memory.py --quick
 
-The last line is `retrieval_p95_ms=<x>`."""
+The last line is `retrieval_p95_ms=<x>`.
+
+`--residents N` measures instead what a run of N residents costs its memory at the
+start: the town's residents replicated to N (world/replicate.py), each with its card's
+seed memories and more drawn from a pool of templated texts up to `--seeds`, written as
+a run's creation writes them (one embedding call, one transaction, the index after the
+commit), then one step's retrieval for `--queries` residents and a reopen (the index
+rebuilt or reconciled from SQL, as on resume). The last line is
+`residents=<n> layout=<l> create_s=<x> rss_mb=<y> query_ms=<z> reopen_s=<w>`."""
 
 from __future__ import annotations
 
@@ -17,12 +25,21 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from concordia_like.memory.embedder import get_embedder
+from concordia_like.memory.hash_embedder import HashEmbedder
+from concordia_like.memory.layouts import LAYOUTS, run_layout
 from concordia_like.memory.records import NewMemory, RetrievalQuery
 from concordia_like.memory.stream import MemoryStore
+from concordia_like.world import load_world, replicate_residents
+
+WORLD = Path(__file__).resolve().parents[2] / "worlds" / "town.yaml"
 
 NAMES = [
     "Isabella", "Klaus", "Maria", "Tom", "Ayesha", "Sam", "Jennifer", "Carlos", "Yuriko",
@@ -108,6 +125,97 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class TimedEmbedder:
+    """The embedder, with the seconds and texts it was asked to embed counted."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.seconds = 0.0
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        t = time.perf_counter()
+        try:
+            return self.inner.embed(texts)
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.texts += len(texts)
+
+    def embed_one(self, text: str) -> Any:
+        return self.embed([text])[0]
+
+
+def residents(args: argparse.Namespace) -> None:
+    """A run's memory at the start, for `args.residents` residents (see the docstring)."""
+    rng = random.Random(args.seed)
+    t = time.perf_counter()
+    world = replicate_residents(load_world(WORLD), args.residents)
+    inner: Any = HashEmbedder() if args.hash_embedder else get_embedder()
+    inner.embed(["warm up the model"])
+    print(f"world and embedder ready in {time.perf_counter() - t:.1f} s")
+    pool = [memory_text(rng, i) for i in range(args.pool)]
+    t0 = datetime(2024, 2, 13, 7, 0)
+    seeds = []
+    for name, card in world.personas.items():
+        texts = [m.text for m in card.seed_memories]
+        texts += [rng.choice(pool) for _ in range(args.seeds - len(texts))]
+        seeds += [NewMemory(name, text, "observation", t0, 1 + len(text) % 10) for text in texts]
+    layout = args.layout or run_layout(args.residents)
+    print(
+        f"{args.residents} residents, {len(seeds)} seed memories "
+        f"({len({m.text for m in seeds})} distinct texts), layout {layout}"
+    )
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="bench_memory_"))
+    embedder = TimedEmbedder(inner)
+    rss_before = rss_mb()
+    t = time.perf_counter()
+    store = MemoryStore.open(folder, run_id="bench", layout=layout, embedder=embedder)
+    with Session(store.engine) as session, session.begin():
+        store.add_many(seeds, now=t0, session=session)
+    store.index.flush()
+    create_s = time.perf_counter() - t
+    rss = rss_mb()
+    print(
+        f"created in {create_s:.1f} s (embedding {embedder.seconds:.1f} s); "
+        f"RSS {rss:.0f} MiB ({rss - rss_before:+.0f} MiB for the memories)"
+    )
+    now = t0 + timedelta(hours=1)
+    names = list(world.personas)
+    queries = [
+        RetrievalQuery(rng.choice(names), query_text(rng, i), now, args.k)
+        for i in range(args.queries)
+    ]
+    inner.embed([q.text for q in queries])  # the queries' embedding is not timed here
+    t = time.perf_counter()
+    got = store.retrieve_many(queries, touch=False)
+    query_ms = (time.perf_counter() - t) * 1000 / len(queries)
+    assert all(len(g) == args.k for g in got)
+    print(f"one step's retrieval for {len(queries)} residents: {query_ms:.2f} ms per resident")
+    store.close()
+    t = time.perf_counter()
+    store = MemoryStore.open(folder, run_id="bench", layout=layout, embedder=embedder)
+    reopen_s = time.perf_counter() - t
+    assert store.index.count() == len(seeds)
+    store.close()
+    if not args.keep and args.folder is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"reopened (index rebuilt or reconciled from SQL) in {reopen_s:.1f} s")
+    print(
+        f"residents={args.residents} layout={layout} create_s={create_s:.1f} "
+        f"rss_mb={rss:.0f} query_ms={query_ms:.2f} reopen_s={reopen_s:.1f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--memories", type=int, default=100_000, help="records to insert")
@@ -115,7 +223,16 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300, help="single-agent retrievals timed")
     ap.add_argument("--k", type=int, default=5, help="memories returned per retrieval")
     ap.add_argument("--batch", type=int, default=500, help="records per add_many call")
-    ap.add_argument("--layout", choices=["per_agent", "shared"], default="per_agent")
+    ap.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default=None,
+        help="default: per_agent (--residents: as a run picks it)",
+    )
+    ap.add_argument("--residents", type=int, default=None, help="time a run's start instead")
+    ap.add_argument("--seeds", type=int, default=15, help="seed memories per resident")
+    ap.add_argument("--pool", type=int, default=2000, help="templated seed texts drawn from")
+    ap.add_argument("--hash-embedder", action="store_true", help="skip the sentence model")
     ap.add_argument("--folder", type=Path, default=None, help="store folder (default: temp)")
     ap.add_argument("--keep", action="store_true", help="keep the store folder")
     ap.add_argument(
@@ -124,6 +241,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="5000 memories, 100 queries")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.residents is not None:
+        residents(args)
+        return
+    args.layout = args.layout or "per_agent"
     if args.quick:
         args.memories, args.queries = min(args.memories, 5000), min(args.queries, 100)
 
