@@ -5,6 +5,7 @@ indexed in bulk. Embeddings are the hashing stand-in; SQLite and Chroma are real
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -207,3 +208,29 @@ def test_a_run_chooses_auto_from_a_hundred_residents():
     assert run_layout(11) == "per_agent"
     assert run_layout(AUTO_FROM - 1) == "per_agent"
     assert run_layout(AUTO_FROM) == run_layout(10_000) == "auto"
+
+
+def test_a_big_world_runs_on_the_recorded_auto_layout_and_resumes_on_it(tmp_path, fast_embedder):
+    from concordia_like.engine.runs import resume_run, start_run
+    from concordia_like.world import load_world, replicate_residents
+
+    from support.engine import TOWN, close, lm_factory
+
+    world = replicate_residents(load_world(TOWN), AUTO_FROM)
+    seeds = sum(len(card.seed_memories) for card in world.personas.values())
+    sim = start_run(world, lm_factory(), root=tmp_path)
+    run_id = sim.run_id
+    try:
+        assert sim.recorder.run(run_id).config["memory_layout"] == "auto"
+        assert isinstance(sim.memory.index, AutoIndex)
+        assert sim.memory.index.count() == seeds == sim.memory.count()
+    finally:
+        asyncio.run(close(sim))
+    assert (tmp_path / run_id / "store.sqlite").exists()
+    assert not (tmp_path / run_id / "chroma").exists()  # no collection per resident
+    resumed = resume_run(run_id, lm_factory(), world_path=world, root=tmp_path)
+    try:
+        assert isinstance(resumed.memory.index, AutoIndex)
+        assert resumed.memory.index.ids() == {r.id for r in resumed.memory.get(range(1, seeds + 1))}
+    finally:
+        asyncio.run(close(resumed))

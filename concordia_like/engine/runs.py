@@ -29,6 +29,7 @@ from concordia_like.engine.simulation import ENGINES, EngineKind, Simulation
 from concordia_like.errors import ConfigError
 from concordia_like.llm import LanguageModel
 from concordia_like.llm.sampling import SamplingPolicy
+from concordia_like.memory.layouts import run_layout
 from concordia_like.memory.records import NewMemory
 from concordia_like.memory.stream import MemoryStore
 from concordia_like.store.base import sqlite_url
@@ -184,7 +185,10 @@ def _start(
     lm.sampling = policy
     recorder = RunRecorder(store_url_for(folder, store))
     opened.append(recorder.close)
-    memory = MemoryStore.open(folder, run_id=run_id, engine=recorder.engine, chroma_url=chroma_url)
+    layout = run_layout(len(world.personas))
+    memory = MemoryStore.open(
+        folder, run_id=run_id, engine=recorder.engine, chroma_url=chroma_url, layout=layout
+    )
     opened.append(memory.close)
     start = world.state.clock.now
     seeds = [
@@ -212,6 +216,7 @@ def _start(
             "world_build": world.built,
             "world_hash": world_hash(world),
             "chroma_url": chroma_url,
+            "memory_layout": layout,
             "start_time": start_time,
         },
         extra=seed_memories,
@@ -306,7 +311,11 @@ def resume_run(
             )
         # the index is where the run put it (SQL is the truth: opening reconciles with it)
         memory = MemoryStore.open(
-            folder, run_id=run_id, engine=recorder.engine, chroma_url=row.config.get("chroma_url")
+            folder,
+            run_id=run_id,
+            engine=recorder.engine,
+            chroma_url=row.config.get("chroma_url"),
+            layout=row.config.get("memory_layout", "per_agent"),  # runs recorded before
         )
         opened.append(memory.close)
         sim = _resumed(row, world, lm, recorder, memory, engine)
