@@ -13,17 +13,29 @@ A decision holds no sentence except for the free-form kinds (`use`, `other`), wh
 Game Master needs described: a small model asked for a JSON "text" writes "says", or
 the prompt back in a loop. The words of a `say` are written apart, as plain text
 (`agents.speech`), and `to_action` makes the full action (`ACTION`) the Game Master
-grounds."""
+grounds.
+
+A resident holding the world's device (`world.apps`) has the app kinds besides:
+`message` someone, `post` on the town feed, `reply` to or `like` a post, `follow`
+someone, `read` the feed or its messages, `transfer` money to someone through the bank;
+each narrowed to real targets (`AppTargets`: the residents it can reach, the posts its
+last read of the feed showed), and each left out where the world has no such app or
+nothing to name. The words of a message, post or reply are the decision's own `text`
+(written, not spoken: nobody is there to turn to)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
 from concordia_like.llm.narrowed import Narrowed, union_of
 from concordia_like.text import one_line
+
+if TYPE_CHECKING:
+    from concordia_like.world.state import WorldState
 
 TEXT_MAX = 100
 WORDS_MAX = 140
@@ -73,7 +85,54 @@ class Other(ActionBase):
     kind: Literal["other"]
 
 
-ACTION = union_of(Move, Say, Give, Use, Wait, Continue, Other)
+_WRITTEN = Field(max_length=WORDS_MAX, description="the words you write")
+
+
+class Message(ActionBase):
+    kind: Literal["message"]
+    to: str
+    text: str = _WRITTEN
+
+
+class Post(ActionBase):
+    kind: Literal["post"]
+    text: str = _WRITTEN
+
+
+class Reply(ActionBase):
+    kind: Literal["reply"]
+    post: str
+    text: str = _WRITTEN
+
+
+class Like(ActionBase):
+    kind: Literal["like"]
+    post: str
+
+
+class Follow(ActionBase):
+    kind: Literal["follow"]
+    name: str
+
+
+class ReadApp(ActionBase):
+    kind: Literal["read"]
+    what: Literal["feed", "messages"]
+
+
+class Pay(ActionBase):
+    kind: Literal["transfer"]
+    to: str
+    amount: int = Field(ge=1, le=1000)
+
+
+ACTION = union_of(
+    Move, Say, Give, Use, Wait, Continue, Other, Message, Post, Reply, Like, Follow, ReadApp, Pay
+)
+#: the kinds of action that use an app (grounded by `gm.apps`)
+APP_KINDS = frozenset({"message", "post", "reply", "like", "follow", "read", "transfer"})
+#: the kinds whose `text` is words said or written, not what one does
+WORDED = frozenset({"say", "message", "post", "reply"})
 _ACTION_ADAPTER = TypeAdapter(ACTION)
 
 # -- decisions: what the act call decodes ---------------------------------------------
@@ -117,7 +176,106 @@ class OtherAct(BaseModel):
     text: str = _DOING
 
 
-DECISION = union_of(MoveTo, SayTo, GiveTo, UseItem, WaitHere, CarryOn, OtherAct)
+class MessageTo(BaseModel):
+    kind: Literal["message"]
+    to: str
+    text: str = _WRITTEN
+
+
+class PostIt(BaseModel):
+    kind: Literal["post"]
+    text: str = _WRITTEN
+
+
+class ReplyTo(BaseModel):
+    kind: Literal["reply"]
+    post: str
+    text: str = _WRITTEN
+
+
+class LikePost(BaseModel):
+    kind: Literal["like"]
+    post: str
+
+
+class FollowWhom(BaseModel):
+    kind: Literal["follow"]
+    name: str
+
+
+class ReadIt(BaseModel):
+    kind: Literal["read"]
+    what: str
+
+
+class PayTo(BaseModel):
+    kind: Literal["transfer"]
+    to: str
+    amount: int = Field(1, ge=1, le=1000)
+
+
+DECISION = union_of(
+    MoveTo,
+    SayTo,
+    GiveTo,
+    UseItem,
+    WaitHere,
+    CarryOn,
+    OtherAct,
+    MessageTo,
+    PostIt,
+    ReplyTo,
+    LikePost,
+    FollowWhom,
+    ReadIt,
+    PayTo,
+)
+
+
+@dataclass(frozen=True)
+class AppTargets:
+    """What a resident holding the device can name through its apps (all sorted):
+    `apps` the world has (`messages`, `feed`, `bank`), `contacts` it can message or pay,
+    `posts` it may like or reply to, `followable` whom it may follow."""
+
+    apps: tuple[str, ...] = ()
+    contacts: tuple[str, ...] = ()
+    posts: tuple[str, ...] = ()
+    followable: tuple[str, ...] = ()
+
+
+def app_targets(state: WorldState, agent: str) -> AppTargets | None:
+    """The app targets of `agent` now; None when it has no apps (no device, or none in
+    the world)."""
+    from concordia_like.world.app_feed import contacts, has_device, readable_posts
+
+    apps = state.apps
+    if apps is None or not has_device(state, agent):
+        return None
+    reach = contacts(state, agent)
+    followed = {b for a, b in apps.follows if a == agent}
+    return AppTargets(
+        apps=tuple(a for a in ("bank", "feed", "messages") if apps.spec.has(a)),
+        contacts=tuple(reach),
+        posts=tuple(sorted(readable_posts(state, agent))),
+        followable=tuple(n for n in reach if n not in followed),
+    )
+
+
+def _app_names(apps: AppTargets | None) -> dict[tuple[str, str], tuple[str, ...]]:
+    """The app kinds' narrowed fields (empty where a kind is not open)."""
+    t = apps or AppTargets()
+    has = set(t.apps)
+    feed = "feed" in has
+    return {
+        ("MessageTo", "to"): t.contacts if "messages" in has else (),
+        ("PostIt", "kind"): ("post",) if feed else (),
+        ("ReplyTo", "post"): t.posts if feed else (),
+        ("LikePost", "post"): t.posts if feed else (),
+        ("FollowWhom", "name"): t.followable if feed else (),
+        ("ReadIt", "what"): tuple(a for a in ("feed", "messages") if a in has),
+        ("PayTo", "to"): t.contacts if "bank" in has else (),
+    }
 
 
 #: a narrowing holds its JSON schema and validators (kilobytes): 10,000 kept grew a
@@ -131,10 +289,13 @@ def decision_schema(
     held: tuple[str, ...],
     usable: tuple[str, ...],
     givees: tuple[str, ...] = (),
+    apps: AppTargets | None = None,
 ) -> Narrowed:
     """The decisions open to an agent, discriminated by `kind`: `move` to any of
     `reachable`, `say` to any of `listeners`, `give` one of `held` to any of `givees`,
-    `use` any of `usable`; a kind with no target is left out."""
+    `use` any of `usable`, and the app kinds `apps` opens; a kind with no target is
+    left out."""
+    app_names = _app_names(apps)
     exclude = [
         kind
         for kind, open_ in (
@@ -142,6 +303,7 @@ def decision_schema(
             ("SayTo", listeners),
             ("GiveTo", held and givees),
             ("UseItem", usable),
+            *((model, allowed) for (model, _), allowed in app_names.items()),
         )
         if not open_
     ]
@@ -151,6 +313,7 @@ def decision_schema(
         ("GiveTo", "item"): held if givees else (),
         ("GiveTo", "to"): givees if held else (),
         ("UseItem", "item"): usable,
+        **{key: v for key, v in app_names.items() if key != ("PostIt", "kind")},
     }
     return Narrowed.of(DECISION, names, exclude)
 
@@ -161,11 +324,13 @@ def decision_for(
     held: list[str],
     usable: list[str],
     actor: str | None = None,
+    apps: AppTargets | None = None,
 ) -> Narrowed:
     """The decision schema of an agent with `present` others around. With `actor`, the
     people it may speak to are everyone at the place, itself included (speaking to
     oneself is thinking aloud), so that agents at one place holding nothing share one
-    schema, and a backend compiles one grammar for them all."""
+    schema, and a backend compiles one grammar for them all. `apps`: what it can name
+    through its apps (`app_targets`), if it holds the device."""
     listeners = set(present) | ({actor} if actor is not None and present else set())
     return decision_schema(
         tuple(sorted(reachable)),
@@ -173,6 +338,7 @@ def decision_for(
         tuple(sorted(held)),
         tuple(sorted(usable)),
         tuple(sorted(present)) if held else (),
+        apps,
     )
 
 
@@ -183,6 +349,6 @@ def to_action(decision: Any, text: str) -> Any:
     if isinstance(decision, ActionBase):
         return decision
     data = decision.model_dump()
-    limit = WORDS_MAX if data["kind"] == "say" else TEXT_MAX
+    limit = WORDS_MAX if data["kind"] in WORDED else TEXT_MAX
     data["text"] = one_line(str(data.get("text") or text), limit)
     return _ACTION_ADAPTER.validate_python(data)

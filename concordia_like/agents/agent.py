@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from concordia_like.agents.actions import decision_for
+from concordia_like.agents.actions import app_targets, decision_for
 from concordia_like.agents.attention import Attention
 from concordia_like.agents.autopilot import plan_hint
 from concordia_like.agents.prompt import (
@@ -85,7 +85,8 @@ class Agent:
         usable = sorted(set(held) | {i.name for i in shown_items(state, here)})
         ways = [] if social else state.reachable(self.name)
         me = None if social else self.name
-        schema = decision_for(ways, state.others_present(self.name), held, usable, me)
+        apps = None if social else app_targets(state, self.name)  # its phone, if it has one
+        schema = decision_for(ways, state.others_present(self.name), held, usable, me, apps)
         # the standing first: it lasts while the agent stays (see `speech_request`)
         standing, moment = describe_parts(state, self.name)
         self._standing = standing

@@ -4,6 +4,8 @@ A resident gets its act call when, and only when, something calls for a choice, 
 each call records why:
 
 - `addressed`: someone spoke to it;
+- `message`: something reached it through an app, wherever it is (a message, a
+  payment, a reply to its post: `world.apps`);
 - `news`: it perceived an event that is not routine movement (an announcement, a
   scheduled event, an outcome that involves it, such as something given to it);
 - `intervention`: something from outside the world reached it (a scenario's
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +47,7 @@ ATTENTION_MODES: tuple[str, ...] = ("events", "always")
 #: every reason a resident may be asked for, in the order they are recorded
 REASONS: tuple[str, ...] = (
     "addressed",
+    "message",
     "news",
     "intervention",
     "whisper",
@@ -53,7 +57,7 @@ REASONS: tuple[str, ...] = (
     "always",
 )
 #: the reasons perceived in one step that ask for the resident's choice in the next
-CARRIED = ("news", "intervention", "whisper")
+CARRIED = ("news", "intervention", "whisper", "message")
 #: reasons that call for a choice among the people here, not of where to go: asked for
 #: these alone (under `events`), a resident's choices leave out moving elsewhere and
 #: thinking aloud, and carrying on with its plan is how it walks on (a small model
@@ -108,12 +112,23 @@ class Attention:
     shown: str | None = None
     #: the target it said it could not get to, during this item (said once)
     stuck: str | None = None
+    #: reasons carried (news, an intervention, a whisper) since its day plan was made:
+    #: with none, its next day plan is its routine, with no model call
+    since_plan: set[str] = field(default_factory=set)
+    #: the day of the plan those reasons are counted from
+    plan_day: date | None = None
 
     def note(self, reason: str) -> None:
         """A reason perceived now, for the resident's next step."""
         if reason not in CARRIED:
             raise ValueError(f"{reason!r} is not a reason carried to the next step")
         self.pending.add(reason)
+        self.since_plan.add(reason)
+
+    def planned(self, day: date | None) -> None:
+        """Its plan under way is of `day`: a new one starts the count of what is new."""
+        if day != self.plan_day:
+            self.plan_day, self.since_plan = day, set()
 
     def begin_item(self, item: str | None) -> bool:
         """Track the plan item under way; True if it is a new one (the people met
@@ -161,6 +176,8 @@ class Attention:
             "met": sorted(self.met),
             "shown": self.shown,
             "stuck": self.stuck,
+            "since_plan": sorted(self.since_plan),
+            "plan_day": self.plan_day.isoformat() if self.plan_day else None,
         }
 
     def restore(self, data: dict[str, Any] | None) -> None:
@@ -171,6 +188,9 @@ class Attention:
         self.met = set(data.get("met", ()))
         self.shown = data.get("shown")
         self.stuck = data.get("stuck")
+        self.since_plan = set(data.get("since_plan", ()))
+        day = data.get("plan_day")
+        self.plan_day = date.fromisoformat(day) if day else None
 
 
 def attend(agent: Agent, state: WorldState, step: int, policy: AttentionPolicy) -> list[str]:
@@ -179,6 +199,7 @@ def attend(agent: Agent, state: WorldState, step: int, policy: AttentionPolicy) 
     `always` stands for them where there are none."""
     item = plan_item(agent, state.now)
     att = agent.attention
+    att.planned(agent.plan.day if agent.plan is not None else None)
     new_item = att.begin_item(item.key)
     why = att.reasons(
         step=step,

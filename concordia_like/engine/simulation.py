@@ -345,6 +345,10 @@ class Simulation(Acting):
     ) -> None:
         for name in self._perceivers(out):
             perceived[name].append(out.text)
+        for name, lines in out.notices.items():  # through an app, wherever they are
+            perceived[name].extend(lines)
+            if name != out.actor:
+                self._noted.setdefault(name, set()).add("message")
         actor = self.agents[out.actor]
         if not out.success and out.reason:
             actor.perceive(f"You could not do that: {out.reason}")

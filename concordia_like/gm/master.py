@@ -13,7 +13,12 @@ one resident's free-form action may change only that resident, what it holds and
 the world leaves open (things lying free here, stock bought at its price); the schema
 names nobody else where that would move, rob or change them, and `apply_effects`,
 given the actor, refuses it whatever the model wrote. Another resident's place and
-holdings change by that resident's own typed actions (its `move`, its `give`)."""
+holdings change by that resident's own typed actions (its `move`, its `give`).
+
+The app actions (message, post, reply, like, follow, read, transfer: `gm.apps`) are
+grounded by code too, and a free-form action of a resident holding the device may be
+resolved as using an app; either way, what reaches others through an app is the
+outcome's `notices`, perceived wherever they are."""
 
 from __future__ import annotations
 
@@ -22,11 +27,16 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from concordia_like.agents.actions import ActionBase, Give, Move, Say, Use
+from pydantic import ValidationError
+
+from concordia_like.agents.actions import APP_KINDS, ActionBase, Give, Move, Say, Use
+from concordia_like.gm.apps import ground_app, phone_line
 from concordia_like.gm.resolution import Resolution, effects_as_dicts, resolution_schema
 from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.triage import triage
 from concordia_like.text import one_line
+from concordia_like.world.app_effects import app_notices, parse_app_effect
+from concordia_like.world.app_feed import contacts, has_device
 from concordia_like.world.authority import currency, price
 from concordia_like.world.code_rules import speech_refusal
 from concordia_like.world.describe import shown_items
@@ -63,6 +73,9 @@ class Outcome:
     said: str | None = None
     model_calls: int = 0
     action: dict[str, Any] = field(default_factory=dict)
+    #: lines perceived through an app (a message, a feed read), by resident, wherever
+    #: they are; one to another than the actor calls for its choice (`message`)
+    notices: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,6 +165,9 @@ class GameMaster:
         kind = action.kind
         said = one_line(action.text, TEXT_MAX)
         record = action.model_dump(mode="json")
+        if kind in APP_KINDS:
+            used, text = ground_app(self.state, actor, action)
+            return self._apply(actor, kind, used, text, (here,), record)
         if isinstance(action, Move):
             effects: list[EffectBase] = [MoveEffect(agent=actor, to=action.to)]
             to = self.state.places.get(action.to)
@@ -210,7 +226,10 @@ class GameMaster:
         result = apply_effects(self.state, effects, actor=actor)
         dicts = [effect_to_dict(e) for e in effects]
         if result.ok:
-            return Outcome(actor, kind, True, text, places, addressees, dicts, action=record)
+            notices = app_notices(self.state, result.applied)
+            return Outcome(
+                actor, kind, True, text, places, addressees, dicts, action=record, notices=notices
+            )
         return Outcome(
             actor,
             kind,
@@ -246,6 +265,10 @@ class GameMaster:
         places = tuple(sorted({here, *s.neighbours(here)}))
         money = currency(s)
         payees = tuple(sorted({*s.agents_at(here), *place.keyholders} - {actor}))
+        spec = s.apps.spec if s.apps is not None and has_device(s, actor) else None
+        phone = spec is not None
+        reach = contacts(s, actor) if phone else []
+        apps = tuple(a for a in ("bank", "feed", "messages") if spec is not None and spec.has(a))
         schema = resolution_schema(
             (actor,),
             places,
@@ -255,11 +278,14 @@ class GameMaster:
             sources=sources,
             payees=payees if money is not None else (),
             currencies=(money,) if money is not None else (),
+            contacts=tuple(reach),
+            apps=apps,
         )
         what = f"uses {p.action.item}: " if isinstance(p.action, Use) else ""
         prompt = (
             f"The situation of {actor}:\n{s.describe_for(actor)}\n"
             f"{self._for_sale(here, on_sale)}"
+            f"{phone_line(s, actor, reach) if phone else ''}"
             f'{actor} {what}"{one_line(p.action.text, TEXT_MAX)}"\n'
         )
         if p.error:
@@ -319,7 +345,12 @@ class GameMaster:
             outcome_text = one_line(p.resolution.outcome, TEXT_MAX)
             if not p.resolution.success:
                 effects = []  # a failed attempt changes nothing
-            result = apply_effects(self.state, effects, actor=p.actor)
+            try:
+                parsed = [parse_app_effect(e) for e in effects]
+            except ValidationError as exc:
+                p.error = f"not a valid app effect: {exc.errors(include_url=False)[0]['msg']}"
+                return None
+            result = apply_effects(self.state, parsed, actor=p.actor)
             if result.ok:
                 text = f"{p.actor} tries: {said} {outcome_text}".strip()
                 movers = {e["to"] for e in effects if e.get("kind") == "move"}
@@ -332,6 +363,7 @@ class GameMaster:
                     effects=effects,
                     model_calls=p.calls,
                     action=record,
+                    notices=app_notices(self.state, result.applied),
                 )
             p.error = result.reason
         return None

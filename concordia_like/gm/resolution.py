@@ -11,7 +11,12 @@ keeper of the place (a conserved attribute from the actor to them: how a purchas
 paid for). What it can still do is propose effects the rules forbid (take the shop's
 bread without paying, walk to a closed shop, mint money, slip another resident's name
 past a lax backend): the world's validator, given the actor, refuses those, whatever
-the schema let through."""
+the schema let through.
+
+A resident holding the world's device may also be resolved as using its apps: `message`
+one of its `contacts`, `post` on the feed, `bank` money to a contact, `read` an app
+(so "I text Margo that the bridge is closing" becomes the typed message); each becomes
+the app effect of `world.app_effects`, checked like any other."""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from concordia_like.llm.narrowed import Narrowed, union_of
 
 OUTCOME_MAX = 160
+#: the longest message or post a resolution writes
+WRITTEN_MAX = 200
 MAX_EFFECTS = 3
 
 
@@ -74,7 +81,46 @@ class CreateOut(_Out):
     quantity: int = Field(1, ge=1, le=10)
 
 
-EFFECT = union_of(MoveOut, TransferOut, DestroyOut, SetOut, PayOut, CreateOut)
+class MessageOut(_Out):
+    """A message from the actor to `to` (`world.app_effects.MessageEffect`)."""
+
+    kind: Literal["message"]
+    to: str
+    text: str = Field(min_length=1, max_length=WRITTEN_MAX)
+
+
+class PostOut(_Out):
+    kind: Literal["post"]
+    text: str = Field(min_length=1, max_length=WRITTEN_MAX)
+
+
+class BankOut(_Out):
+    """`amount` of the bank's currency from the actor to `to`, through the bank."""
+
+    kind: Literal["bank"]
+    to: str
+    amount: int = Field(ge=1, le=100)
+
+
+class ReadOut(_Out):
+    kind: Literal["read"]
+    what: str
+
+
+EFFECT = union_of(
+    MoveOut,
+    TransferOut,
+    DestroyOut,
+    SetOut,
+    PayOut,
+    CreateOut,
+    MessageOut,
+    PostOut,
+    BankOut,
+    ReadOut,
+)
+#: the app effects' kinds (the actor's own: `agent` is added by `effects_as_dicts`)
+APP_OUTS = frozenset({"message", "post", "bank", "read"})
 
 
 class Resolution(_Out):
@@ -94,6 +140,8 @@ def resolution_schema(
     sources: tuple[str, ...] | None = None,
     payees: tuple[str, ...] = (),
     currencies: tuple[str, ...] = (),
+    contacts: tuple[str, ...] = (),
+    apps: tuple[str, ...] = (),
 ) -> Narrowed:
     """{success, outcome, effects[]} with effects restricted to the names given; a kind
     of effect with nothing to name is left out.
@@ -101,8 +149,10 @@ def resolution_schema(
     `agents` may move and have `attributes` set; things go to `holders` and come from
     (or are made or destroyed at) `sources` (default: `holders`); `pay` goes to `payees`
     in one of `currencies`. The Game Master gives `agents=(actor,)`, `sources=(actor,
-    place)`: see the module's text."""
+    place)`: see the module's text. `apps` (the world's apps, for an actor holding the
+    device) opens the app kinds; a message or a payment goes to one of `contacts`."""
     sources = holders if sources is None else sources
+    readable = tuple(a for a in ("feed", "messages") if a in apps)
     exclude = [
         kind
         for kind, open_ in (
@@ -112,6 +162,10 @@ def resolution_schema(
             ("SetOut", agents and attributes),
             ("PayOut", payees and currencies),
             ("CreateOut", sources),
+            ("MessageOut", contacts and "messages" in apps),
+            ("PostOut", "feed" in apps),
+            ("BankOut", contacts and "bank" in apps),
+            ("ReadOut", readable),
         )
         if not open_
     ]
@@ -128,13 +182,17 @@ def resolution_schema(
         ("PayOut", "to"): payees,
         ("PayOut", "attribute"): currencies,
         ("CreateOut", "holder"): sources,
+        ("MessageOut", "to"): contacts if "messages" in apps else (),
+        ("BankOut", "to"): contacts if "bank" in apps else (),
+        ("ReadOut", "what"): readable,
     }
     return Narrowed.of(Resolution, names, exclude)
 
 
 def effects_as_dicts(resolution: BaseModel, actor: str) -> list[dict[str, Any]]:
     """The resolution's effects in the world's effect language (`from`, not `from_`); a
-    `pay` is two sets, the actor's decrease and the payee's increase."""
+    `pay` is two sets, the actor's decrease and the payee's increase; an app effect is
+    the actor's own (`agent`)."""
     out: list[dict[str, Any]] = []
     for e in getattr(resolution, "effects", []):
         if isinstance(e, PayOut):
@@ -142,6 +200,8 @@ def effects_as_dicts(resolution: BaseModel, actor: str) -> list[dict[str, Any]]:
                 {"kind": "set", "agent": actor, "attribute": e.attribute, "delta": -e.amount}
             )
             out.append({"kind": "set", "agent": e.to, "attribute": e.attribute, "delta": e.amount})
+        elif e.kind in APP_OUTS:
+            out.append({**e.model_dump(), "agent": actor})
         else:
             out.append(e.model_dump(by_alias=True))
     return out

@@ -13,7 +13,9 @@ the bakery they keep, anyone writing a letter; so no coin is minted, no unique t
 forged and no shop stocked by someone who does not keep it. A thing a code rule grows
 (fish in a lake) is never made by a resident's action, only taken. Effects of the world itself
 (scheduled events, interventions: no `actor`) have no such bound. Another resident's
-own typed actions (a `give`, a `move`) are how its holdings and place change.
+own typed actions (a `give`, a `move`) are how its holdings and place change. Through
+the apps (`world.app_effects`) a resident acts only as itself: it never messages,
+posts, likes, follows, reads or pays as another.
 
 Each kind of effect says what the bound means for it (`refusal`, `book` in
 `world.effects`); this module holds what they share: who keeps what, prices, and the
@@ -73,6 +75,14 @@ class Authority:
         if self.actor not in self.state.agents:
             return f"no agent named {self.actor!r} acts"
         return effect.refusal(self)
+
+    def own_refusal(self, agent: str, verb: str) -> str | None:
+        """Why the actor may not `verb` as `agent` through an app, or None: an app is
+        used by the one holding it, so nobody messages, posts, reads or pays as another."""
+        a = self.actor
+        if agent == a:
+            return None
+        return f"{agent} is another resident: {a}'s action may not {verb} as {agent}"
 
     def take_refusal(self, holder: str, ref: str, verb: str) -> str | None:
         """Why the actor may not `verb` (take, destroy) `holder`'s `ref`, or None."""

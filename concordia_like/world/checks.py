@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from concordia_like.world.apps import app_problems
 from concordia_like.world.code_rules import rule_problems
 from concordia_like.world.effects import (
     CreateEffect,
@@ -285,6 +286,11 @@ class WorldChecker:
         for i, rule in enumerate(self.spec.code_rules):
             for where, message in rule_problems(rule, self.spec.places, self.spec.max_stack):
                 self.err(("code_rules", i, *where), message)
+        if self.spec.apps is not None:
+            conserved = {n: a.conserved for n, a in self.spec.attributes.items()}
+            items = {name_key(i.name) for i in self.spec.items}
+            for where, message in app_problems(self.spec.apps, conserved, items):
+                self.err(("apps", *where), message)
 
     def check_reachability(self) -> None:
         if not self.connections:

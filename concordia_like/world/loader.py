@@ -6,6 +6,9 @@ Decisions a world author should know:
 
 - connections are symmetric: `a: {connections: [b]}` also connects b to a;
 - persona paths are relative to the world file's folder (`../personas/ines.yaml`);
+- `personas: cards.jsonl` adds the residents of a card file, one card a line
+  (`world.card_lines`: thousands of residents without thousands of files), each
+  starting at home with the attributes' initial values;
 - a resident's home is the card's `home` unless the world overrides it, their start
   is their home unless given, and residents of a home are its keyholders;
 - place ids are lower-case slugs and must differ from every resident's name, because
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from concordia_like.text import clip, squash
+from concordia_like.world.apps import AppState
 from concordia_like.world.checks import WorldChecker
 from concordia_like.world.persona import PersonaCard
 from concordia_like.world.spec import WorldSpec
@@ -149,4 +153,5 @@ def _build_state(spec: WorldSpec, ck: WorldChecker) -> WorldState:
         events=events,
         max_stack=spec.max_stack,
         code_rules=spec.code_rules,
+        apps=AppState(spec.apps) if spec.apps is not None else None,
     )

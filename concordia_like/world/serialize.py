@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from concordia_like.world.apps import AppState
 from concordia_like.world.code_rules import CODE_RULES_ADAPTER
 from concordia_like.world.effects import effect_to_dict, parse_effect
 from concordia_like.world.hours import WEEKDAYS, OpeningHours
@@ -77,6 +78,8 @@ def state_to_dict(s: WorldState) -> dict[str, Any]:
     }
     if s.code_rules:  # left out when none: older checkpoints stay byte-identical
         out["code_rules"] = [r.model_dump(mode="json") for r in s.code_rules]
+    if s.apps is not None:  # likewise: a world without apps has no key
+        out["apps"] = s.apps.to_dict()
     return out
 
 
@@ -174,4 +177,5 @@ def state_from_dict(d: dict[str, Any]) -> WorldState:
         initial_totals=ledger["initial_totals"],
         item_seq=ledger["item_seq"],
         code_rules=CODE_RULES_ADAPTER.validate_python(d.get("code_rules", [])),
+        apps=AppState.from_dict(d["apps"]) if "apps" in d else None,
     )

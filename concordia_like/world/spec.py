@@ -38,6 +38,7 @@ it at its line just the same.
       act: {temperature: 0.9, top_p: 0.95}
     attention: events                # optional: who is asked each step (agents.attention)
     idle_steps: 12                   # optional: under events, most steps without a call
+    apps: {device: phone, messages: {}, feed: {ranking: engagement}}  # optional: world/apps.py
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from concordia_like.llm.sampling import SamplingOverrides
+from concordia_like.world.apps import AppsSpec
 from concordia_like.world.code_rules import CodeRule
 from concordia_like.world.effects import Effect, PropertyValue
 from concordia_like.world.hours import OpeningHours
@@ -156,6 +158,8 @@ class WorldSpec(_Strict):
     #: under `events`, the most steps a resident goes without being asked (unset: the
     #: default)
     idle_steps: int | None = Field(None, ge=1, le=10_000)
+    #: phones and their apps: messages, a feed, a bank (see `world.apps`); none: no apps
+    apps: AppsSpec | None = None
 
     @field_validator("start")
     @classmethod

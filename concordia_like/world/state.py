@@ -33,6 +33,7 @@ from concordia_like.text import squash
 from concordia_like.world.hours import OpeningHours
 
 if TYPE_CHECKING:
+    from concordia_like.world.apps import AppState
     from concordia_like.world.code_rules import CodeRule
     from concordia_like.world.effects import EffectBase
     from concordia_like.world.schedule import EventOccurrence
@@ -147,6 +148,7 @@ class WorldState:
         initial_totals: dict[str, Number] | None = None,
         item_seq: int = 0,
         code_rules: Iterable[CodeRule] = (),
+        apps: AppState | None = None,
     ) -> None:
         self.name = name
         self.clock = clock
@@ -161,6 +163,8 @@ class WorldState:
         self.item_seq = item_seq
         #: typed rules the engine applies each step (`world.code_rules`)
         self.code_rules: list[CodeRule] = list(code_rules)
+        #: what the world's apps hold (`world.apps`); None: the world has no apps
+        self.apps = apps
         self.initial_counts = (
             dict(initial_counts) if initial_counts is not None else self.item_counts()
         )
