@@ -4,7 +4,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-fast lint fmt bench
+.PHONY: setup run test test-fast lint fmt bench city
 
 setup:
 	bash scripts/setup/setup.sh
@@ -29,6 +29,10 @@ lint: setup
 fmt: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# the shipped generated city (docs/scale.md): regenerate after changing its spec
+city: setup
+	$(BIN)/concordia-like city worlds/city/city.yaml --n 1000 --seed 1 --out worlds/city/wendmouth-1000 --quiet
 
 bench: setup
 	$(BIN)/python scripts/bench/bench_llm.py --quick

@@ -8,12 +8,14 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from concordia_like.cli.city import city
 from concordia_like.cli.common import fail
 from concordia_like.cli.demo import demo
 from concordia_like.cli.dialogues import dialogues
 from concordia_like.cli.experiment import experiment
 from concordia_like.cli.log import log
 from concordia_like.cli.models import models
+from concordia_like.cli.population import population
 from concordia_like.cli.run import run
 from concordia_like.cli.town import town
 from concordia_like.cli.view import view
@@ -74,6 +76,8 @@ app.command()(town)
 app.command()(experiment)
 app.command()(dialogues)
 app.command()(view)
+app.command()(population)
+app.command()(city)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from concordia_like.world.apps import app_problems
+from concordia_like.world.card_lines import load_card_lines
 from concordia_like.world.code_rules import rule_problems
 from concordia_like.world.effects import (
     CreateEffect,
@@ -36,7 +38,8 @@ PLACE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 @dataclass
 class CheckedResident:
-    """A resident as checked: card, its parsed file, and resolved home, start, attributes."""
+    """A resident as checked: card, its parsed file, and resolved home, start, attributes;
+    `index` in the world's `residents` (-1: a line of its card file)."""
 
     name: str
     card: PersonaCard
@@ -177,20 +180,52 @@ class WorldChecker:
                 attrs[name] = value
             if home_ok and start_ok:
                 self.residents.append(CheckedResident(card.name, card, pdoc, i, home, start, attrs))
+        if self.spec.personas is not None:
+            self.check_card_file(
+                self.spec.personas, {n: f"residents[{i}]" for n, i in seen.items()}
+            )
         names = {r.name for r in self.residents}
+        starting = Counter(r.start for r in self.residents)
         for c in self.residents:
             capacity = self.spec.places[c.start].capacity
-            starting = sum(1 for o in self.residents if o.start == c.start)
-            if capacity is not None and starting > capacity:
-                self.err(
-                    ("residents", c.index, "start"),
-                    f"{starting} residents start at {c.start}, capacity {capacity}",
-                )
+            if capacity is not None and starting[c.start] > capacity:
+                message = f"{starting[c.start]} residents start at {c.start}, capacity {capacity}"
+                if c.index < 0:
+                    self.err(("home",), message, c.doc)
+                else:
+                    self.err(("residents", c.index, "start"), message)
             for other in c.card.relationships:
                 if self.personas_ok and other not in names:
                     self.warnings.append(
                         f"{c.doc.name}: relationship to {other!r}, who is not a resident"
                     )
+
+    def check_card_file(self, name: str, seen: dict[str, str]) -> None:
+        """The residents of the world's card file (`card_lines`): each starts at its
+        card's home, with the attributes' initial values; `seen`: names already taken."""
+        path = Path(name)
+        if not path.is_absolute():
+            path = self.doc.path.parent / path
+        try:
+            loaded = load_card_lines(path, self.budget)
+        except ConfigFileError as exc:
+            self.issues.extend(exc.issues)
+            self.personas_ok = False
+            return
+        attrs = {n: a.initial for n, a in self.spec.attributes.items()}
+        for card, doc in loaded:
+            if card.name in seen:
+                self.err(("name",), f"{card.name!r} is already {seen[card.name]}", doc)
+                continue
+            if card.name in self.spec.places:
+                self.err(("name",), f"resident name {card.name!r} is also a place id", doc)
+            for j, item in enumerate(card.routine):
+                if item.place is not None:
+                    self.place_ref(("routine", j, "place"), item.place, doc)
+            if self.place_ref(("home",), card.home, doc):
+                self.residents.append(
+                    CheckedResident(card.name, card, doc, -1, card.home, card.home, dict(attrs))
+                )
 
     def card(self, path: Path) -> tuple[PersonaCard, YamlDoc] | None:
         """The card at `path` and its file, read once however often the world names it;

@@ -32,6 +32,7 @@ it at its line just the same.
       - {kind: regrow, item: fish, place: lake, factor: 2, cap: 100, collapse_below: 5}
     residents:
       - {persona: ../personas/ines_marlowe.yaml, start: marlowe_house, attributes: {money: 120}}
+    personas: cards.jsonl            # optional: many more residents, one card a line
     events:
       - {at: 2025-04-19 08:00, repeat: weekly, place: market_square, text: Market day opens.}
     sampling:                        # optional, over the defaults of llm.sampling
@@ -149,6 +150,9 @@ class WorldSpec(_Strict):
     rules: list[str] = Field(default_factory=list, max_length=30)
     code_rules: list[CodeRule] = Field(default_factory=list, max_length=20)
     residents: list[ResidentSpec] = Field(default_factory=list)
+    #: a JSON Lines file of persona cards (relative to this file), each line one more
+    #: resident, who starts at home with the attributes' initial values (`card_lines`)
+    personas: str | None = Field(None, min_length=1)
     events: list[ScheduledEventSpec] = Field(default_factory=list)
     #: the model's sampling per purpose, over the defaults (see `llm.sampling`)
     sampling: SamplingOverrides = Field(default_factory=dict)
