@@ -22,6 +22,7 @@ from concordia_like.world.app_effects import (
     parse_app_effect,
 )
 from concordia_like.world.app_feed import rank_feed
+from concordia_like.world.app_world import AppsSetEffect
 from concordia_like.world.state import WorldState
 from concordia_like.yaml_loader import ConfigFileError
 
@@ -322,3 +323,46 @@ def test_an_unknown_ranking_is_refused(tmp_path):
     path = write_world(tmp_path, "ranking: chronological", "ranking: loudest")
     with pytest.raises(ConfigFileError, match="ranking"):
         load_world(path)
+
+
+# -- the world's own changes: outages, a ranking switched, the town's posts ----------------
+
+
+def test_an_app_that_is_down_refuses_its_actions_until_it_is_back(state):
+    assert apply_effects(state, [AppsSetEffect(down=["messages"])])
+    assert "the messages app is down" in refused(state, MessageEffect(agent=ANN, to=BOB, text="?"))
+    assert apply_effects(state, [PostEffect(agent=ANN, text="feed still up")], actor=ANN)
+    assert apply_effects(state, [parse_app_effect({"kind": "apps_set", "down": []})])
+    assert apply_effects(state, [MessageEffect(agent=ANN, to=BOB, text="back")], actor=ANN)
+    assert WorldState.from_dict(state.to_dict()).apps.down == set()
+
+
+def test_the_feed_ranking_switched_mid_run_ranks_by_the_new_policy(state):
+    for author, text in ((BOB, "old"), (ANN, "new")):
+        assert apply_effects(state, [PostEffect(agent=author, text=text)])
+    assert apply_effects(state, [LikeEffect(agent=ANN, post="p1")])
+    assert [p.id for p in rank_feed(state, CY)] == ["p2", "p1"]  # chronological
+    assert apply_effects(state, [AppsSetEffect(ranking="engagement")])
+    assert state.apps.spec.feed.ranking == "engagement"
+    assert [p.id for p in rank_feed(state, CY)] == ["p1", "p2"]  # the like counts now
+    again = WorldState.from_dict(state.to_dict())
+    assert [p.id for p in rank_feed(again, CY)] == ["p1", "p2"]
+
+
+def test_no_resident_changes_the_apps_and_a_failed_change_is_undone(state):
+    assert "only the world itself" in refused(state, AppsSetEffect(down=["bank"]), actor=ANN)
+    before = snapshot(state)
+    result = apply_effects(
+        state,
+        [AppsSetEffect(ranking="engagement", down=["feed"]), LikeEffect(agent=ANN, post="p5")],
+    )
+    assert not result.ok
+    assert snapshot(state) == before
+
+
+def test_the_world_may_post_as_the_town_and_a_resident_may_not(state):
+    town = state.name
+    assert apply_effects(state, [PostEffect(agent=town, text="Road works on Monday")])
+    assert rank_feed(state, ANN)[0].author == town
+    assert "may not post as Mini Apps" in refused(state, PostEffect(agent=town, text="fake"))
+    assert [p.author for p in rank_feed(state, "", limit=10)] == [town]

@@ -55,6 +55,8 @@ class AppEffect(EffectBase):
         apps = s.apps
         if apps is None or not apps.spec.has(app):
             return f"{s.name} has no {app} app"
+        if app in apps.down:
+            return f"the {app} app is down"
         if self.agent not in s.agents:
             return f"no agent named {self.agent!r}"
         reason = device_refusal(s, self.agent)
@@ -125,7 +127,9 @@ class MessageEffect(AppEffect):
 
 
 class PostEffect(AppEffect):
-    """`agent` posts `text` on the town feed (a reply when `reply_to` names a post)."""
+    """`agent` posts `text` on the town feed (a reply when `reply_to` names a post). The
+    world's own effect (no actor) may post as the town itself (`agent`: the world's
+    name), with no device and no rate limit."""
 
     app: ClassVar[str] = "feed"
     verb: ClassVar[str] = "post"
@@ -138,14 +142,21 @@ class PostEffect(AppEffect):
         return f"post by {self.agent}{to}"
 
     def check(self, s: WorldState) -> str | None:
-        reason = self.access(s) or self.text_problem(s, self.text)
+        if self.agent == s.name:  # the town's own account: an experiment's planted post
+            apps = s.apps
+            if apps is None or apps.spec.feed is None:
+                return f"{s.name} has no feed app"
+            reason = self.text_problem(s, self.text)
+        else:
+            reason = self.access(s) or self.text_problem(s, self.text)
         if reason or self.reply_to is None:
             return reason
         return _unknown_post(s, self.reply_to)
 
     def apply(self, s: WorldState) -> None:
         apps = _apps(s)
-        self.count(s)
+        if self.agent != s.name:
+            self.count(s)
         p = Post(
             f"p{len(apps.posts) + 1}",
             self.agent,
@@ -335,10 +346,15 @@ APP_EFFECT_KINDS: frozenset[str] = frozenset({"message", "post", "like", "follow
 
 
 def parse_app_effect(raw: EffectBase | dict[str, Any]) -> EffectBase | dict[str, Any]:
-    """An app effect's dict as its model; anything else as it is (`parse_effect` reads
-    the world's own kinds). pydantic's ValidationError for a malformed app effect."""
+    """An app effect's dict as its model (the world's `apps_set` too:
+    `world.app_world`); anything else as it is (`parse_effect` reads the other kinds).
+    pydantic's ValidationError for a malformed app effect."""
     if isinstance(raw, dict) and raw.get("kind") in APP_EFFECT_KINDS:
         return APP_EFFECT_ADAPTER.validate_python(raw)
+    if isinstance(raw, dict) and raw.get("kind") == "apps_set":
+        from concordia_like.world.app_world import AppsSetEffect
+
+        return AppsSetEffect.model_validate(raw)
     return raw
 
 

@@ -51,9 +51,10 @@ def contacts(s: WorldState, agent: str) -> list[str]:
     return sorted((first + rest)[:CONTACTS_MAX])
 
 
-def rank_feed(s: WorldState, reader: str) -> list[Post]:
-    """The posts `reader` is shown when it reads the feed now, best first, at most the
-    feed's `read_limit` (its own posts left out). `chronological`: newest first.
+def rank_feed(s: WorldState, reader: str, limit: int | None = None) -> list[Post]:
+    """The posts `reader` is shown when it reads the feed now, best first, at most
+    `limit` (default: the feed's `read_limit`), its own posts left out (a reader `""`:
+    the whole town feed as the world ranks it, for an onlooker). `chronological`: newest first.
     `engagement`: likes, whether the reader follows the author and how recent the post
     is, weighted as the world says; ties are broken by a draw seeded by the feed's seed,
     the step, the reader and the post, so the order is deterministic."""
@@ -61,9 +62,10 @@ def rank_feed(s: WorldState, reader: str) -> list[Post]:
     if apps is None or apps.spec.feed is None:
         return []
     feed = apps.spec.feed
+    limit = feed.read_limit if limit is None else limit
     posts = [p for p in apps.posts if p.author != reader]
     if feed.ranking == "chronological":
-        return list(reversed(posts))[: feed.read_limit]
+        return list(reversed(posts))[:limit]
     step = s.clock.step_index + 1  # as posts are stamped (`world.app_effects`)
     followed = {b for a, b in apps.follows if a == reader}
     likes: dict[str, int] = {}
@@ -80,7 +82,7 @@ def rank_feed(s: WorldState, reader: str) -> list[Post]:
         tie = random.Random(f"{feed.seed}|{step}|{reader}|{p.id}").random()
         return (-round(value, 9), tie)
 
-    return sorted(posts, key=score)[: feed.read_limit]
+    return sorted(posts, key=score)[:limit]
 
 
 def inbox(s: WorldState, agent: str) -> list[Message]:

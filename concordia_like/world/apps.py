@@ -173,6 +173,8 @@ class AppState:
     #: uses in step `usage_step`, by "resident|app" (rate limits, notices)
     usage: dict[str, int] = field(default_factory=dict)
     usage_step: int = 0
+    #: apps out of service (an outage an experiment causes: `world.app_world`)
+    down: set[str] = field(default_factory=set)
 
     def post(self, post_id: str) -> Post | None:
         """The post with `post_id` (ids are `p1`, `p2`... in order of posting)."""
@@ -213,6 +215,16 @@ class AppState:
         records.append(record)
         _journal(s, records.pop)
 
+    def set_down(self, s: WorldState, down: set[str]) -> None:
+        """The apps out of service from now on."""
+        old, self.down = self.down, set(down)
+        _journal(s, lambda: setattr(self, "down", old))
+
+    def set_spec(self, s: WorldState, spec: AppsSpec) -> None:
+        """The apps' settings from now on (a feed's ranking switched mid-run)."""
+        old, self.spec = self.spec, spec
+        _journal(s, lambda: setattr(self, "spec", old))
+
     def add_pair(self, s: WorldState, pairs: set[tuple[str, str]], pair: tuple[str, str]) -> None:
         """Add `pair` to `likes` or `follows` (it is not there yet)."""
         pairs.add(pair)
@@ -232,6 +244,7 @@ class AppState:
             "transfers": [_row(t) for t in self.transfers],
             "usage": dict(sorted(self.usage.items())),
             "usage_step": self.usage_step,
+            "down": sorted(self.down),
         }
 
     @classmethod
@@ -246,6 +259,7 @@ class AppState:
             transfers=[Transfer(**t) for t in d["transfers"]],
             usage=dict(d["usage"]),
             usage_step=d["usage_step"],
+            down=set(d.get("down", ())),
         )
 
 
