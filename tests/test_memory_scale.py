@@ -234,3 +234,22 @@ def test_a_big_world_runs_on_the_recorded_auto_layout_and_resumes_on_it(tmp_path
         assert resumed.memory.index.ids() == {r.id for r in resumed.memory.get(range(1, seeds + 1))}
     finally:
         asyncio.run(close(resumed))
+
+
+def test_a_reader_that_leaves_the_index_alone_still_finds_memories(tmp_path, open_store):
+    writer = open_store()
+    writer.add_many(memories("Ines", 12))
+    reader = MemoryStore.open(
+        tmp_path / "run", run_id="r", layout="auto", embedder=writer.embedder, reconcile=False
+    )
+    try:
+        assert reader.index.count() == 12
+        now = T0 + timedelta(hours=1)
+        queries = [RetrievalQuery("Ines", "the rain", now, 3)]
+        hits = reader.index.query("Ines", writer.embedder.embed(["the rain"]), 1)
+        assert hits[0][0].id == 5  # Ines saw the rain (4): the nearest, found by the reader
+        found = reader.retrieve_many(queries, touch=False)
+        expected = writer.retrieve_many(queries, touch=False)
+        assert [s.record.id for s in found[0]] == [s.record.id for s in expected[0]]
+    finally:
+        reader.close()

@@ -17,7 +17,8 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from concordia_like.memory.embedder import Embedder, from_bytes
-from concordia_like.memory.layouts import VectorIndex
+from concordia_like.memory.exact import ExactIndex
+from concordia_like.memory.layouts import AutoIndex, VectorIndex
 from concordia_like.store.memory_tables import MemoryRow
 
 log = logging.getLogger(__name__)
@@ -86,3 +87,21 @@ def _add_all(
         for rows in result.partitions():
             _add(index, embedder, rows if only is None else [r for r in rows if r.id in only])
     index.flush()
+
+
+def load_in_memory(engine: Engine, index: VectorIndex, embedder: Embedder, run_id: str) -> int:
+    """Fill the part of the index kept in memory (the exact layout, or the auto layout's
+    exact part) from SQL, writing nothing anywhere: for a reader (the viewer) that must
+    not touch the run's index on disk. Returns how many entries it holds then."""
+    if isinstance(index, AutoIndex):
+        exact, skip = index.exact, index.big  # the big owners are in Chroma already
+    elif isinstance(index, ExactIndex):
+        exact, skip = index, set()
+    else:
+        return 0
+    stmt = select(*_COLS).where(T.c.run_id == run_id).order_by(T.c.id)
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=CHUNK).execute(stmt)
+        for rows in result.partitions():
+            _add(exact, embedder, [r for r in rows if r.agent not in skip])
+    return exact.count()

@@ -46,7 +46,7 @@ from concordia_like.memory.embedder import (
 )
 from concordia_like.memory.importance import heuristic_importance
 from concordia_like.memory.layouts import Layout, VectorIndex, open_index
-from concordia_like.memory.reconcile import reconcile_index
+from concordia_like.memory.reconcile import load_in_memory, reconcile_index
 from concordia_like.memory.records import (
     EXPERIENCE_KINDS,
     MemoryRecord,
@@ -125,6 +125,8 @@ class MemoryStore:
         self._owns_engine = False
         if reconcile:
             self.reconcile()
+        else:  # the index on disk is left alone; one kept in memory is filled
+            load_in_memory(engine, index, self.embedder, run_id)
 
     @classmethod
     def open(

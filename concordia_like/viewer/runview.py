@@ -303,6 +303,7 @@ class RunView:
                     run_id=self.run_id,
                     engine=self.recorder.engine,
                     chroma_url=config.get("chroma_url"),
+                    layout=config.get("memory_layout", "per_agent"),
                     reconcile=False,
                 )
             return self._memory
