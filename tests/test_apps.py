@@ -366,3 +366,11 @@ def test_the_world_may_post_as_the_town_and_a_resident_may_not(state):
     assert rank_feed(state, ANN)[0].author == town
     assert "may not post as Mini Apps" in refused(state, PostEffect(agent=town, text="fake"))
     assert [p.author for p in rank_feed(state, "", limit=10)] == [town]
+
+
+def test_a_follow_counts_once_and_never_of_oneself_or_a_stranger(state):
+    assert "cannot follow themselves" in refused(state, FollowEffect(agent=ANN, whom=ANN))
+    assert "no resident named 'Zed'" in refused(state, FollowEffect(agent=ANN, whom="Zed"))
+    assert apply_effects(state, [FollowEffect(agent=ANN, whom=CY)], actor=ANN)  # no phone needed
+    assert "already follows Cy Moss" in refused(state, FollowEffect(agent=ANN, whom=CY))
+    assert app_targets(state, ANN).followable == (BOB,)
