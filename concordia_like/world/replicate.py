@@ -70,6 +70,7 @@ def replicate_residents(world: World, n: int) -> World:
         items=items,
         events=base.events,
         max_stack=base.max_stack,
+        apps=base.apps,  # as the world file declares them (the phones stay with their holders)
     )
     return World(
         path=world.path,
