@@ -6,7 +6,7 @@ is one card, in the same fields as `personas/*.yaml`, validated by the same mode
 line is checked on its own and every complaint names the file, the line and the field,
 as the YAML loader's do:
 
-    worlds/city/cards.jsonl:812: routine[2].place: unknown place 'cafe_9' of world.yaml
+    worlds/city/cards.jsonl:812: routine[2].place: unknown place 'cafe_9' of worlds/city/world.yaml
 
 A blank line is skipped; a duplicate key within a card is refused (JSON would keep the
 last silently). The file is read under the load's `ReadBudget`, and a line may be no
