@@ -9,6 +9,7 @@ nothing more."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,11 +20,22 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from concordia_like.engine import checkpoints
+from concordia_like.engine.checkpoints import PARTS_FORMAT, PARTS_MARK
 from concordia_like.engine.events import Event, Utterance
 from concordia_like.errors import ConfigError
 from concordia_like.store.base import make_engine, make_session_factory
 from concordia_like.store.leases import RunLease
-from concordia_like.store.run_tables import CheckpointRow, EventRow, RunRow, UtteranceRow
+from concordia_like.store.run_tables import (
+    CheckpointPartRow,
+    CheckpointRow,
+    EventRow,
+    RunRow,
+    UtteranceRow,
+)
+
+#: the part that holds the run's usage (beside the state's parts)
+_USAGE = "usage"
 
 
 def _utc_now() -> datetime:
@@ -51,6 +63,9 @@ class RunRecorder:
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         #: the runs this recorder writes, by id (`hold`)
         self.leases: dict[str, RunLease] = {}
+        #: per run, the digests of the checkpoint parts the store holds (as this
+        #: recorder last wrote or read them): a step writes the parts that differ
+        self._stored: dict[str, dict[str, bytes]] = {}
 
     # -- one writer per run -----------------------------------------------------------
 
@@ -138,9 +153,15 @@ class RunRecorder:
                 .order_by(CheckpointRow.step.desc())
                 .limit(1)
             ).first()
-        if row is None:
-            return None
-        return Checkpoint(row.step, row.sim_time, row.world, row.agents, row.usage)
+            if row is None:
+                return None
+            if not (isinstance(row.world, dict) and PARTS_MARK in row.world):
+                return Checkpoint(row.step, row.sim_time, row.world, row.agents, row.usage)
+            parts = checkpoints.read_parts(s, run_id)
+        self._stored[run_id] = {k: checkpoints.digest(t) for k, t in parts.items()}
+        usage = json.loads(parts.pop(_USAGE, "{}"))
+        world, agents = checkpoints.join(parts)
+        return Checkpoint(row.step, row.sim_time, world, agents, usage)
 
     # -- steps ------------------------------------------------------------------------
 
@@ -192,20 +213,37 @@ class RunRecorder:
             )
             if extra is not None:
                 extra(s)
-            # keep only the newest checkpoint of a run: each holds the whole state
+            # the newest checkpoint only: its head replaced, its changed parts rewritten
             s.query(CheckpointRow).filter(CheckpointRow.run_id == run_id).delete()
             s.add(
                 CheckpointRow(
                     run_id=run_id,
                     step=step,
                     sim_time=sim_time,
-                    world=world,
-                    agents=agents,
-                    usage=usage,
+                    world={PARTS_MARK: PARTS_FORMAT},
+                    agents={},
+                    usage={},  # a part: the same usage is not written again
                     wall_s=wall_s,
                 )
             )
+            digests = self._write_parts(s, run_id, step, world, agents, usage)
             run.steps_done = step
+        self._stored[run_id] = digests
+
+    def _write_parts(
+        self,
+        s: Session,
+        run_id: str,
+        step: int,
+        world: dict[str, Any],
+        agents: dict[str, Any],
+        usage: dict[str, Any],
+    ) -> dict[str, bytes]:
+        """Write the parts of the state (and the usage) that differ from the store's;
+        return the digests it then holds."""
+        parts = checkpoints.split(world, agents)
+        parts[_USAGE] = checkpoints.encode(usage)
+        return checkpoints.write_parts(s, run_id, step, parts, self._stored.get(run_id))
 
     # -- reading ----------------------------------------------------------------------
 
@@ -273,15 +311,15 @@ class RunRecorder:
         config: dict[str, Any] | None = None,
         extra: Callable[[Session], None] | None = None,
     ) -> str:
-        """Copy a run as it stands (its row, events, utterances, last checkpoint) into
-        `target` (this store or another) as run `new_id`, with `config` merged into its
-        config; `extra` (the memories) joins the same transaction, so a copy is whole
-        or absent."""
+        """Copy a run as it stands (its row, events, utterances, last checkpoint with its
+        parts) into `target` (this store or another) as run `new_id`, with `config`
+        merged into its config; `extra` (the memories) joins the same transaction, so a
+        copy is whole or absent."""
         with self.sessions() as s:
             run = s.get(RunRow, run_id)
             if run is None:
                 raise ConfigError(f"no run {run_id!r} in store {self.url}")
-            tables = (EventRow, UtteranceRow, CheckpointRow)
+            tables = (EventRow, UtteranceRow, CheckpointRow, CheckpointPartRow)
             rows = [
                 (table, _columns(r))
                 for table in tables

@@ -304,17 +304,18 @@ class Simulation(Acting):
         if ann.to is not None:
             data = {**data, "to": list(ann.to)}
         events.append(Event("announcement", ann.text, place=ann.place, data=data))
-        for name in self.agents:
-            if ann.to is not None:
-                hears = name in ann.to
-            else:
-                hears = ann.place is None or self.state.location(name) == ann.place
-            if hears:
-                perceived[name].append(ann.text)
-                # something from outside the world, or the world's own news: either
-                # calls for a choice at the resident's next step
-                reason = "intervention" if data.get("injected") else "news"
-                self._noted.setdefault(name, set()).add(reason)
+        if ann.to is not None:
+            hearers = [n for n in dict.fromkeys(ann.to) if n in self.agents]
+        elif ann.place is None:
+            hearers = list(self.agents)
+        else:  # by the state's index of who is where, not a scan of the residents
+            hearers = [n for n in self.state.agents_at(ann.place) if n in self.agents]
+        # something from outside the world, or the world's own news: either calls for
+        # a choice at the resident's next step
+        reason = "intervention" if data.get("injected") else "news"
+        for name in hearers:
+            perceived[name].append(ann.text)
+            self._noted.setdefault(name, set()).add(reason)
 
     def _scheduled(
         self, now: datetime, events: list[Event], perceived: dict[str, list[str]]

@@ -1,8 +1,10 @@
-"""Tables of a run: the run itself, its event log, per-step checkpoints and utterances.
+"""Tables of a run: the run itself, its event log, its checkpoint and utterances.
 
 A step's rows are written in one transaction together with the step's checkpoint, so
 the last checkpoint always matches the last events: a resumed run starts right after
-it, with no gap and no duplicate."""
+it, with no gap and no duplicate. A checkpoint is a head row (step, time, usage) and the
+state's parts (`engine.checkpoints`), one row per part updated in place, so a step
+writes the parts that changed in it."""
 
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ class EventRow(Base):
 
 
 class CheckpointRow(Base):
+    """The head of a run's newest checkpoint; its world is `{"parts": 1}` where the
+    state is in `checkpoint_parts` (runs recorded before parts hold it whole here)."""
+
     __tablename__ = "checkpoints"
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
@@ -57,6 +62,20 @@ class CheckpointRow(Base):
     agents: Mapped[dict] = mapped_column(JSON)
     usage: Mapped[dict] = mapped_column(JSON, default=dict)
     wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class CheckpointPartRow(Base):
+    """One part of a run's newest checkpoint (`engine.checkpoints`): `step` is the step
+    that last changed it."""
+
+    __tablename__ = "checkpoint_parts"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    #: a prefix and a resident's or holder's name (names run to 100 characters)
+    key: Mapped[str] = mapped_column(String(240), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer)
+    #: canonical JSON text, kept as written (decoded only when a run is reopened)
+    data: Mapped[str] = mapped_column(Text)
 
 
 class UtteranceRow(Base):

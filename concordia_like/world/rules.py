@@ -75,7 +75,7 @@ def apply_effects(
     With `actor`, they are one resident's action and bounded by its authority
     (`world.authority`): an effect on another resident is refused, naming them."""
     effects = list(effects)
-    before = state.conserved_totals()
+    before = state.running_totals()
     applied: list[EffectBase] = []
     bound = Authority(state, actor) if actor is not None else None
     state.begin()
@@ -102,7 +102,7 @@ def apply_effects(
                 False, (), f"effect {index + 1} ({applied[index].describe()}): {reason}", index
             )
         touched = sorted({e.attribute for e in applied if isinstance(e, SetEffect)} & set(before))
-        after = state.conserved_totals() if touched else before
+        after = state.running_totals() if touched else before
         for name in touched:
             change = after[name] - before[name]
             if abs(change) > EPS:

@@ -172,6 +172,7 @@ class WorldState:
             dict(initial_totals) if initial_totals is not None else self.conserved_totals()
         )
         self._journal: list[Callable[[], object]] | None = None
+        self._running: dict[str, Number] = self.conserved_totals()
         self._present: dict[str, set[str]] = {p: set() for p in places}
         for agent in agents.values():
             self._present.setdefault(agent.location, set()).add(agent.name)
@@ -237,6 +238,12 @@ class WorldState:
             key = name_key(i.name)
             counts[key] = counts.get(key, 0) + i.quantity
         return counts
+
+    def running_totals(self) -> dict[str, Number]:
+        """Each conserved attribute's total as kept by every write since the state was
+        built: what an action's effects changed it by costs nothing however many
+        residents there are (`conserved_totals` counts them all again)."""
+        return dict(self._running)
 
     def conserved_totals(self) -> dict[str, Number]:
         """Sum over agents of each conserved attribute (money in circulation)."""
@@ -313,10 +320,18 @@ class WorldState:
         self._log(lambda: self.set_location(agent, old))
 
     def set_attribute(self, agent: str, name: str, value: Number) -> None:
+        old = self._write_attribute(agent, name, value)
+        self._log(lambda: self._write_attribute(agent, name, old))
+
+    def _write_attribute(self, agent: str, name: str, value: Number) -> Number:
+        """Set one attribute, keeping the running total of a conserved one; returns the
+        old value."""
         attrs = self.agents[agent].attributes
         old = attrs[name]
         attrs[name] = value
-        self._log(lambda: attrs.__setitem__(name, old))
+        if name in self._running:
+            self._running[name] += value - old
+        return old
 
     def _index(self, item: Item) -> None:
         stacks = self._stacks.setdefault(item.holder, {})

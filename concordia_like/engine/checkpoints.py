@@ -1,0 +1,143 @@
+"""A checkpoint as parts, so that a step writes what changed and nothing else.
+
+A run's state is the world (`WorldState.to_dict`) and each resident's mind
+(`Agent.to_dict`, and the hooks' states under `HOOKS_KEY`). Written whole every step, it
+costs every resident's state per step however few of them changed. Split into parts
+keyed by what they hold (each entry of the world's frame, each resident's place and
+attributes, each holder's items, each field of each mind), a step rewrites only the
+parts whose text differs from what the store holds, and joining all parts gives back
+exactly the dicts they were split from (the world's form is canonical: residents and
+items in sorted order), so a resumed run goes on as an uninterrupted one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from concordia_like.store.run_tables import CheckpointPartRow
+
+#: a head row whose world is this marker has its state in parts (older runs: the
+#: whole state is in the head row)
+PARTS_MARK = "parts"
+PARTS_FORMAT = 1
+#: keys per DELETE ... IN (...) statement
+_CHUNK = 500
+
+_FRAME = "world:"  # one top-level entry of the world (its clock, its places, ...)
+_RESIDENT = "w:"  # a resident's place, home and attributes, as the world holds them
+_ITEMS = "i:"  # the item stacks one holder has
+_MIND = "a:"  # a mind (or the hooks' states) is there, whatever its fields
+_FIELD = "m:"  # one field of a mind: "m:<field>:<name>" (a field name has no colon)
+
+
+def encode(data: Any) -> str:
+    """A part's text: canonical, so equal data give equal text whatever the dict
+    order."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def digest(text: str) -> bytes:
+    """What a store's copy of a part is compared by (the text itself would cost as much
+    memory as the state)."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def split(world: Mapping[str, Any], agents: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The state as parts: key -> canonical JSON text. Parts are small and change
+    apart: a resident who walked on rewrites its place and its latest news, not its
+    plan or the town's places."""
+    parts = {}
+    for key, value in world.items():
+        if key == "agents":
+            for name, resident in value.items():
+                parts[_RESIDENT + name] = encode(resident)
+        elif key == "items":
+            held: dict[str, dict[str, Any]] = {}
+            for iid, item in value.items():
+                held.setdefault(item["holder"], {})[iid] = item
+            for holder, items in held.items():
+                parts[_ITEMS + holder] = encode(items)
+        else:
+            parts[_FRAME + key] = encode(value)
+    for name, mind in agents.items():
+        parts[_MIND + name] = "1"
+        for field, value in mind.items():
+            parts[f"{_FIELD}{field}:{name}"] = encode(value)
+    return parts
+
+
+def join(parts: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (world, agents) dicts that `split` made `parts` of."""
+    world: dict[str, Any] = {}
+    residents: dict[str, Any] = {}
+    items: dict[str, Any] = {}
+    agents: dict[str, dict[str, Any]] = {}
+    fields: list[tuple[str, str, str]] = []
+    for key, text in parts.items():
+        if key.startswith(_FRAME):
+            world[key[len(_FRAME) :]] = json.loads(text)
+        elif key.startswith(_RESIDENT):
+            residents[key[len(_RESIDENT) :]] = json.loads(text)
+        elif key.startswith(_ITEMS):
+            items.update(json.loads(text))
+        elif key.startswith(_MIND):
+            agents[key[len(_MIND) :]] = {}
+        elif key.startswith(_FIELD):
+            field, name = key[len(_FIELD) :].split(":", 1)
+            fields.append((name, field, text))
+    for name, field, text in fields:
+        agents[name][field] = json.loads(text)
+    world["agents"] = dict(sorted(residents.items()))
+    world["items"] = dict(sorted(items.items()))
+    return world, agents
+
+
+def changes(
+    parts: Mapping[str, str], stored: Mapping[str, bytes] | None
+) -> tuple[dict[str, str], list[str], dict[str, bytes]]:
+    """What to write to bring a store holding `stored` (part digests; None: unknown,
+    write everything) to `parts`: (parts to write, keys to delete, digests after)."""
+    digests = {k: digest(t) for k, t in parts.items()}
+    if stored is None:
+        return dict(parts), [], digests
+    write = {k: t for k, t in parts.items() if stored.get(k) != digests[k]}
+    gone = [k for k in stored if k not in parts]
+    return write, gone, digests
+
+
+def write_parts(
+    s: Session, run_id: str, step: int, parts: Mapping[str, str], known: Mapping[str, bytes] | None
+) -> dict[str, bytes]:
+    """Bring run `run_id`'s stored parts to `parts` in transaction `s`, given the
+    digests of what it holds (`known`; None: not known here, every part is written
+    again); return the digests it then holds."""
+    write, gone, digests = changes(parts, known)
+    if known is None:
+        s.execute(delete(CheckpointPartRow).where(CheckpointPartRow.run_id == run_id))
+    stale = [k for k in write if known is not None and k in known] + gone
+    for i in range(0, len(stale), _CHUNK):
+        s.execute(
+            delete(CheckpointPartRow).where(
+                CheckpointPartRow.run_id == run_id,
+                CheckpointPartRow.key.in_(stale[i : i + _CHUNK]),
+            )
+        )
+    if write:
+        s.execute(
+            insert(CheckpointPartRow),
+            [{"run_id": run_id, "key": k, "step": step, "data": t} for k, t in write.items()],
+        )
+    return digests
+
+
+def read_parts(s: Session, run_id: str) -> dict[str, str]:
+    """Run `run_id`'s stored parts: key -> text."""
+    q = select(CheckpointPartRow.key, CheckpointPartRow.data).where(
+        CheckpointPartRow.run_id == run_id
+    )
+    return {str(k): str(t) for k, t in s.execute(q)}

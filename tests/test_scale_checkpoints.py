@@ -1,0 +1,111 @@
+"""Checkpoints as parts (engine/checkpoints.py): a step writes the parts of the state
+that changed, a run reopened from such a checkpoint goes on exactly as an uninterrupted
+one, and what a step writes does not grow with residents who do nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from sqlalchemy import event
+
+from concordia_like.engine import checkpoints
+from concordia_like.engine.hooks import HOOKS_KEY
+from concordia_like.engine.runs import resume_run, start_run
+from concordia_like.world import load_world, replicate_residents
+
+from support.engine import TOWN, close, lm_factory, memories, run_steps, store_path, timeline
+
+
+def canonical(data: object) -> str:
+    return json.dumps(data, sort_keys=True)
+
+
+async def test_parts_join_back_to_the_state_they_were_split_from(runs_root):
+    sim = start_run(TOWN, lm_factory(), seed=2, root=runs_root, start_time="09:00")
+    await run_steps(sim, 3)
+    world = sim.state.to_dict()
+    agents = {n: a.to_dict() for n, a in sim.agents.items()}
+    agents[HOOKS_KEY] = {"seat": {"pending": []}, "empty": {}}
+    parts = checkpoints.split(world, agents)
+    assert any(k.startswith("m:plan:") for k in parts)  # plans apart from the rest
+    back_world, back_agents = checkpoints.join(parts)
+    assert canonical(back_world) == canonical(world)
+    assert canonical(back_agents) == canonical(agents)
+    await close(sim)
+
+
+async def test_a_step_rewrites_only_the_parts_that_changed(runs_root):
+    """Most parts of a town in its working hours keep the step they were first written
+    at (places, plans, residents at work): the checkpoint holds deltas."""
+    sim = start_run(TOWN, lm_factory(), seed=3, root=runs_root, start_time="10:00")
+    await run_steps(sim, 6)
+    with sqlite3.connect(store_path(runs_root, sim.run_id)) as db:
+        steps = dict(
+            db.execute("select key, step from checkpoint_parts where run_id = ?", (sim.run_id,))
+        )
+    assert steps["world:clock"] == 6  # the clock moves every step
+    assert steps["world:places"] == 1  # the places never change
+    older = [k for k, s in steps.items() if s < 6]
+    assert len(older) > len(steps) / 2
+    await close(sim)
+
+
+async def test_a_run_reopened_from_delta_checkpoints_equals_an_uninterrupted_run(
+    tmp_path, runs_root
+):
+    """Killed after step 4 (its recorder closed with nothing more written) and reopened,
+    a run under `attention: events` with cloned residents has the events, memories and
+    final state of a run that was never stopped."""
+    town = load_world(TOWN)
+
+    def world():
+        return replicate_residents(town, 22)
+
+    straight = start_run(world(), lm_factory(), seed=9, root=runs_root, start_time="08:00")
+    await run_steps(straight, 9)
+
+    other = tmp_path / "other"
+    first = start_run(world(), lm_factory(), seed=9, root=other, start_time="08:00")
+    await run_steps(first, 4)
+    await close(first)
+    with sqlite3.connect(store_path(other, first.run_id)) as db:
+        written = {s for (s,) in db.execute("select distinct step from checkpoint_parts")}
+    assert len(written) > 1  # parts from several steps: a checkpoint made of deltas
+    resumed = resume_run(first.run_id, lm_factory(), root=other)
+    assert resumed.step == 4
+    await run_steps(resumed, 5)
+
+    assert timeline(resumed) == timeline(straight)
+    a = memories(store_path(runs_root, straight.run_id), straight.run_id)
+    b = memories(store_path(other, resumed.run_id), resumed.run_id)
+    assert b == a
+    assert canonical(resumed.state.to_dict()) == canonical(straight.state.to_dict())
+    minds = {n: a.to_dict() for n, a in straight.agents.items()}
+    assert canonical({n: a.to_dict() for n, a in resumed.agents.items()}) == canonical(minds)
+    for sim in (straight, resumed):
+        await close(sim)
+
+
+async def test_store_bytes_per_step_do_not_grow_with_residents_asleep(tmp_path, runs_root):
+    """The town's first nine residents at night, and three times as many of them (all
+    in bed, as Rafael Quint, up at night, is left out): a step writes about as much
+    either way (the clock, the checkpoint's head), not a share per resident."""
+    nine = replicate_residents(load_world(TOWN), 9)
+    written = {}
+    for n in (9, 27):
+        world = replicate_residents(nine, n)
+        sim = start_run(world, lm_factory(), seed=1, root=tmp_path / str(n), start_time="02:00")
+        await run_steps(sim, 4)  # plans made, everyone in bed
+        sizes: list[int] = []
+
+        def count(_c, _cur, statement, parameters, _ctx, _many, sizes=sizes):
+            if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+                sizes.append(len(repr(parameters)))
+
+        event.listen(sim.recorder.engine, "before_cursor_execute", count)
+        reports = [await sim.run_step() for _ in range(4)]
+        assert not any(r.awake for r in reports)
+        written[n] = sum(sizes) / 4
+        await close(sim)
+    assert written[27] < 1.3 * written[9], written
