@@ -189,3 +189,15 @@ def test_a_routine_at_a_closed_place_is_refused(tmp_path):
     )
     with pytest.raises(ConfigFileError, match="pub is closed at 10:00"):
         load_spec(path)
+
+
+def test_a_name_list_beside_the_spec_is_read_and_checked(tmp_path):
+    (tmp_path / "ours.txt").write_text("# family names\nQuill\nMarsh\n")
+    good = _bad(tmp_path, "routine_jitter: 15", "routine_jitter: 15\nnames: {family: [ours.txt]}")
+    cards = generate(good, 30, 1).city.cards
+    assert {c.name.split()[-1] for c in cards} <= {"Quill", "Marsh"}
+    (tmp_path / "ours.txt").write_text("Quill\nde la Marsh: Jr\n")
+    with pytest.raises(ConfigFileError, match="'de la Marsh: Jr' is not a name") as info:
+        load_spec(good)
+    assert info.value.first.field == "names.family[0]"
+    assert info.value.first.line == _line_of(good, "names: {family")

@@ -9,6 +9,7 @@ Each problem is an Issue at its own line, all collected before any is raised.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -26,6 +27,10 @@ from concordia_like.generate.spec import (
 from concordia_like.world.persona import parse_hhmm
 from concordia_like.yaml_loader import Issue, Loc, YamlDoc
 
+#: what a card allows (`PersonaCard`): a name's words, with room for two names and an
+#: initial; pronouns
+NAME_WORDS = re.compile(r"[^\s:,;\[\]{}]+(?: [^\s:,;\[\]{}]+)*")
+NAME_MAX, PRONOUNS_MAX = 28, 20
 #: a Monday, for asking whether a place is open at a routine's hour
 _MONDAY = datetime(2025, 4, 14)  # noqa: DTZ001 (a local time of day)
 MAX_HOUSEHOLD = 20
@@ -204,3 +209,19 @@ class SpecChecker:
         for pronouns, refs_ in lists.given.items():
             if not refs_:
                 self.err(("names", "given", pronouns), "at least one list of given names")
+            if len(pronouns) > PRONOUNS_MAX:
+                self.err(
+                    ("names", "given", pronouns), f"pronouns of {PRONOUNS_MAX} characters at most"
+                )
+        for loc, ref in refs:
+            bad = [
+                n
+                for n in self.names.get(ref, [])
+                if not NAME_WORDS.fullmatch(n) or len(n) > NAME_MAX
+            ]
+            if bad:
+                self.err(
+                    loc,
+                    f"name list {ref!r}: {bad[0]!r} is not a name (words of at most "
+                    f"{NAME_MAX} characters in all, without :,;[]{{}})",
+                )

@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 from concordia_like.generate.checks import in_order
 from concordia_like.generate.population import Population
 from concordia_like.generate.spec import HOME, WORK, PlaceKind, Step
+from concordia_like.text import clip
 from concordia_like.world.persona import PersonaCard, RoutineItem, parse_hhmm
 from concordia_like.world.state import slug
+
+#: what a card holds at most (`PersonaCard`, `RoutineItem`)
+OCCUPATION_MAX, ACTIVITY_MAX = 120, 200
 
 #: the map's units between two districts' squares
 CELL = 1000.0
@@ -76,6 +80,12 @@ def _numbered(names: list[str], count: int) -> list[str]:
     ]
 
 
+def _id(text: str) -> str:
+    """A place id from a name: a slug that starts with a letter."""
+    s = slug(text)
+    return s if s[0].isalpha() else f"p_{s}"
+
+
 def _distance(a: District, b: District) -> int:
     return abs(a.row - b.row) + abs(a.col - b.col)
 
@@ -114,7 +124,7 @@ class CityBuilder:
         )
         cols = math.ceil(math.sqrt(count))
         names = _numbered([n for r in self.spec.names.districts for n in self.names[r]], count)
-        out = [District(d, names[d], slug(names[d]), d // cols, d % cols, []) for d in range(count)]
+        out = [District(d, names[d], _id(names[d]), d // cols, d % cols, []) for d in range(count)]
         for h in range(len(households)):
             out[h * count // len(households)].households.append(h)
         return out
@@ -313,7 +323,7 @@ class CityBuilder:
             work = workplace.get(p.index)
             title = occ.title or p.occupation.replace("_", " ")
             if work is not None:
-                title = f"{title} at {self.places[work]['name']}"
+                title = clip(f"{title} at {self.places[work]['name']}", OCCUPATION_MAX)
             offset = 5 * self.rng.randint(-jitter, jitter) if jitter else 0
             routine = self.routine(
                 self.spec.routines[occ.routine], home, work, d, p.household, districts, offset
@@ -363,7 +373,11 @@ class CityBuilder:
                 pid = self.nearest(s.place, d, household, districts).id
             name = str(self.places[pid]["name"])
             out.append(
-                RoutineItem(at=s.at, activity=s.activity.replace("{place}", name), place=pid)
+                RoutineItem(
+                    at=s.at,
+                    activity=clip(s.activity.replace("{place}", name), ACTIVITY_MAX),
+                    place=pid,
+                )
             )
         return out
 

@@ -147,8 +147,8 @@ def _households(rng: random.Random, people: list[Person], sizes: Weighted[int]) 
         wanted.append(sizes.draw(rng))
     wanted[-1] -= sum(wanted) - len(people)
     adults = [p.index for p in people if p.age >= ADULT_AGE]
-    if not adults:
-        raise ConfigError("the spec's age bands give no adult to head a household")
+    if not adults:  # a small draw of children only: the eldest heads the one home
+        adults = [max(people, key=lambda p: (p.age, -p.index)).index]
     while len(wanted) > len(adults):
         wanted.sort()
         wanted[:2] = [wanted[0] + wanted[1]]

@@ -124,6 +124,8 @@ def write_population(out: str | Path, g: Generated, yaml_cards: bool = False) ->
             folder.mkdir()
             for card in g.city.cards:
                 path = folder / f"{slug(card.name)}.yaml"
+                while path.exists():  # two names of one slug
+                    path = path.with_name(f"{path.stem}_2.yaml")
                 data = card.model_dump(mode="json", exclude_defaults=True)
                 write_atomic(
                     path, yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
