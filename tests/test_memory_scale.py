@@ -178,6 +178,8 @@ def test_a_runs_seed_memories_are_indexed_in_bulk(open_store, tmp_path):
         assert store.index.count() == 0  # not before the commit
     assert store.index.count() == len(seeds) == store.count()
     assert store.index.ids() == {r.id for r in records}
+    stored = store.get([r.id for r in records])  # each id is its own memory's, in order
+    assert [(m.agent, m.text) for m in stored] == [(m.agent, m.text) for m in seeds]
     assert not (tmp_path / "run" / "chroma").exists()  # no collection for anyone
     [[hit, *_]] = store.index.query("resident 499", store.embedder.embed([seeds[-1].text]), 3)
     assert hit.id == records[-1].id

@@ -207,13 +207,12 @@ class MemoryStore:
                     "embedding": to_bytes(vec),
                 }
             )
-        stmt = insert(T).returning(T.c.id, sort_by_parameter_order=True)
         if session is None:
             with self.engine.begin() as conn:
-                ids = list(conn.execute(stmt, rows).scalars())
+                ids = self._insert(conn, rows)
             self._index(ids, [m.agent for m in memories], vectors)
         else:
-            ids = list(session.execute(stmt, rows).scalars())
+            ids = self._insert(session, rows)
             self._index_after_commit(session, ids, [m.agent for m in memories], vectors)
         return [
             MemoryRecord(
@@ -228,6 +227,21 @@ class MemoryStore:
             )
             for i, r in zip(ids, rows, strict=True)
         ]
+
+    def _insert(self, conn: Any, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert rows; their ids, in order. SQLite cannot return ids in order from a
+        batched insert (SQLAlchemy would insert row by row, a third slower for a big
+        world's seed memories), so there the ids are read after the insert: while a
+        transaction writes, SQLite lets no one else write, and AUTOINCREMENT gives each
+        row a larger id than any before, so the run's newest ids are these rows'."""
+        if self.engine.dialect.name != "sqlite" or len(rows) < 2:
+            stmt = insert(T).returning(T.c.id, sort_by_parameter_order=True)
+            return list(conn.execute(stmt, rows).scalars())
+        conn.execute(insert(T), rows)
+        newest = select(T.c.id).where(T.c.run_id == self.run_id).order_by(T.c.id.desc())
+        ids = list(conn.execute(newest.limit(len(rows))).scalars())
+        ids.reverse()
+        return ids
 
     def _index(self, ids: list[int], agents: list[str], vectors: np.ndarray) -> None:
         try:
