@@ -114,12 +114,27 @@ def test_the_schema_moves_and_changes_only_the_actor_and_takes_only_from_it_or_t
     assert enum("SetOut", "agent") == [BOB]
     assert enum("TransferOut", "from") == [BOB, "shop"]
     assert enum("DestroyOut", "holder") == [BOB, "shop"]
-    assert enum("CreateOut", "holder") == [BOB, "shop"]
+    assert "CreateOut" not in defs  # no make rule lets Bob make anything: no create offered
     assert set(enum("TransferOut", "to")) == {ANN, BOB, "shop"}  # gifts may go to anyone here
     assert enum("TransferOut", "item") == ["apple", "spade"]  # the shop's and Bob's
     assert enum("PayOut", "to") == [ANN] and enum("PayOut", "attribute") == ["money"]
     # the prompt tells a buyer the price and whom it is paid to
     assert f"For sale here (money each, paid to {ANN}): apple 2." in req.messages[-1].content
+
+
+def test_a_create_is_offered_only_of_what_a_make_rule_lets_the_actor_make_there(world, gm):
+    from concordia_like.gm.master import _Pending
+    from concordia_like.world.code_rules import MakeRule
+
+    s = world.state
+    at_shop_open(world, ANN, BOB)
+    s.add_code_rule(MakeRule(items=["letter"]))  # anyone, anywhere
+    s.add_code_rule(MakeRule(items=["pie"], places=["shop"]))  # by the shop's keepers
+    defs = gm._request(_Pending(BOB, other(), "shop"), 0).json_schema["$defs"]
+    assert defs["CreateOut"]["properties"]["item"]["enum"] == ["letter"]
+    assert defs["CreateOut"]["properties"]["holder"]["enum"] == [BOB, "shop"]
+    defs = gm._request(_Pending(ANN, other(), "shop"), 0).json_schema["$defs"]
+    assert defs["CreateOut"]["properties"]["item"]["enum"] == ["letter", "pie"]  # she keeps it
 
 
 def test_equal_situations_share_one_schema(world, gm):

@@ -37,8 +37,8 @@ from concordia_like.llm.triage import triage
 from concordia_like.text import one_line
 from concordia_like.world.app_effects import app_notices, parse_app_effect
 from concordia_like.world.app_feed import contacts, has_device
-from concordia_like.world.authority import currency, price
-from concordia_like.world.code_rules import speech_refusal
+from concordia_like.world.authority import Authority, currency, price
+from concordia_like.world.code_rules import MakeRule, regrow_rule_of, speech_refusal
 from concordia_like.world.describe import shown_items
 from concordia_like.world.effects import EffectBase, MoveEffect, TransferEffect, effect_to_dict
 from concordia_like.world.loader import World
@@ -280,6 +280,7 @@ class GameMaster:
             currencies=(money,) if money is not None else (),
             contacts=tuple(reach),
             apps=apps,
+            makeable=self._makeable(actor),
         )
         what = f"uses {p.action.item}: " if isinstance(p.action, Use) else ""
         prompt = (
@@ -300,6 +301,17 @@ class GameMaster:
             max_tokens=self.max_tokens,
             seed=seed,
         )
+
+    def _makeable(self, actor: str) -> tuple[str, ...]:
+        """What the world's make rules let `actor` make where it is now (the first
+        `LIST_MAX`, sorted): a `create` of anything else would be refused."""
+        s = self.state
+        named = {i for r in s.code_rules if isinstance(r, MakeRule) for i in r.items}
+        if not named:
+            return ()
+        bound = Authority(s, actor)
+        ok = (i for i in named if bound.making_refusal(i) is None and not regrow_rule_of(s, i))
+        return tuple(sorted(ok)[:LIST_MAX])
 
     def _on_sale(self, actor: str, here: str) -> list[tuple[str, float]]:
         """The priced stock here that a prompt lists (name, price; the first

@@ -6,12 +6,13 @@ invent a holder or a place. The names are the actor's authority, not everyone's:
 resident's action moves and changes only that resident (`move.agent`, `set.agent`: the
 actor alone), takes, destroys or makes things only from the actor's holdings and the
 place's (`transfer.from`, `destroy.holder`, `create.holder`: the actor and the place),
-and may hand things to anyone present (`transfer.to`) and `pay` someone present or a
-keeper of the place (a conserved attribute from the actor to them: how a purchase is
-paid for). What it can still do is propose effects the rules forbid (take the shop's
-bread without paying, walk to a closed shop, mint money, slip another resident's name
-past a lax backend): the world's validator, given the actor, refuses those, whatever
-the schema let through.
+makes only what a make rule of the world lets it make there (`create.item`: with no such
+rule, no `create` is offered at all), and may hand things to anyone present
+(`transfer.to`) and `pay` someone present or a keeper of the place (a conserved
+attribute from the actor to them: how a purchase is paid for). What it can still do is
+propose effects the rules forbid (take the shop's bread without paying, walk to a closed
+shop, mint money, slip another resident's name past a lax backend): the world's
+validator, given the actor, refuses those, whatever the schema let through.
 
 A resident holding the world's device may also be resolved as using its apps: `message`
 one of its `contacts`, `post` on the feed, `bank` money to a contact, `read` an app
@@ -142,6 +143,7 @@ def resolution_schema(
     currencies: tuple[str, ...] = (),
     contacts: tuple[str, ...] = (),
     apps: tuple[str, ...] = (),
+    makeable: tuple[str, ...] = (),
 ) -> Narrowed:
     """{success, outcome, effects[]} with effects restricted to the names given; a kind
     of effect with nothing to name is left out.
@@ -150,7 +152,9 @@ def resolution_schema(
     (or are made or destroyed at) `sources` (default: `holders`); `pay` goes to `payees`
     in one of `currencies`. The Game Master gives `agents=(actor,)`, `sources=(actor,
     place)`: see the module's text. `apps` (the world's apps, for an actor holding the
-    device) opens the app kinds; a message or a payment goes to one of `contacts`."""
+    device) opens the app kinds; a message or a payment goes to one of `contacts`.
+    `create` makes one of `makeable` (what the world's make rules let the actor make
+    where it is); with none, the kind is not offered: the validator would refuse it."""
     sources = holders if sources is None else sources
     readable = tuple(a for a in ("feed", "messages") if a in apps)
     exclude = [
@@ -161,7 +165,7 @@ def resolution_schema(
             ("DestroyOut", items and sources),
             ("SetOut", agents and attributes),
             ("PayOut", payees and currencies),
-            ("CreateOut", sources),
+            ("CreateOut", sources and makeable),
             ("MessageOut", contacts and "messages" in apps),
             ("PostOut", "feed" in apps),
             ("BankOut", contacts and "bank" in apps),
@@ -181,6 +185,7 @@ def resolution_schema(
         ("SetOut", "attribute"): attributes,
         ("PayOut", "to"): payees,
         ("PayOut", "attribute"): currencies,
+        ("CreateOut", "item"): makeable,
         ("CreateOut", "holder"): sources,
         ("MessageOut", "to"): contacts if "messages" in apps else (),
         ("BankOut", "to"): contacts if "bank" in apps else (),
