@@ -6,7 +6,9 @@ in the world's effect language (validated and applied atomically, as a scheduled
 event's), an item's property (a price chalked anew), or a code rule that holds from
 then on (a ban on speech: part of the world's state, so checkpointed with it); the last
 two are the world's own effects (`world.world_effects`), so every change passes the
-world's validator. The hook
+world's validator. The apps' interventions (a post on the feed, its ranking switched, an
+app out of service for some steps) are app effects applied the same way
+(`experiments.app_interventions`). The hook
 keeps no state: it acts on the step's number, so a step that fails and is run again
 does the same, and its changes are rolled back with the step (the engine puts the world
 back as at its last commit).
@@ -21,6 +23,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from concordia_like.engine.hooks import Announcement, StepHook, StepInput
+from concordia_like.experiments.app_interventions import (
+    apply_app_intervention,
+    apply_outages,
+    outage_announcements,
+    outage_changes,
+)
+from concordia_like.experiments.app_spec import FeedRanking, InjectPost, Outage
 from concordia_like.experiments.spec import (
     AddCodeRule,
     Announce,
@@ -47,8 +56,11 @@ class Interventions(StepHook):
         self.scenario = scenario
         self.condition = condition
         self.due: dict[int, list[tuple[str, Intervention]]] = {}
-        for name, iv in scenario.interventions_of(condition).items():
+        mine = scenario.interventions_of(condition)
+        for name, iv in mine.items():
             self.due.setdefault(scenario.steps[name], []).append((name, iv))
+        #: step -> the apps down from then on, where an outage begins or ends
+        self.outages = outage_changes({n: (scenario.steps[n], iv) for n, iv in mine.items()})
 
     async def before_acting(self, sim: Simulation, step: int) -> StepInput | None:
         out = StepInput()
@@ -69,7 +81,13 @@ class Interventions(StepHook):
                 apply_effects(sim.state, [_world_effect(iv)])
                 if iv.text:
                     out.announcements.append(Announcement(iv.text, iv.place))
-        return out if out.announcements or step in self.due else None
+            elif isinstance(iv, InjectPost | FeedRanking):
+                out.announcements += apply_app_intervention(iv, sim.state, sim.agents)
+            elif isinstance(iv, Outage):
+                out.announcements += outage_announcements(iv)
+        if step in self.outages:
+            out.announcements += apply_outages(sim.state, self.outages[step])
+        return out if out.announcements or step in self.due or step in self.outages else None
 
     def plant_due(self, sim: Simulation, step: int) -> int:
         """Plant the memories due at `step` (about to run); how many were planted."""

@@ -12,6 +12,9 @@ stock) and what passed between buyers and sellers (`trades`). Their running ledg
 checkpointed with the rest. `conservation` is an assertion: a world whose money or
 goods are not where its rules say stops the run with an error naming what broke.
 
+The apps' measurements (posts, messages, likes, money moved, reach) read the app
+state, which the world's checkpoint holds (`experiments.app_measures`).
+
 Questions are put at the end of a run (`experiments.questions`)."""
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from concordia_like.engine.hooks import StepHook
 from concordia_like.errors import ConcordiaError
+from concordia_like.experiments.app_measures import app_value
+from concordia_like.experiments.app_spec import AppMeasure
 from concordia_like.experiments.spec import (
     AttributeStat,
     Check,
@@ -439,3 +444,8 @@ def _check(m: Check, hook: Measurements, sim: Simulation, taken: Mapping[str, Va
     if other is None:
         other = hook.value(sim, hook._named(m.measure))
     return 1.0 if holds(other, m.op, m.value) else 0.0
+
+
+@code_value.register(AppMeasure)
+def _app(m: AppMeasure, hook: Measurements, sim: Simulation, taken: Mapping[str, Value]) -> Value:
+    return app_value(m, sim.state, hook.scenario)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from concordia_like.engine.runs import set_start_time
+from concordia_like.experiments.app_measures import intervention_problems, measurement_problems
 from concordia_like.experiments.spec import (
     CODE_KINDS,
     MAX_STEPS,
@@ -151,6 +152,7 @@ def _build(spec: ScenarioSpec, world: World, doc: YamlDoc | None = None) -> Worl
         events=base.events,
         max_stack=base.max_stack,
         code_rules=[*base.code_rules, *spec.code_rules],
+        apps=base.apps,
     )
     built = World(
         path=world.path,
@@ -243,6 +245,8 @@ class _Checker:
                     self._resident((*loc, "to", i), who)
             if isinstance(iv, AddCodeRule):
                 self._code_rule((*loc, "rule"), iv.rule)
+            for where, message in intervention_problems(iv, self.state, self.world.personas):
+                self.problem((*loc, *where), message)
             if isinstance(iv, SetProperty):
                 if not self.state.holder_exists(iv.holder):
                     self.problem((*loc, "holder"), f"no resident or place {iv.holder!r}")
@@ -294,6 +298,11 @@ class _Checker:
                 self.problem(
                     (*loc, "measure"), f"{m.measure!r} is not a code measurement named before it"
                 )
+            interventions = self.spec.interventions
+            for where, message in measurement_problems(
+                m, self.state, self.world.personas, interventions
+            ):
+                self.problem((*loc, *where), message)
             for j, who in enumerate(getattr(m, "of", [])):
                 self._resident((*loc, "of", j), who)
             seen[m.name] = m.kind

@@ -27,6 +27,9 @@ reports it at its file and line just the same.
     conditions: {control: [], rumour: [rumour]}
     measurements:
       - {name: at_bakery, kind: residents_at, place: bakery}   # every step by default
+
+The apps' interventions and measurements (a post, a feed ranking, an outage; posts,
+messages, likes, money moved, reach) are in `experiments.app_spec`.
 """
 
 from __future__ import annotations
@@ -34,29 +37,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from concordia_like.experiments.app_spec import (
+    APP_KINDS,
+    FeedRanking,
+    InjectPost,
+    LikeCount,
+    MessagesSent,
+    MoneyMoved,
+    Outage,
+    PostCount,
+    PostReach,
+)
+from concordia_like.experiments.spec_base import MeasureBase as _Measure
+from concordia_like.experiments.spec_base import Name, naive
+from concordia_like.experiments.spec_base import Strict as _Strict
+from concordia_like.experiments.spec_base import Timed as _Timed
 from concordia_like.llm.sampling import SamplingOverrides
 from concordia_like.world.code_rules import CodeRule
 from concordia_like.world.effects import Effect, PropertyValue
 from concordia_like.world.persona import SeedMemory, parse_hhmm
 
-NAME = r"^[a-z][a-z0-9_\-]*$"
-Name = Annotated[str, Field(pattern=NAME, max_length=60)]
 MAX_SEEDS = 1000
-
-
-class _Strict(BaseModel):
-    # a NaN compares false with everything: a stop or check on it would never hold
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
-    )
-
-
-def _naive(v: datetime | None) -> datetime | None:
-    if v is not None and v.tzinfo is not None:
-        raise ValueError("simulation times are local: write them without a timezone")
-    return v
 
 
 class ResidentOverride(_Strict):
@@ -70,25 +73,6 @@ class ResidentOverride(_Strict):
 
 
 # -- interventions ----------------------------------------------------------------------
-
-
-class _Timed(_Strict):
-    """When an intervention happens: at the start of step `at_step` (before anyone
-    acts), or at the step whose time is `at`."""
-
-    at_step: int | None = Field(None, ge=1)
-    at: datetime | None = None
-
-    @field_validator("at")
-    @classmethod
-    def _local(cls, v: datetime | None) -> datetime | None:
-        return _naive(v)
-
-    @model_validator(mode="after")
-    def _one_time(self) -> _Timed:
-        if (self.at_step is None) == (self.at is None):
-            raise ValueError("give exactly one of at_step and at")
-        return self
 
 
 class Announce(_Timed):
@@ -148,29 +132,20 @@ class AddCodeRule(_Timed):
 
 
 Intervention = Annotated[
-    Announce | Message | PlantMemory | Effects | SetProperty | AddCodeRule,
+    Announce
+    | Message
+    | PlantMemory
+    | Effects
+    | SetProperty
+    | AddCodeRule
+    | InjectPost
+    | FeedRanking
+    | Outage,
     Field(discriminator="kind"),
 ]
 
 
 # -- measurements ------------------------------------------------------------------------
-
-
-class _Measure(_Strict):
-    """When a measurement is taken: every `every` steps, at some steps, at some times;
-    the end of a run always. Nothing given: every step (code) or the end (questions)."""
-
-    name: Name
-    every: int | None = Field(None, ge=1)
-    at_steps: list[int] = Field(default_factory=list, max_length=1000)
-    at: list[datetime] = Field(default_factory=list, max_length=1000)
-
-    @field_validator("at")
-    @classmethod
-    def _local(cls, v: list[datetime]) -> list[datetime]:
-        for t in v:
-            _naive(t)
-        return v
 
 
 class ResidentsAt(_Measure):
@@ -335,6 +310,11 @@ Measurement = Annotated[
     | Trades
     | Conservation
     | Check
+    | PostCount
+    | MessagesSent
+    | LikeCount
+    | MoneyMoved
+    | PostReach
     | Ask
     | Judge,
     Field(discriminator="kind"),
@@ -349,6 +329,7 @@ CODE_KINDS = (
     "trades",
     "conservation",
     "check",
+    *APP_KINDS,
 )
 
 
@@ -378,7 +359,7 @@ class Stop(_Strict):
     @field_validator("until")
     @classmethod
     def _local(cls, v: datetime | None) -> datetime | None:
-        return _naive(v)
+        return naive(v)
 
     @model_validator(mode="after")
     def _bounded(self) -> Stop:
