@@ -296,7 +296,9 @@ async def generate(
                 sampling=sampling,
             )
             try:
-                found = conversations_of_run(sim.recorder, sim.run_id, world, generator="dialogues")
+                found = conversations_of_run(
+                    sim.recorder, sim.run_id, world, generator="dialogues", messages=False
+                )
                 record = _one_record(found, sim, spec, world, hook)
             finally:
                 await sim.aclose()
