@@ -74,6 +74,13 @@ COMMANDS: dict[str, Command] = {
         ),
         Command("leave", "leave", "hand the resident back to its model", "leave"),
         Command(
+            "feed",
+            "feed",
+            "the town feed ranked as the world ranks it (while playing: as your resident "
+            "last read it)",
+            "feed",
+        ),
+        Command(
             "fork",
             "fork [NAME]",
             "copy the town as it stands into a new town, and go on in the copy",
@@ -97,7 +104,8 @@ COMMANDS: dict[str, Command] = {
     )
 }
 
-#: what a resident being played may type besides commands (see seat.py)
+#: what a resident being played may type besides commands (see seat.py; with a phone,
+#: phone.py's APP_VERBS too)
 PLAY_VERBS = ("go", "give", "use", "wait")
 
 
@@ -135,5 +143,7 @@ def help_text(name: str | None = None) -> list[str]:
     width = max(len(c.usage) for c in COMMANDS.values())
     lines = [f"{c.usage:<{width}}  {c.summary}  (e.g. {c.example})" for c in COMMANDS.values()]
     lines.append("while playing, any other line is your resident's action: go PLACE, ")
-    lines.append("  give ITEM to NAME, use ITEM ..., wait, or anything you do in words")
+    lines.append("  give ITEM to NAME, use ITEM ..., wait, or anything you do in words;")
+    lines.append("  with a phone: message NAME TEXT, post TEXT, reply POST TEXT, like POST,")
+    lines.append("  follow NAME, read feed, read messages, pay N to NAME")
     return lines

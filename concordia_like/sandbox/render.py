@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from concordia_like.engine.simulation import Simulation, StepReport
+from concordia_like.sandbox.phone import phone_lines
 from concordia_like.text import shown, squash
 
 EVENT_SHOWN = ("announcement", "speech", "action", "failure")
@@ -68,7 +69,7 @@ def place(sim: Simulation, pid: str) -> list[str]:
 
 
 def resident(sim: Simulation, name: str, n: int = 5) -> list[str]:
-    """All that `inspect` shows of a resident."""
+    """All that `inspect` shows of a resident (with its phone, in a world with apps)."""
     s, agent = sim.state, sim.agents[name]
     card = agent.persona
     here = s.location(name)
@@ -90,6 +91,7 @@ def resident(sim: Simulation, name: str, n: int = 5) -> list[str]:
     lines += _memories("recent memories", sim.memory.recent(name, n))
     lines += _memories("most important", sim.memory.important(name, n))
     lines += _memories("reflections", sim.memory.recent(name, n, kinds=["reflection"]))
+    lines += phone_lines(s, name)
     return [f"[bold]{shown(lines[0])}[/]", *(shown(x) for x in lines[1:])]
 
 

@@ -6,9 +6,10 @@ What the seat shows is what that resident perceived in the step, and nothing els
 the screen while playing is built from the seat's lines only.
 
 Typed text becomes a typed action (agents/actions.py) where its meaning is plain (go,
-say, give, use, wait), checked against the world first so that an impossible one gets
-a hint and costs no step; any other text is an `other` action, which the Game Master's
-model resolves, like a resident's own free-form action."""
+say, give, use, wait, and with a phone the app forms of sandbox/phone.py), checked
+against the world first so that an impossible one gets a hint and costs no step; any
+other text is an `other` action, which the Game Master's model resolves, like a
+resident's own free-form action."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from concordia_like.agents.actions import TEXT_MAX, WORDS_MAX, Give, Move, Other, Say, Use, Wait
 from concordia_like.engine.hooks import StepHook, StepInput
 from concordia_like.sandbox.commands import Hint, resolve
+from concordia_like.sandbox.phone import parse_app_action
 from concordia_like.text import clip, squash
 from concordia_like.world.state import WorldState
 
@@ -107,6 +109,9 @@ def parse_action(state: WorldState, actor: str, text: str) -> Any:
             raise Hint("there is nothing here or on you to use")
         item, how = resolve(rest, usable, "item here or held")
         return Use(kind="use", item=item, text=clip(how or f"use the {item}", TEXT_MAX))
+    app_action = parse_app_action(state, actor, verb, rest)
+    if app_action is not None:
+        return app_action
     if verb == "wait" and not rest:
         return Wait(kind="wait", text="waits")
     if not text:

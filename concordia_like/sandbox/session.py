@@ -30,6 +30,7 @@ from concordia_like.sandbox import render
 from concordia_like.sandbox.commands import COMMANDS, Hint, help_text, resolve, split
 from concordia_like.sandbox.inject import Injections
 from concordia_like.sandbox.newcomer import read_newcomer
+from concordia_like.sandbox.phone import PhoneCommands
 from concordia_like.sandbox.runlog import RunLog
 from concordia_like.sandbox.seat import PlayerSeat, parse_action, parse_say
 from concordia_like.sandbox.stepping import StepLoop
@@ -42,7 +43,7 @@ INTERVIEW_TOKENS = 80
 Opener = Callable[[str], Simulation]
 
 
-class TownSession:
+class TownSession(PhoneCommands):
     def __init__(
         self,
         sim: Simulation,
