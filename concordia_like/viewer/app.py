@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from concordia_like.errors import ConcordiaError, ConfigError
 from concordia_like.viewer.experiment import ExperimentView
+from concordia_like.viewer.feed import feed
 from concordia_like.viewer.residents import memories, resident
 from concordia_like.viewer.runview import EventFilter, RunView
 
@@ -169,6 +170,7 @@ def create_app(catalog: Catalog) -> Starlette:
             ),
         ),
         Route("/api/run/{rid}/usage", answer(lambda r: view(r).usage())),
+        Route("/api/run/{rid}/feed", answer(lambda r: feed(view(r)))),
         Route(
             "/api/run/{rid}/resident/{name}",
             answer(lambda r: resident(view(r), r.path_params["name"])),

@@ -15,6 +15,7 @@ from typing import Any
 from concordia_like.errors import ConcordiaError
 from concordia_like.files import write_atomic
 from concordia_like.viewer.app import STATIC, Catalog
+from concordia_like.viewer.feed import feed
 from concordia_like.viewer.residents import memories, resident
 
 #: where the page's template takes the data's script tags
@@ -60,6 +61,7 @@ def export_site(catalog: Catalog, out: Path) -> Path:
             "events": list(view.all_events()),
             "threads": view.threads(),
             "usage": view.usage(),
+            "feed": feed(view),
             "residents": people,
             "memories": remembered,
         }

@@ -19,6 +19,7 @@ from typing import Any
 from concordia_like.engine.recorder import Checkpoint, RunRecorder
 from concordia_like.engine.runs import DEFAULT_ROOT, run_folder, store_url_for
 from concordia_like.errors import ConcordiaError, ConfigError
+from concordia_like.viewer.feed import apps_of
 from concordia_like.viewer.layout import layout
 from concordia_like.world.loader import World, load_world
 
@@ -167,6 +168,7 @@ class RunView:
             ],
             "edges": [list(e) for e in edges],
             "residents": sorted(world_state.get("agents", {})),
+            "feed": bool(((apps_of(world_state) or {}).get("spec") or {}).get("feed")),
             "kinds": kinds,
             "events": sum(n for _, _, n in counts),
         }

@@ -1,6 +1,7 @@
 // The viewer's page: a map with a step slider, the timeline, conversations, residents,
-// usage and experiments. Every piece of data is put in the page as text (textContent,
-// createTextNode, setAttribute), never parsed as HTML: residents' words are model output.
+// usage, the town feed and experiments. Every piece of data is put in the page as text
+// (textContent, createTextNode, setAttribute), never parsed as HTML: residents' words
+// are model output.
 // Served, it asks the JSON API; exported, it answers the same questions from the data
 // files written beside it (window.VIEW_DATA).
 "use strict";
@@ -70,7 +71,7 @@
     const run = D.runs[parts[1]];
     if (!run) throw new Error("no run " + parts[1] + " in this export");
     const what = parts[2];
-    if (what === "head" || what === "positions" || what === "usage") return run[what];
+    if (what === "head" || what === "positions" || what === "usage" || what === "feed") return run[what];
     const offset = Number(p.offset || 0), limit = Number(p.limit || PAGE);
     if (what === "events") {
       const q = (p.q || "").toLowerCase(), kinds = [].concat(p.kind || []).filter(Boolean);
@@ -89,7 +90,7 @@
 
   // -- routing --------------------------------------------------------------------------
   const PAGES = { map: pageMap, timeline: pageTimeline, conversations: pageConversations,
-    usage: pageUsage, resident: pageResident };
+    usage: pageUsage, resident: pageResident, feed: pageFeed };
 
   async function route() {
     stopPlay();
@@ -120,7 +121,9 @@
     const items = [];
     if (S.index.kind === "experiment") items.push(el("a", { href: "#/experiment", class: here === "experiment" ? "on" : null }, "Experiment"));
     if (S.rid) {
-      for (const [k, label] of [["map", "Map"], ["timeline", "Timeline"], ["conversations", "Conversations"], ["usage", "Usage"]]) {
+      const pages = [["map", "Map"], ["timeline", "Timeline"], ["conversations", "Conversations"], ["usage", "Usage"]];
+      if (S.head && S.head.feed) pages.push(["feed", "Feed"]);
+      for (const [k, label] of pages) {
         const a = link([S.rid, k], label);
         if (here === k) a.className = "on";
         items.push(a);
@@ -287,6 +290,30 @@
     more.addEventListener("click", () => load(false).catch(showError));
     main(el("div", { class: "toolbar" }, who, info), list, more);
     await load(true);
+  }
+
+  // -- the town feed --------------------------------------------------------------------
+  async function pageFeed() {
+    const f = await api("run/" + encodeURIComponent(S.rid) + "/feed");
+    if (!f.has_feed) { main(el("p", { class: "muted" }, "This run's world has no town feed.")); return; }
+    const who = (name) => (S.head.residents.includes(name) ? link([S.rid, "resident", name], name) : name);
+    const byStep = {};
+    for (const p of f.posts) (byStep[p.step] = byStep[p.step] || []).push(p);
+    const steps = Object.keys(byStep).map(Number).sort((a, b) => b - a);  // newest first
+    const post = (p) => el("div", { class: "post", id: "post-" + p.id, "data-post": p.id },
+      el("div", { class: "muted" }, p.id + " · " + (p.time || "").replace("T", " ") + " · ", who(p.author),
+        p.reply_to ? " replying to " + p.reply_to : ""),
+      el("div", { class: "line" }, p.text),
+      el("div", { class: "muted" },
+        el("span", { class: "likes", "data-likes": p.likes }, "♥ " + p.likes + (p.liked_by.length ? " (" + p.liked_by.join(", ") + ")" : "")),
+        " · shown to " + p.shown_to.length + (p.replies.length ? " · replies: " + p.replies.join(", ") : "")));
+    main(el("h2", {}, "Town feed"),
+      el("p", { id: "feed-info" }, f.posts.length + " posts, " + f.likes + " likes, " + f.messages + " messages; ranked " + f.ranking + " (as the newest step ranks it)"),
+      f.steps.length ? lineChart([{ name: "posts", color: color(0), points: f.steps.map((s) => ({ x: s.step, y: s.posts })) },
+        { name: "replies", color: color(1), points: f.steps.map((s) => ({ x: s.step, y: s.replies })) }], { width: 640, height: 180 }) : null,
+      el("div", { id: "feed" }, steps.length ? steps.map((s) => el("div", { class: "feed-step", "data-step": s },
+        el("h3", {}, "Step " + s), byStep[s].map(post))) : el("p", { class: "muted" }, "Nothing posted yet.")),
+      el("p", { class: "muted" }, "Likes and who was shown a post are as the newest checkpoint holds them; the apps keep no time of a like."));
   }
 
   // -- a resident -----------------------------------------------------------------------
