@@ -148,6 +148,7 @@ class Simulation(Acting):
         self.gm = GameMaster(self.world, self.lm)
         self.upkeep = Upkeep(self.lm, self.memory, self.agents)
         self.upkeep.place_names = {pid: p.name for pid, p in self.state.places.items()}
+        self.upkeep.routine_plans = lambda: self.attention.mode == "events"
 
     @property
     def state(self) -> WorldState:
@@ -358,7 +359,7 @@ class Simulation(Acting):
                 if to != out.actor:
                     self._noted.setdefault(to, set()).add("news")
         if out.said is not None and out.success:
-            for to in out.addressees:
+            for to in self._unanswered(out):  # not answered in the same conversation
                 self.agents[to].reply_to = f'{out.actor} said to you: "{out.said}"'
             pair = sorted([out.actor, *out.addressees])
             utterances.append(

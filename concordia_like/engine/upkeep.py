@@ -11,6 +11,7 @@ did."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -72,6 +73,9 @@ class Upkeep:
         self._personas = {n: planning_persona(a.persona) for n, a in agents.items()}
         #: place id -> name, for the places plans name (the engine sets it)
         self.place_names: dict[str, str] = {}
+        #: whether a resident with nothing new since its last plan keeps its routine
+        #: with no plan call (the engine's attention policy says: `events`)
+        self.routine_plans: Callable[[], bool] = lambda: False
 
     def add_resident(self, agent: Agent) -> None:
         """Plan and reflect for a resident who joined (the agents dict is shared)."""
@@ -109,6 +113,7 @@ class Upkeep:
                 places=tuple(self.place_names.values()),
                 place_ids=place_ids,
                 prefix=a.prefix,
+                news=tuple(sorted(a.attention.since_plan)) if self.routine_plans() else None,
             )
             for n, a in self.agents.items()
         }

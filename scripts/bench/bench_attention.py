@@ -5,14 +5,15 @@ Runs the town (`worlds/town.yaml`) from Monday 07:00 for 36 steps under each pol
 one model (the embedded SmolLM2-135M unless `--backend` names another), with real
 embeddings, Chroma and SQLite, and prints per policy:
 
-- calls per awake agent-step: every model call (acting, speech, plans, importance,
-  reflection, the Game Master) over awake agent-steps (one resident not asleep in one
-  step, asked or not);
+- calls per awake agent-step: every model call of the run's usage ledger, whatever its
+  purpose (act, converse, speech, plan, importance, reflect, the Game Master's resolve),
+  over awake agent-steps (one resident not asleep in one step, asked or not);
 - seconds of wall time per awake agent-step;
 - at the plan's place: of the awake residents whose plan item names a place and has
   been under way for two steps or more (time to walk there), the share that is there
   after the step;
-- conversations: distinct speaker-addressee pairs;
+- conversations: distinct speaker-addressee pairs (a line of an act call's speech, or a
+  turn of a conversation written in one call: both are `say` events);
 - degenerate speech: the share of decisions to speak that did not end in readable
   speech (`agents.degenerate`, as bench_quality counts it).
 
@@ -93,7 +94,7 @@ class Figures:
             f"degenerate speech {self.degenerate}/{self.says} = {self.degenerate_speech:.2f}"
         )
         print(f"        calls by purpose: {self.by_purpose}")
-        print(f"        act calls by why: {self.by_why}")
+        print(f"        calls by why: {self.by_why}")
 
 
 def count_step(sim: Simulation, report: StepReport, fig: Figures, said: dict[str, list[str]]):
@@ -145,7 +146,7 @@ async def run(mode: str, lender, steps: int, seed: int, root: Path, idle: int) -
                 flush=True,
             )
         usage = sim.lm.usage.summary()
-        fig.calls = usage["total"]["calls"]
+        fig.calls = usage["total"]["calls"]  # every purpose: act, converse, plan, ...
         fig.by_purpose = {p: u["calls"] for p, u in usage["by_purpose"].items()}
         fig.by_why = {w: u["calls"] for w, u in usage.get("by_why", {}).items()}
     return fig

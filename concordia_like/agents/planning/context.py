@@ -56,6 +56,11 @@ class PlanContext:
     #: prefixes decodes an agent's persona once for all its calls; the persona is then
     #: not repeated in the question
     prefix: str = ""
+    #: what calls for a change to the routine since the agent's last plan (news it
+    #: perceived, an intervention, a whisper): with none (an empty tuple) and a routine,
+    #: the routine is the day's plan and no model call is made; None: not tracked, the
+    #: model is asked as always
+    news: tuple[str, ...] | None = None
 
 
 def day_bounds(ctx: PlanContext, day: date) -> tuple[datetime, datetime]:
@@ -83,3 +88,9 @@ def from_routine(description: str, ctx: PlanContext) -> bool:
     """Whether a block's description is an entry of the agent's routine, as a plan
     made from the routine keeps it (not one the model proposed)."""
     return any(description == with_place(a, p) for _, a, p in ctx.routine)
+
+
+def routine_stands(ctx: PlanContext) -> bool:
+    """Whether the agent's routine is its day plan as it is: it has one, and nothing
+    since its last plan gives it a reason to change it."""
+    return bool(ctx.routine) and ctx.news is not None and not ctx.news

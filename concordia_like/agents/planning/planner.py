@@ -13,7 +13,10 @@ A model answer that is unusable never stops the simulation: a failed day plan fa
 back to the agent's routine (without one, to a one-block day), a failed decomposition
 to the block itself, a failed replan to the plan as it was, each logged.
 
-An agent with a usual day plans from it: its routine is the skeleton, and what the
+An agent with a usual day whose memory since its last plan holds nothing new (no news
+it perceived, no intervention, no whisper: `PlanContext.news`) takes its routine as the
+day's plan with no model call, as a person keeps to the usual day unless something
+gives a reason to change it. Otherwise it plans from it: its routine is the skeleton, and what the
 model proposes is merged into it (the model's entry wins at its hour); a proposal that
 repeats an activity already in the plan, or is degenerate, is dropped, so a plan cannot
 be one activity repeated (a small model asked for free activities with hours wrote one
@@ -40,6 +43,7 @@ from concordia_like.agents.planning.context import (
     day_bounds,
     from_routine,
     needs_day_plan,
+    routine_stands,
     with_place,
 )
 from concordia_like.agents.planning.requests import day_request, replan_request, steps_request
@@ -174,14 +178,27 @@ class Planner:
     # -- day plans ------------------------------------------------------------------
 
     async def plan_days(self, contexts: Sequence[PlanContext], now: datetime) -> dict[str, DayPlan]:
-        """A plan for the day of `now` for each agent, made in one batch of calls."""
+        """A plan for the day of `now` for each agent, made in one batch of calls; an
+        agent whose routine stands (`routine_stands`: nothing new since its last plan)
+        takes it as it is, with no call, and the reason is logged."""
         day = now.date()
-        requests = [day_request(c, day, self._reflections(c), self.config) for c in contexts]
-        answers = await self.lm.complete_many(requests, return_exceptions=True)
+        asked = [c for c in contexts if not routine_stands(c)]
+        requests = [
+            day_request(c, day, self._reflections(c), self.config).model_copy(
+                update={"why": "+".join(c.news) if c.news else None}
+            )
+            for c in asked
+        ]
+        answers = iter(await self.lm.complete_many(requests, return_exceptions=True))
         plans: dict[str, DayPlan] = {}
-        for ctx, answer in zip(contexts, answers, strict=True):
+        for ctx in contexts:
+            if routine_stands(ctx):
+                log.info("day plan of %s: its routine, nothing new since its last plan", ctx.agent)
+                answer: Any = None
+            else:
+                answer = next(answers)
             wake, bed = day_bounds(ctx, day)
-            parsed = _parsed(answer, "day plan", ctx.agent)
+            parsed = _parsed(answer, "day plan", ctx.agent) if answer is not None else None
             items: list[tuple[int, str, str | None]]
             if ctx.routine:
                 proposals = [(i.hour, i.activity, i.place) for i in parsed.items] if parsed else []
