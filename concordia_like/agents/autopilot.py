@@ -68,6 +68,10 @@ def route(state: WorldState, agent: str, target: str) -> Route:
         for nxt in state.neighbours(at):
             if nxt in came_from:
                 continue
+            if nxt != target and state.only_way(nxt) == at:  # a dead end leads nowhere
+                came_from[nxt] = ""
+                blocked = blocked or state.entry_refusal(agent, nxt)
+                continue
             why = state.entry_refusal(agent, nxt)
             if why is not None:
                 blocked = blocked or why

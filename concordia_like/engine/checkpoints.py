@@ -119,20 +119,35 @@ def write_parts(
     write, gone, digests = changes(parts, known)
     if known is None:
         s.execute(delete(CheckpointPartRow).where(CheckpointPartRow.run_id == run_id))
-    stale = [k for k in write if known is not None and k in known] + gone
-    for i in range(0, len(stale), _CHUNK):
+    rows = [{"run_id": run_id, "key": k, "step": step, "data": t} for k, t in write.items()]
+    upsert = _upsert(s)
+    if upsert is None:  # neither SQLite nor PostgreSQL: delete, then insert
+        gone = [k for k in write if known is not None and k in known] + gone
+    for i in range(0, len(gone), _CHUNK):
         s.execute(
             delete(CheckpointPartRow).where(
                 CheckpointPartRow.run_id == run_id,
-                CheckpointPartRow.key.in_(stale[i : i + _CHUNK]),
+                CheckpointPartRow.key.in_(gone[i : i + _CHUNK]),
             )
         )
-    if write:
-        s.execute(
-            insert(CheckpointPartRow),
-            [{"run_id": run_id, "key": k, "step": step, "data": t} for k, t in write.items()],
-        )
+    if rows:
+        s.execute(upsert if upsert is not None else insert(CheckpointPartRow), rows)
     return digests
+
+
+def _upsert(s: Session) -> Any:
+    """An INSERT of parts that updates a part already there, where the store has one."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialects: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    dialect_insert = dialects.get(s.get_bind().dialect.name)
+    if dialect_insert is None:
+        return None
+    stmt = dialect_insert(CheckpointPartRow)
+    return stmt.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={"step": stmt.excluded.step, "data": stmt.excluded.data},
+    )
 
 
 def read_parts(s: Session, run_id: str) -> dict[str, str]:

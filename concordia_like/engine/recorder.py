@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from concordia_like.engine import checkpoints
@@ -184,33 +184,43 @@ class RunRecorder:
                 raise ConfigError(f"no run {run_id!r} in store {self.url}")
             if step != run.steps_done + 1:
                 raise RuntimeError(f"step {step} committed after step {run.steps_done}")
-            s.add_all(
-                EventRow(
-                    run_id=run_id,
-                    step=step,
-                    seq=i,
-                    sim_time=sim_time,
-                    kind=e.kind,
-                    actor=e.actor,
-                    place=e.place,
-                    text=e.text,
-                    data=e.data,
+            # in bulk (one statement per table), not object by object: a city's step
+            # has thousands of events
+            if events:
+                s.execute(
+                    insert(EventRow),
+                    [
+                        {
+                            "run_id": run_id,
+                            "step": step,
+                            "seq": i,
+                            "sim_time": sim_time,
+                            "kind": e.kind,
+                            "actor": e.actor,
+                            "place": e.place,
+                            "text": e.text,
+                            "data": e.data,
+                        }
+                        for i, e in enumerate(events)
+                    ],
                 )
-                for i, e in enumerate(events)
-            )
-            s.add_all(
-                UtteranceRow(
-                    run_id=run_id,
-                    step=step,
-                    conversation=u.conversation,
-                    speaker=u.speaker,
-                    addressees=u.addressees,
-                    place=u.place,
-                    sim_time=sim_time,
-                    text=u.text,
+            if utterances:
+                s.execute(
+                    insert(UtteranceRow),
+                    [
+                        {
+                            "run_id": run_id,
+                            "step": step,
+                            "conversation": u.conversation,
+                            "speaker": u.speaker,
+                            "addressees": u.addressees,
+                            "place": u.place,
+                            "sim_time": sim_time,
+                            "text": u.text,
+                        }
+                        for u in utterances
+                    ],
                 )
-                for u in utterances
-            )
             if extra is not None:
                 extra(s)
             # the newest checkpoint only: its head replaced, its changed parts rewritten

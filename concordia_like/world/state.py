@@ -173,6 +173,10 @@ class WorldState:
         )
         self._journal: list[Callable[[], object]] | None = None
         self._running: dict[str, Number] = self.conserved_totals()
+        self._open: tuple[datetime | None, dict[str, bool]] = (None, {})
+        self._only_way = {
+            pid: p.connections[0] for pid, p in places.items() if len(p.connections) == 1
+        }
         self._present: dict[str, set[str]] = {p: set() for p in places}
         for agent in agents.values():
             self._present.setdefault(agent.location, set()).add(agent.name)
@@ -262,14 +266,31 @@ class WorldState:
     def entry_refusal(self, agent: str, place: str) -> str | None:
         """Why `agent` cannot enter `place` now (closed, full), or None."""
         p = self.places[place]
-        if not p.hours.is_open(self.clock.now) and agent not in p.keyholders:
+        if not self._open_now(place) and agent not in p.keyholders:
             return f"{place} is closed at {self.clock.now:%H:%M} ({p.hours.text()})"
         if p.capacity is not None and len(self._present.get(place, ())) >= p.capacity:
             return f"{place} is full (capacity {p.capacity})"
         return None
 
+    def _open_now(self, place: str) -> bool:
+        """Whether `place` is open at the clock's time, each place's hours read once per
+        time (a route search asks of the same places for one resident after another)."""
+        when, known = self._open
+        if when != self.clock.now:
+            known = {}
+            self._open = (self.clock.now, known)
+        is_open = known.get(place)
+        if is_open is None:
+            is_open = known[place] = self.places[place].hours.is_open(self.clock.now)
+        return is_open
+
     def neighbours(self, place: str) -> tuple[str, ...]:
         return self.places[place].connections
+
+    def only_way(self, place: str) -> str | None:
+        """The one place connected to `place` when it has one (a home off its street): a
+        route search need not look past it."""
+        return self._only_way.get(place)
 
     def reachable(self, agent: str) -> list[str]:
         """Places `agent` can move to right now: connected, open to them, not full."""

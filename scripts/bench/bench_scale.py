@@ -1,0 +1,272 @@
+"""Benchmark of a step as the world grows: a city of 1,000 and of 10,000 residents.
+
+Everything but the model is real (the scripted model answers at once): the sentence
+embedder, the memory index, the store (SQLite, or PostgreSQL through the embedded
+server the tests use), the Game Master, attention and autopilot, planning, one commit
+per step. The world is the city generated from `worlds/city/city.yaml` at each size
+(`--world town`: the town's residents replicated); runs start at a working hour
+(`--start`).
+
+Each size runs in a process of its own, so that its resident memory is its own. Per
+size it prints: seconds to build the world and to create the run (seed memories
+indexed), agent-steps per second over the timed steps (after warm-up steps), model
+calls per agent-step, peak resident memory (RSS), store bytes written per step (the
+values of every INSERT, UPDATE and DELETE the step sends to the store; the Chroma
+index's own files are not counted) and how much the store's size grew, and seconds to
+resume the run from its last step (its world rebuilt, store and index opened, state
+read back) in a new process.
+
+    .venv/bin/python scripts/bench/bench_scale.py --sizes 1000          # a few minutes
+    .venv/bin/python scripts/bench/bench_scale.py                       # 1,000 and 10,000
+    .venv/bin/python scripts/bench/bench_scale.py --store postgres
+
+The last line is
+`agent_steps_per_s_10000=<x> rss_mb_10000=<y> store_kb_per_step_10000=<z> resume_s_10000=<w>`
+(nan for a size not run)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+TOWN = ROOT / "worlds" / "town.yaml"
+CITY_SPEC = ROOT / "worlds" / "city" / "city.yaml"
+CITY_SEED = 1
+
+
+def _size(value: Any) -> int:
+    """Bytes a parameter value carries to the store (numbers as 8)."""
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_size(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_size(v) for v in value)
+    return 8
+
+
+class WriteCounter:
+    """Bytes of the values written through an engine (INSERT, UPDATE, DELETE)."""
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.bytes = 0
+        self.statements = 0
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, _conn, _cursor, statement, parameters, _context, _many) -> None:
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self.bytes += _size(parameters)
+            self.statements += 1
+
+
+def store_size(recorder: Any, folder: Path) -> int:
+    """The store's size in bytes (the SQLite file and its log, or the database)."""
+    engine = recorder.engine
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            return int(conn.execute(text("select pg_database_size(current_database())")).scalar())
+    return sum(p.stat().st_size for p in folder.glob("store.sqlite*"))
+
+
+def build_world(n: int, kind: str, root: Path) -> Any:
+    """The world of `n` residents: the city generated from `worlds/city/city.yaml`
+    (written under `root`, where a resume finds it again), the town's residents
+    replicated, or a world file (replicated to `n` if it has another number)."""
+    from concordia_like.world import load_world, replicate_residents
+
+    if kind == "city":
+        from concordia_like.generate.write import generate, write_city
+
+        return write_city(root / f"city-{n}", generate(CITY_SPEC, n, CITY_SEED))
+    world = load_world(TOWN if kind == "town" else kind)
+    return world if len(world.personas) == n else replicate_residents(world, n)
+
+
+def scripted(_folder: Path) -> Any:
+    from concordia_like.llm import LanguageModel, make_backend
+
+    return LanguageModel(make_backend("scripted"))
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def one_size(args: argparse.Namespace) -> dict[str, Any]:
+    """Create a run of `args.one` residents and time its steps (this process)."""
+    from concordia_like.engine.runs import run_folder, start_run
+    from concordia_like.memory.embedder import get_embedder
+
+    n, root = args.one, Path(args.root)
+    get_embedder().embed(["warm up the embedding model"])
+    t = time.perf_counter()
+    world = build_world(n, args.world, root)
+    world_s = time.perf_counter() - t
+    t = time.perf_counter()
+    sim = start_run(world, scripted, root=root, store=args.url, start_time=args.start)
+    create_s = time.perf_counter() - t
+    folder = run_folder(sim.run_id, root)
+    for _ in range(args.warmup):
+        await sim.run_step()
+    counter = WriteCounter(sim.recorder.engine)
+    size0, calls0 = store_size(sim.recorder, folder), sim.lm.usage.total.calls
+    t = time.perf_counter()
+    for _ in range(args.steps):
+        await sim.run_step()
+    wall = time.perf_counter() - t
+    calls = sim.lm.usage.total.calls - calls0
+    grown = store_size(sim.recorder, folder) - size0
+    rss = rss_mb()
+    await sim.aclose()
+    agent_steps = n * args.steps
+    return {
+        "residents": n,
+        "run_id": sim.run_id,
+        "world_s": world_s,
+        "create_s": create_s,
+        "agent_steps_per_s": agent_steps / wall,
+        "step_s": wall / args.steps,
+        "calls_per_agent_step": calls / agent_steps,
+        "rss_mb": rss,
+        "store_kb_per_step": counter.bytes / args.steps / 1024,
+        "store_grown_kb_per_step": grown / args.steps / 1024,
+    }
+
+
+async def resume(args: argparse.Namespace) -> dict[str, Any]:
+    """Reopen run `args.resume` from its last step (this process) and run one step."""
+    from concordia_like.engine.runs import resume_run
+    from concordia_like.memory.embedder import get_embedder
+
+    get_embedder().embed(["warm up the embedding model"])
+    t = time.perf_counter()
+    sim = resume_run(args.resume, scripted, root=Path(args.root), store=args.url)
+    resume_s = time.perf_counter() - t
+    step = sim.step
+    t = time.perf_counter()
+    await sim.run_step()
+    next_s = time.perf_counter() - t
+    await sim.aclose()
+    return {"resume_s": resume_s, "resumed_at": step, "next_step_s": next_s}
+
+
+def child(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """Run this script for one size (or one resume) in a new process; its JSON line."""
+    cmd = [sys.executable, __file__, "--root", args.root, "--start", args.start]
+    cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--world", args.world]
+    if extra.get("url"):
+        cmd += ["--url", extra["url"]]
+    cmd += ["--one", str(extra["one"])] if "one" in extra else ["--resume", extra["resume"]]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd[2:])} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def store_urls(kind: str) -> Iterator[Any]:
+    """A function giving a fresh store URL per size: None (SQLite in the run's folder)
+    or a new database on an embedded PostgreSQL server."""
+    if kind != "postgres":
+        yield lambda _n: None
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.support.postgres import postgres_server
+
+    with postgres_server() as server:
+
+        def url(n: int) -> str:
+            name = f"bench_scale_{n}_{os.getpid()}"
+            server.admin(f'CREATE DATABASE "{name}"')
+            return server.url(name)
+
+        yield url
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1000,10000", help="residents per run (default 1000,10000)")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per size (default 3)")
+    ap.add_argument("--warmup", type=int, default=1, help="steps before the timing (default 1)")
+    ap.add_argument("--start", default="10:00", help="time of day the runs start (default 10:00)")
+    ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument(
+        "--world",
+        default="city",
+        help="city (generated from worlds/city/city.yaml, the default), town (its residents "
+        "replicated) or a world file",
+    )
+    ap.add_argument("--root", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--resume", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one is not None or args.resume is not None:
+        result = asyncio.run(one_size(args) if args.one is not None else resume(args))
+        print(json.dumps(result))
+        return
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    one, five, _ = os.getloadavg()
+    print(f"store {args.store}; world {args.world}; from {args.start}")
+    print(f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores")
+    rows = {}
+    args.root = tempfile.mkdtemp(prefix="bench_scale_")
+    try:
+        with store_urls(args.store) as url_for:
+            for n in sizes:
+                url = url_for(n)
+                row = child(args, one=n, url=url)
+                row.update(child(args, resume=row["run_id"], url=url))
+                rows[n] = row
+                print(
+                    f"{n:>6} residents: world {row['world_s']:.1f} s, run created "
+                    f"{row['create_s']:.1f} s, {row['agent_steps_per_s']:.0f} agent-steps/s "
+                    f"({row['step_s']:.1f} s a step), "
+                    f"{row['calls_per_agent_step']:.2f} calls per agent-step, "
+                    f"RSS {row['rss_mb']:.0f} MB, store {row['store_kb_per_step']:.0f} KB "
+                    f"written per step (grew {row['store_grown_kb_per_step']:.0f} KB), "
+                    f"resumed in {row['resume_s']:.1f} s (next step {row['next_step_s']:.1f} s)",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(args.root, ignore_errors=True)
+    if len(sizes) > 1:
+        small, big = rows[sizes[0]], rows[sizes[-1]]
+        print(
+            f"{sizes[-1]} against {sizes[0]}: agent-steps/s x"
+            f"{big['agent_steps_per_s'] / small['agent_steps_per_s']:.2f}, store bytes per "
+            f"step x{big['store_kb_per_step'] / small['store_kb_per_step']:.1f}"
+        )
+    big = rows.get(10000, {})
+    nan = float("nan")
+    print(
+        f"agent_steps_per_s_10000={big.get('agent_steps_per_s', nan):.1f} "
+        f"rss_mb_10000={big.get('rss_mb', nan):.0f} "
+        f"store_kb_per_step_10000={big.get('store_kb_per_step', nan):.0f} "
+        f"resume_s_10000={big.get('resume_s', nan):.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
