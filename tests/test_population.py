@@ -201,3 +201,39 @@ def test_a_name_list_beside_the_spec_is_read_and_checked(tmp_path):
         load_spec(good)
     assert info.value.first.field == "names.family[0]"
     assert info.value.first.line == _line_of(good, "names: {family")
+
+
+async def test_backstories_are_written_for_every_card_and_a_failed_answer_leaves_one_empty():
+    from concordia_like.generate.backstories import PURPOSE, write_backstories
+    from concordia_like.llm import LanguageModel, ScriptedBackend
+
+    from support.engine import force
+
+    cards = generate(SPEC, 12, 4).city.cards
+    backend = ScriptedBackend()
+    seen: list[tuple[str | None, int]] = []
+
+    def answer(req):
+        seen.append((req.agent, req.sampling.seed))
+        if req.agent == cards[3].name:
+            return {"backstory": "short"}  # under the schema's least: refused
+        return {"backstory": f"{req.agent} grew up by the river and  misses it."}
+
+    force(backend, PURPOSE, answer)
+    async with LanguageModel(backend) as lm:
+        written = await write_backstories(lm, cards, 4, "Wendmouth")
+    assert written.failed == 1
+    assert written.cards[3].backstory == ""
+    for before, after in zip(cards, written.cards, strict=True):
+        assert after.model_copy(update={"backstory": ""}) == before
+    assert written.cards[0].backstory == f"{cards[0].name} grew up by the river and misses it."
+    assert len({s for _, s in seen}) == len(cards)  # a seed of its own for each card
+
+
+def test_population_backstories_on_the_scripted_model(tmp_path):
+    out = tmp_path / "p"
+    args = ["population", str(SPEC), "--n", "15", "--seed", "2", "--out", str(out)]
+    res = runner.invoke(app, [*args, "--backstories", "--backend", "scripted"])
+    assert res.exit_code == 0, res.output
+    assert "backstories: 15 written by scripted" in res.output
+    assert all(c.backstory for c, _ in load_card_lines(out / CARDS))

@@ -7,8 +7,17 @@ from typing import Annotated
 
 import typer
 
-from concordia_like.cli.common import check_seed, console, user_errors
-from concordia_like.cli.population import NOpt, OutOpt, SeedOpt, SpecArg, check_n
+from concordia_like.cli.common import (
+    ApiKeyOpt,
+    BaseUrlOpt,
+    ModelOpt,
+    ModelPathOpt,
+    OptionalBackendOpt,
+    console,
+    user_errors,
+)
+from concordia_like.cli.population import BackstoriesOpt, NOpt, OutOpt, SeedOpt, SpecArg, drawn
+from concordia_like.llm import BackendOptions
 
 
 @user_errors
@@ -18,14 +27,19 @@ def city(
     n: NOpt = 1000,
     seed: SeedOpt = 0,
     quiet: Annotated[bool, typer.Option(help="print one line, not the summary")] = False,
+    backstories: BackstoriesOpt = False,
+    backend: OptionalBackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    api_key: ApiKeyOpt = None,
+    model_path: ModelPathOpt = None,
 ) -> None:
     """Lay out a city for N residents drawn from SPEC into DIR: world.yaml (districts,
     homes, workplaces, amenities, a walkable graph), cards.jsonl and population.txt."""
-    from concordia_like.generate.write import WORLD, generate, write_city
+    from concordia_like.generate.write import WORLD, write_city
 
-    check_n(n)
-    check_seed(seed)
-    g = generate(spec, n, seed)
+    options = BackendOptions(backend, model, base_url, api_key, model_path)
+    g = drawn(spec, n, seed, backstories, options)
     world = write_city(out, g)
     if not quiet:
         console.print(g.summary, highlight=False, markup=False)
