@@ -108,7 +108,7 @@ def feed_lines(sim: Simulation, seat: PlayerSeat) -> list[str]:
     lines = [f"{head}:"]
     for p in posts:
         replies = sum(1 for x in apps.posts if x.reply_to == p.id)
-        more = f", {replies} replies" if replies else ""
+        more = f", {replies} repl{'y' if replies == 1 else 'ies'}" if replies else ""
         lines.append(f"  {shown(feed_line(s, p))}  [dim](step {p.step}{more})[/]")
     return lines
 
