@@ -82,10 +82,12 @@ async def test_free_text_about_texting_is_grounded_as_the_typed_message(gm, back
 
 async def test_a_resident_without_a_phone_is_not_resolved_as_using_apps(gm, backend):
     await gm.resolve_one(CY, Other(kind="other", text="I text Ann"))
-    [request] = [r for r in backend.requests_seen if r.purpose == "resolve"]
-    defs = request.json_schema.get("$defs", {})
-    assert not {"MessageOut", "PostOut", "BankOut", "ReadOut"} & set(defs)
-    assert "phone has" not in request.messages[-1].content
+    requests = [r for r in backend.requests_seen if r.purpose == "resolve"]
+    assert requests  # the first, and its retry if the scripted answer was refused
+    for request in requests:
+        defs = request.json_schema.get("$defs", {})
+        assert not {"MessageOut", "PostOut", "BankOut", "ReadOut"} & set(defs)
+        assert "phone has" not in request.messages[-1].content
 
 
 def test_a_post_reaches_nobody_until_they_read_the_feed(gm):

@@ -35,20 +35,23 @@ def device_refusal(s: WorldState, agent: str, role: str = "use the apps") -> str
 
 def contacts(s: WorldState, agent: str) -> list[str]:
     """Whom `agent` can reach through the apps (others holding the device), sorted, at most
-    `CONTACTS_MAX`: in a larger world, first those it has exchanged messages or money
-    with, follows, or is with, then the rest by name."""
-    others = [n for n in sorted(s.agents) if n != agent and has_device(s, n)]
-    if len(others) <= CONTACTS_MAX or s.apps is None:
-        return others
+    `CONTACTS_MAX`: when more hold one, first those it has exchanged messages or money
+    with, follows, or is with, then the rest by name. Read from the state's index of who
+    holds the device (`WorldState.holders_of`) and the apps' of partners, so its cost
+    grows with those contacts, not with the town."""
     apps = s.apps
-    known = {m.to for m in apps.messages if m.sender == agent}
-    known |= {m.sender for m in apps.messages if m.to == agent}
-    known |= {t.to for t in apps.transfers if t.sender == agent}
-    known |= {b for a, b in apps.follows if a == agent}
-    known |= set(s.others_present(agent))
-    first = [n for n in others if n in known]
-    rest = [n for n in others if n not in known]
-    return sorted((first + rest)[:CONTACTS_MAX])
+    if apps is None:
+        return []
+    known = apps.partners(agent) | set(s.others_present(agent))
+    out = sorted(n for n in known if n != agent and has_device(s, n))[:CONTACTS_MAX]
+    device = apps.spec.device
+    holders = sorted(s.agents) if device is None else s.holders_of(device)
+    for n in holders:
+        if len(out) >= CONTACTS_MAX:
+            break
+        if n != agent and n not in known and n in s.agents:
+            out.append(n)
+    return sorted(out)
 
 
 def rank_feed(s: WorldState, reader: str, limit: int | None = None) -> list[Post]:

@@ -175,6 +175,42 @@ class AppState:
     usage_step: int = 0
     #: apps out of service (an outage an experiment causes: `world.app_world`)
     down: set[str] = field(default_factory=set)
+    #: whom each resident has exchanged messages with, paid or follows, with how many
+    #: such records: derived from the lists above (never checkpointed), kept by the
+    #: writes, so that a resident's contacts cost no scan of every message
+    _partners: dict[str, dict[str, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for record in (*self.messages, *self.transfers, *self.follows):
+            self._link(record, 1)
+
+    def partners(self, agent: str) -> set[str]:
+        """Whom `agent` has exchanged messages with (either way), paid, or follows."""
+        return set(self._partners.get(agent, ()))
+
+    def _link(self, record: Any, d: int) -> None:
+        """Count `record` (a message, a transfer, a follow pair) in `_partners` (`d`
+        1), or count it out (-1); other records are not about partners."""
+        if isinstance(record, Message):
+            pairs: tuple[tuple[str, str], ...] = (
+                (record.sender, record.to),
+                (record.to, record.sender),
+            )
+        elif isinstance(record, Transfer):
+            pairs = ((record.sender, record.to),)
+        elif isinstance(record, tuple):
+            pairs = (record,)
+        else:
+            return
+        for a, b in pairs:
+            row = self._partners.setdefault(a, {})
+            n = row.get(b, 0) + d
+            if n > 0:
+                row[b] = n
+            else:
+                row.pop(b, None)
 
     def post(self, post_id: str) -> Post | None:
         """The post with `post_id` (ids are `p1`, `p2`... in order of posting)."""
@@ -213,7 +249,13 @@ class AppState:
     def append(self, s: WorldState, records: list[Any], record: Any) -> None:
         """Add `record` to one of the lists above (`messages`, `posts`, ...)."""
         records.append(record)
-        _journal(s, records.pop)
+        self._link(record, 1)
+
+        def undo() -> None:
+            records.pop()
+            self._link(record, -1)
+
+        _journal(s, undo)
 
     def set_down(self, s: WorldState, down: set[str]) -> None:
         """The apps out of service from now on."""
@@ -228,7 +270,16 @@ class AppState:
     def add_pair(self, s: WorldState, pairs: set[tuple[str, str]], pair: tuple[str, str]) -> None:
         """Add `pair` to `likes` or `follows` (it is not there yet)."""
         pairs.add(pair)
-        _journal(s, lambda: pairs.discard(pair))
+        follow = pairs is self.follows
+        if follow:
+            self._link(pair, 1)
+
+        def undo() -> None:
+            pairs.discard(pair)
+            if follow:
+                self._link(pair, -1)
+
+        _journal(s, undo)
 
     # -- checkpoints --------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ which `world.invariants.check_invariants` verifies.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -181,6 +182,7 @@ class WorldState:
         for agent in agents.values():
             self._present.setdefault(agent.location, set()).add(agent.name)
         self._stacks: dict[str, dict[str, str]] = {}  # holder -> name key -> item id
+        self._holders: dict[str, list[str]] = {}  # name key -> its holders, sorted
         for item in items.values():
             self._index(item)
 
@@ -221,6 +223,11 @@ class WorldState:
             return item
         item_id = self._stacks.get(holder, {}).get(name_key(ref))
         return self.items[item_id] if item_id is not None else None
+
+    def holders_of(self, name: str) -> list[str]:
+        """Who holds a stack of `name` (residents and places), sorted: kept as things
+        move, so that asking (who has a phone) scans nothing. Read, never change, it."""
+        return self._holders.get(name_key(name), [])
 
     def stack_named(self, holder: str, name: str) -> Item | None:
         """The holder's stack of `name` (never by id): where arriving `name` goes."""
@@ -360,12 +367,21 @@ class WorldState:
         if stacks.get(key, item.id) != item.id:
             raise ValueError(f"{item.holder} already has a stack of {item.name!r}")
         stacks[key] = item.id
+        holders = self._holders.setdefault(key, [])
+        i = bisect_left(holders, item.holder)
+        if i == len(holders) or holders[i] != item.holder:
+            holders.insert(i, item.holder)
 
     def _unindex(self, item: Item) -> None:
         stacks = self._stacks.get(item.holder, {})
-        stacks.pop(name_key(item.name), None)
+        key = name_key(item.name)
+        stacks.pop(key, None)
         if not stacks:
             self._stacks.pop(item.holder, None)
+        holders = self._holders.get(key, [])
+        i = bisect_left(holders, item.holder)
+        if i < len(holders) and holders[i] == item.holder:
+            del holders[i]
 
     def add_item(self, item: Item) -> None:
         if item.id in self.items:
