@@ -315,7 +315,9 @@ async def test_the_town_plans_under_each_residents_act_prefix(tmp_path):
     from support.engine import TOWN, close, lm_factory
 
     backend = ScriptedBackend()
-    sim = start_run(TOWN, lm_factory(backend), root=tmp_path, start_time="07:00")
+    # under `always` (routines are planned too: under `events` a routine is kept as the plan)
+    always = {"mode": "always"}
+    sim = start_run(TOWN, lm_factory(backend), root=tmp_path, start_time="07:00", attention=always)
     try:
         await sim.run_step()
     finally:

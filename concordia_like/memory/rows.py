@@ -1,0 +1,230 @@
+"""A run's memories as SQL rows, with no index and no embedder: reading them by id, by
+recency and by importance, moving their last-retrieved times, copying them into another
+run, and each agent's reflection mark. `MemoryStore` (stream.py) adds embedding,
+indexing and scored retrieval on top."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Engine, Table, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from concordia_like.memory.candidates import evidence_ids
+from concordia_like.memory.records import (
+    EXPERIENCE_KINDS,
+    MemoryRecord,
+    RetrievalQuery,
+    ScoredMemory,
+)
+from concordia_like.store.memory_tables import MemoryRow, ReflectionMarkRow
+
+T = cast(Table, MemoryRow.__table__)
+MARKS = cast(Table, ReflectionMarkRow.__table__)
+_RECORD_COLS = (
+    *(T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved),
+    *(T.c.importance, T.c.evidence),
+)
+
+
+def naive_utc(when: datetime) -> datetime:
+    """Simulation times are stored naive (UTC); aware ones are converted, not rejected."""
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
+def _record(row: Any) -> MemoryRecord:
+    return MemoryRecord(
+        id=row.id,
+        agent=row.agent,
+        text=row.text,
+        kind=row.kind,
+        created=row.created,
+        last_retrieved=row.last_retrieved,
+        importance=row.importance,
+        evidence=evidence_ids(row.evidence),
+    )
+
+
+@contextmanager
+def _writer(engine: Engine, session: Session | None) -> Iterator[Any]:
+    """Somewhere to write: the caller's transaction, or a new one committed here."""
+    if session is not None:
+        yield session
+        return
+    with engine.begin() as conn:
+        yield conn
+
+
+class MemoryRows:
+    """The SQL side of one run's memories (see the module's notes)."""
+
+    def __init__(self, engine: Engine, run_id: str) -> None:
+        self.engine = engine
+        self.run_id = run_id
+
+    def _rows(self, conn: Any, ids: Iterable[int]) -> dict[int, Any]:
+        ids = list(ids)
+        out: dict[int, Any] = {}
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            stmt = select(*_RECORD_COLS, T.c.embedding).where(T.c.id.in_(chunk))
+            for row in conn.execute(stmt):
+                out[row.id] = row
+        return out
+
+    def touch(
+        self,
+        queries: Sequence[RetrievalQuery],
+        results: list[list[ScoredMemory]],
+        *,
+        session: Session | None = None,
+    ) -> None:
+        """Move the last-retrieved time of what was retrieved; with `session` (the
+        engine's step transaction) the update commits with the step, so a step re-run
+        after a crash scores recency exactly as the first attempt did."""
+        by_time: dict[datetime, set[int]] = {}
+        for q, res in zip(queries, results, strict=True):
+            if res:
+                by_time.setdefault(naive_utc(q.now), set()).update(s.record.id for s in res)
+        if not by_time:
+            return
+        with _writer(self.engine, session) as conn:
+            for when, ids in by_time.items():
+                conn.execute(
+                    update(T)
+                    .where(T.c.id.in_(sorted(ids)) & (T.c.last_retrieved < when))
+                    .values(last_retrieved=when)
+                )
+
+    # -- reading --------------------------------------------------------------------
+
+    def get(self, ids: Iterable[int]) -> list[MemoryRecord]:
+        """Records by id, in the order asked (unknown ids are left out)."""
+        ids = list(ids)
+        with self.engine.connect() as conn:
+            rows = self._rows(conn, ids)
+        return [_record(rows[i]) for i in ids if i in rows]
+
+    def recent(
+        self,
+        agent: str,
+        n: int,
+        *,
+        kinds: Sequence[str] | None = None,
+        after_id: int = 0,
+    ) -> list[MemoryRecord]:
+        """The agent's `n` newest memories (newest first), optionally of some kinds."""
+        stmt = select(*_RECORD_COLS).where(
+            (T.c.run_id == self.run_id) & (T.c.agent == agent) & (T.c.id > after_id)
+        )
+        if kinds is not None:
+            stmt = stmt.where(T.c.kind.in_(list(kinds)))
+        stmt = stmt.order_by(T.c.id.desc()).limit(n)
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(stmt)]
+
+    def count(self, agent: str | None = None) -> int:
+        stmt = select(func.count()).select_from(T).where(T.c.run_id == self.run_id)
+        if agent is not None:
+            stmt = stmt.where(T.c.agent == agent)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def agents(self) -> list[str]:
+        stmt = select(T.c.agent).where(T.c.run_id == self.run_id).distinct().order_by(T.c.agent)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).scalars())
+
+    def important(self, agent: str, n: int) -> list[MemoryRecord]:
+        """The agent's `n` most important memories (newest first among equals)."""
+        stmt = (
+            select(*_RECORD_COLS)
+            .where((T.c.run_id == self.run_id) & (T.c.agent == agent))
+            .order_by(T.c.importance.desc(), T.c.id.desc())
+            .limit(n)
+        )
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(stmt)]
+
+    def copy_into(self, session: Session, run_id: str) -> int:
+        """Copy every memory of this run, with its embedding, and the reflection marks
+        into `session` (any store's transaction) as memories of run `run_id`; return
+        how many. Ids are the target's to give, so a reflection's evidence and a mark
+        are moved onto the copies' ids. The copy's index is rebuilt from SQL when its
+        store is opened (see `reconcile`)."""
+        with self.engine.connect() as conn:
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(select(T).where(T.c.run_id == self.run_id).order_by(T.c.id))
+            ]
+            marks = [
+                dict(r._mapping)
+                for r in conn.execute(select(MARKS).where(MARKS.c.run_id == self.run_id))
+            ]
+        new_ids: dict[int, int] = {}
+        for row in rows:
+            old = row.pop("id")
+            row["run_id"] = run_id
+            row["evidence"] = [new_ids[i] for i in evidence_ids(row["evidence"]) if i in new_ids]
+            new_ids[old] = session.execute(insert(T).values(**row).returning(T.c.id)).scalar_one()
+        for mark in marks:
+            upto = max((new for old, new in new_ids.items() if old <= mark["upto_id"]), default=0)
+            session.execute(insert(MARKS).values({**mark, "run_id": run_id, "upto_id": upto}))
+        return len(rows)
+
+    # -- reflection bookkeeping -----------------------------------------------------
+
+    def reflection_marks(self, agents: Sequence[str]) -> dict[str, int]:
+        """Per agent, the id up to which its memories have been reflected on (0: never)."""
+        stmt = select(MARKS.c.agent, MARKS.c.upto_id).where(
+            (MARKS.c.run_id == self.run_id) & MARKS.c.agent.in_(list(agents))
+        )
+        with self.engine.connect() as conn:
+            marks = dict(conn.execute(stmt).all())
+        return {a: int(marks.get(a, 0)) for a in agents}
+
+    def importance_since_reflection(self, agents: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Per agent: (summed importance of its experiences since its last reflection,
+        the newest id among them). One statement for all agents."""
+        marks = self.reflection_marks(agents)
+        out = {a: (0, marks[a]) for a in agents}
+        if not agents:
+            return out
+        mark = (
+            select(MARKS.c.upto_id)
+            .where((MARKS.c.run_id == T.c.run_id) & (MARKS.c.agent == T.c.agent))
+            .scalar_subquery()
+        )
+        stmt = (
+            select(T.c.agent, func.sum(T.c.importance), func.max(T.c.id))
+            .where(
+                (T.c.run_id == self.run_id)
+                & T.c.agent.in_(list(agents))
+                & T.c.kind.in_(EXPERIENCE_KINDS)
+                & (T.c.id > func.coalesce(mark, 0))
+            )
+            .group_by(T.c.agent)
+        )
+        with self.engine.connect() as conn:
+            for agent, total, newest in conn.execute(stmt):
+                out[agent] = (int(total or 0), int(newest or marks[agent]))
+        return out
+
+    def mark_reflected(
+        self, marks: dict[str, int], now: datetime, *, session: Session | None = None
+    ) -> None:
+        """Record that each agent has reflected on its memories up to the given id
+        (in `session`'s transaction when given)."""
+        if not marks:
+            return
+        current = self.reflection_marks(list(marks))
+        when = naive_utc(now)
+        with _writer(self.engine, session) as conn:
+            for agent, upto in marks.items():
+                values = {"upto_id": max(upto, current[agent]), "last_reflected": when}
+                where = (MARKS.c.run_id == self.run_id) & (MARKS.c.agent == agent)
+                if conn.execute(update(MARKS).where(where).values(**values)).rowcount == 0:
+                    conn.execute(insert(MARKS).values(run_id=self.run_id, agent=agent, **values))
