@@ -13,7 +13,7 @@ from concordia_like.agents.attention import AttentionPolicy
 from concordia_like.engine.runs import resume_run, start_run
 from concordia_like.engine.simulation import ENGINES, Simulation
 from concordia_like.gm.master import GameMaster
-from concordia_like.llm import LanguageModel
+from concordia_like.llm import LanguageModel, LLMRequest
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.memory.plans import DayPlan, PlanBlock
 from concordia_like.world import check_invariants, load_world
@@ -137,10 +137,17 @@ async def test_a_message_reaches_its_addressee_elsewhere_and_wakes_it(runs_root,
 
     def act(req):
         if req.agent == ANN and "bridge" in req.messages[-1].content:
-            return {"kind": "message", "to": BOB, "text": NEWS}
+            return {"kind": "message", "to": BOB}
         return {"kind": "continue"}
 
+    def words(req: LLMRequest) -> str:  # asked for apart, like speech, as a text to Bob
+        assert req.messages[-1].content.endswith(
+            "You text Bob Vale on your phone. What do you write to Bob?"
+        )
+        return NEWS
+
     force(backend, "act", act)
+    backend.add_rule(".", words, "speech")
     sim = apps_run(runs_root, backend, engine)
     sim.state.set_location(BOB, "park")  # apart from the start: nobody meets anybody
     await run_steps(sim, 2)

@@ -20,8 +20,12 @@ A resident holding the world's device (`world.apps`) has the app kinds besides:
 someone, `read` the feed or its messages, `transfer` money to someone through the bank;
 each narrowed to real targets (`AppTargets`: the residents it can reach, the posts its
 last read of the feed showed), and each left out where the world has no such app or
-nothing to name. The words of a message, post or reply are the decision's own `text`
-(written, not spoken: nobody is there to turn to)."""
+nothing to name. A small model picks among the kinds it is offered nearly at random, so
+a kind is offered only where it has a point: `follow` the authors of posts it has read,
+`transfer` to those it is with or has written to or paid, `read` the feed when something
+new is on it. The words of a message, post or reply are written apart, like those of a
+`say` (the engine asks for them as plain text, `written_ask`, with the same guards): in
+the decision's JSON a small model writes a stray word."""
 
 from __future__ import annotations
 
@@ -179,18 +183,15 @@ class OtherAct(BaseModel):
 class MessageTo(BaseModel):
     kind: Literal["message"]
     to: str
-    text: str = _WRITTEN
 
 
 class PostIt(BaseModel):
     kind: Literal["post"]
-    text: str = _WRITTEN
 
 
 class ReplyTo(BaseModel):
     kind: Literal["reply"]
     post: str
-    text: str = _WRITTEN
 
 
 class LikePost(BaseModel):
@@ -235,31 +236,55 @@ DECISION = union_of(
 @dataclass(frozen=True)
 class AppTargets:
     """What a resident holding the device can name through its apps (all sorted):
-    `apps` the world has (`messages`, `feed`, `bank`), `contacts` it can message or pay,
-    `posts` it may like or reply to, `followable` whom it may follow."""
+    `apps` the world has (`messages`, `feed`, `bank`), `contacts` it can message,
+    `posts` it may like or reply to, `followable` whom it may follow, `payees` whom it
+    may pay, `readable` what it may read."""
 
     apps: tuple[str, ...] = ()
     contacts: tuple[str, ...] = ()
     posts: tuple[str, ...] = ()
     followable: tuple[str, ...] = ()
+    payees: tuple[str, ...] = ()
+    readable: tuple[str, ...] = ()
 
 
 def app_targets(state: WorldState, agent: str) -> AppTargets | None:
     """The app targets of `agent` now; None when it has no apps (no device, or none in
     the world)."""
-    from concordia_like.world.app_feed import contacts, has_device, readable_posts
+    from concordia_like.world.app_feed import contacts, has_device, has_news, readable_posts
 
     apps = state.apps
     if apps is None or not has_device(state, agent):
         return None
     reach = contacts(state, agent)
-    followed = {b for a, b in apps.follows if a == agent}
+    seen = readable_posts(state, agent)
+    authors = {p.author for p in map(apps.post, seen) if p is not None}
+    dealt = apps.partners(agent) | set(state.others_present(agent))
     return AppTargets(
         apps=tuple(a for a in ("bank", "feed", "messages") if apps.spec.has(a)),
         contacts=tuple(reach),
-        posts=tuple(sorted(readable_posts(state, agent))),
-        followable=tuple(n for n in reach if n not in followed),
+        posts=tuple(sorted(seen)),
+        followable=tuple(
+            sorted(
+                n
+                for n in authors
+                if n != agent and n in state.agents and (agent, n) not in apps.follows
+            )
+        ),
+        payees=tuple(n for n in reach if n in dealt),
+        readable=("feed", "messages") if has_news(state, agent) else ("messages",),
     )
+
+
+def written_ask(decision: Any, state: WorldState) -> str:
+    """What a resident that decided to write a message, a post or a reply is asked for
+    its words (`agents.prompt.writing_ask`)."""
+    from concordia_like.agents.prompt import writing_ask
+    from concordia_like.world.app_feed import feed_line
+
+    post = state.apps.post(decision.post) if decision.kind == "reply" and state.apps else None
+    line = feed_line(state, post) if post is not None else None
+    return writing_ask(decision.kind, getattr(decision, "to", None), line)
 
 
 def _app_names(apps: AppTargets | None) -> dict[tuple[str, str], tuple[str, ...]]:
@@ -273,8 +298,8 @@ def _app_names(apps: AppTargets | None) -> dict[tuple[str, str], tuple[str, ...]
         ("ReplyTo", "post"): t.posts if feed else (),
         ("LikePost", "post"): t.posts if feed else (),
         ("FollowWhom", "name"): t.followable if feed else (),
-        ("ReadIt", "what"): tuple(a for a in ("feed", "messages") if a in has),
-        ("PayTo", "to"): t.contacts if "bank" in has else (),
+        ("ReadIt", "what"): tuple(a for a in t.readable if a in has),
+        ("PayTo", "to"): t.payees if "bank" in has else (),
     }
 
 

@@ -53,6 +53,9 @@ class Agent:
     last_said: deque[str] = field(default_factory=lambda: deque(maxlen=LAST_SAID))
     #: the words it is answering, if any (set with the act request)
     heard: str | None = None
+    #: what it is asked for words it writes on its phone this step, if it chose to
+    #: (`agents.actions.written_ask`); set by the engine after the act call
+    writing: str | None = None
     #: when it is asked what it does (see `agents.attention`)
     attention: Attention = field(default_factory=Attention)
     _body: str = ""
@@ -100,6 +103,7 @@ class Agent:
             reply_to=self.reply_to,
         )
         self.heard = _quoted(self.reply_to)
+        self.writing = None
         return LLMRequest.chat(
             f"{self._body}\nWhat do you do next?",
             system=self.prefix,
@@ -118,7 +122,7 @@ class Agent:
         (the policy's "speech" purpose), held back from repeating itself. Made after
         `act_request` of the same step."""
         return LLMRequest.chat(
-            speech_prompt(self._body, self.name, to),
+            speech_prompt(self._body, self.name, to, self.writing),
             system=self.prefix,
             purpose="speech",
             agent=self.name,

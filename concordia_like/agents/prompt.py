@@ -52,13 +52,26 @@ def stable_prefix(p: PersonaCard, world_name: str, rules: Sequence[str]) -> str:
 SPEECH_EXAMPLE = "The river rose a foot overnight, so I'd keep your boat tied up until Friday."
 
 
-def speech_prompt(body: str, me: str, to: str) -> str:
-    """The speech prompt: the act prompt's situation, then who is spoken to."""
+def speech_prompt(body: str, me: str, to: str, ask: str | None = None) -> str:
+    """The speech prompt: the act prompt's situation, then who is spoken to (or `ask`:
+    what it writes on its phone, `writing_ask`)."""
+    if ask is not None:
+        return f"{body}\n{ask}"
     if to == me:
         ask = "You think aloud. What do you say to yourself?"
     else:
         ask = f"You turn to {to}. What do you say to {to.split(' ')[0]}?"
     return f"{body}\n{ask}"
+
+
+def writing_ask(kind: str, to: str | None = None, post: str | None = None) -> str:
+    """The last line of a speech prompt for words written on a phone: a `message` to
+    `to`, a `post` on the feed, or a `reply` to `post` (the line it was read as)."""
+    if kind == "message" and to:
+        return f"You text {to} on your phone. What do you write to {to.split(' ')[0]}?"
+    if kind == "reply" and post:
+        return f"{clip(post, REPLY_MAX)}\nYou reply on the town feed. What do you write?"
+    return "You post on the town feed for the whole town to read. What do you write?"
 
 
 def situation_body(

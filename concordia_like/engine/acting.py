@@ -21,7 +21,7 @@ import asyncio
 import random
 from typing import TYPE_CHECKING, Any
 
-from concordia_like.agents.actions import ActionBase, Say, to_action
+from concordia_like.agents.actions import WORDED, ActionBase, Say, to_action, written_ask
 from concordia_like.agents.attention import AttentionPolicy, attend, is_social, why_text
 from concordia_like.agents.autopilot import follow_plan, pilot
 from concordia_like.agents.conversation import (
@@ -285,7 +285,8 @@ class Acting:
         free: set[str] | None = None,
     ) -> tuple[list[Any], dict[str, str], list[Written]]:
         """The actions of the act answers: decisions made full, the words of every
-        `say` written in one batch of speech calls (`agents.speech`). A speaker whose
+        `say` (and message, post or reply) written in one batch of speech calls
+        (`agents.speech`). A speaker whose
         words come out degenerate twice hesitates, with the reason in its event.
         With `free` (under `events`), a `say` to someone else opens a conversation
         instead, in which those free here may answer: its written turns are returned,
@@ -295,7 +296,11 @@ class Acting:
         wants: list[tuple[str, str]] = []
         exchanges: list[Exchange] = []
         for n, d in zip(names, decisions, strict=True):
-            if d is None or d.kind != "say" or isinstance(d, ActionBase):
+            if d is None or d.kind not in WORDED or isinstance(d, ActionBase):
+                continue
+            if d.kind != "say":  # words written on its phone: asked for like speech
+                self.agents[n].writing = written_ask(d, self.state)
+                wants.append((n, getattr(d, "to", n)))
                 continue
             if free is None or d.to == n:
                 wants.append((n, d.to))
@@ -315,7 +320,7 @@ class Acting:
         for n, d in zip(names, decisions, strict=True):
             if d is None or isinstance(d, ActionBase):
                 actions.append(d)
-            elif d.kind == "say":
+            elif d.kind in WORDED:
                 if n not in spoken:  # its conversation stands for it
                     actions.append(None)
                     continue

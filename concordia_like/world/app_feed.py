@@ -110,6 +110,21 @@ def message_line(m: Message) -> str:
     return f'Message from {m.sender}: "{m.text}"'
 
 
+def has_news(s: WorldState, agent: str) -> bool:
+    """Whether reading the feed would show `agent` something new: a post by another that
+    its latest read did not show, made since that read (any such post, if it never read)."""
+    apps = s.apps
+    if apps is None or apps.spec.feed is None:
+        return False
+    read = apps.last_read(agent, "feed")
+    for p in reversed(apps.posts):  # newest first, back to the latest read
+        if read is not None and p.step < read.step:
+            return False
+        if p.author != agent and (read is None or p.id not in read.shown):
+            return True
+    return False
+
+
 def readable_posts(s: WorldState, agent: str) -> list[str]:
     """The posts `agent` may like or reply to: those its latest read of the feed showed
     that still exist (one acts on what one has seen)."""

@@ -181,10 +181,16 @@ class AppState:
     _partners: dict[str, dict[str, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    #: where in `reads` each "resident|app" read is, in order (derived, like `_partners`)
+    _read_at: dict[str, list[int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for record in (*self.messages, *self.transfers, *self.follows):
             self._link(record, 1)
+        for i, r in enumerate(self.reads):
+            self._read_at.setdefault(f"{r.agent}|{r.what}", []).append(i)
 
     def partners(self, agent: str) -> set[str]:
         """Whom `agent` has exchanged messages with (either way), paid, or follows."""
@@ -228,7 +234,8 @@ class AppState:
         return sum(1 for _, p in self.likes if p == post_id)
 
     def last_read(self, agent: str, what: str = "feed") -> Read | None:
-        return next((r for r in reversed(self.reads) if r.agent == agent and r.what == what), None)
+        at = self._read_at.get(f"{agent}|{what}")
+        return self.reads[at[-1]] if at else None
 
     # -- writing (journaled on the world state) -----------------------------------------
 
@@ -250,10 +257,19 @@ class AppState:
         """Add `record` to one of the lists above (`messages`, `posts`, ...)."""
         records.append(record)
         self._link(record, 1)
+        at = (
+            self._read_at.setdefault(f"{record.agent}|{record.what}", [])
+            if isinstance(record, Read)
+            else None
+        )
+        if at is not None:
+            at.append(len(records) - 1)
 
         def undo() -> None:
             records.pop()
             self._link(record, -1)
+            if at is not None:
+                at.pop()
 
         _journal(s, undo)
 
