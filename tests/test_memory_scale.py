@@ -170,7 +170,10 @@ def test_each_distinct_text_is_embedded_once_per_call(open_store):
     assert all(r[0].record.text == event for r in found)
 
 
-def test_a_runs_seed_memories_are_indexed_in_bulk(open_store, tmp_path):
+def test_a_runs_seed_memories_are_indexed_in_bulk(open_store, tmp_path, monkeypatch):
+    import concordia_like.memory.stream as stream
+
+    monkeypatch.setattr(stream, "INSERT_SLICE", 1000)  # six INSERTs in one transaction
     store = open_store()
     seeds = [m for r in range(500) for m in memories(f"resident {r}", 12)]
     with Session(store.engine) as session, session.begin():

@@ -49,7 +49,7 @@ def _record(row: Any) -> MemoryRecord:
 
 
 @contextmanager
-def _writer(engine: Engine, session: Session | None) -> Iterator[Any]:
+def transaction(engine: Engine, session: Session | None) -> Iterator[Any]:
     """Somewhere to write: the caller's transaction, or a new one committed here."""
     if session is not None:
         yield session
@@ -91,7 +91,7 @@ class MemoryRows:
                 by_time.setdefault(naive_utc(q.now), set()).update(s.record.id for s in res)
         if not by_time:
             return
-        with _writer(self.engine, session) as conn:
+        with transaction(self.engine, session) as conn:
             for when, ids in by_time.items():
                 conn.execute(
                     update(T)
@@ -222,7 +222,7 @@ class MemoryRows:
             return
         current = self.reflection_marks(list(marks))
         when = naive_utc(now)
-        with _writer(self.engine, session) as conn:
+        with transaction(self.engine, session) as conn:
             for agent, upto in marks.items():
                 values = {"upto_id": max(upto, current[agent]), "last_reflected": when}
                 where = (MARKS.c.run_id == self.run_id) & (MARKS.c.agent == agent)

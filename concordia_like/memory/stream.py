@@ -35,11 +35,14 @@ from concordia_like.memory.importance import heuristic_importance
 from concordia_like.memory.layouts import Layout, VectorIndex, open_index
 from concordia_like.memory.reconcile import load_in_memory, reconcile_index
 from concordia_like.memory.records import MemoryRecord, NewMemory, RetrievalQuery, ScoredMemory
-from concordia_like.memory.rows import MemoryRows, T, naive_utc
+from concordia_like.memory.rows import MemoryRows, T, naive_utc, transaction
 from concordia_like.memory.scoring import Candidate, ScoringWeights, score_candidates
 from concordia_like.store.base import make_engine, sqlite_url
 
 log = logging.getLogger(__name__)
+
+#: rows per INSERT statement of `add_many`
+INSERT_SLICE = 10_000
 
 __all__ = ["MemoryStore", "naive_utc"]
 
@@ -124,7 +127,7 @@ class MemoryStore(MemoryRows):
         now: datetime | None = None,
         session: Session | None = None,
     ) -> list[MemoryRecord]:
-        """Store memories of any agents: one embedding call, one SQL statement.
+        """Store memories of any agents: one embedding call, one INSERT per slice.
 
         `created` defaults to `now`; a memory without importance gets the heuristic
         score (the agent layer normally scores them first with ImportanceScorer).
@@ -133,8 +136,8 @@ class MemoryStore(MemoryRows):
         if not memories:
             return []
         vectors = embed_distinct(self.embedder, [m.text for m in memories])
-        rows: list[dict[str, Any]] = []
-        for m, vec in zip(memories, vectors, strict=True):
+        records: list[MemoryRecord] = []
+        for m in memories:
             when = m.created or now
             if when is None:
                 raise ValueError(f"memory of {m.agent!r} has no time: pass created or now")
@@ -142,39 +145,37 @@ class MemoryStore(MemoryRows):
             importance = m.importance
             if importance is None:
                 importance = heuristic_importance(m.text, m.kind)
-            rows.append(
-                {
-                    "run_id": self.run_id,
-                    "agent": m.agent,
-                    "kind": m.kind,
-                    "text": m.text,
-                    "created": when,
-                    "last_retrieved": when,
-                    "importance": importance,
-                    "evidence": list(m.evidence),
-                    "embedding": to_bytes(vec),
-                }
-            )
+            records.append(MemoryRecord(0, m.agent, m.text, m.kind, when, when, importance))
+        ids: list[int] = []
+        with transaction(self.engine, session) as conn:
+            # in slices: a big world's seed memories would otherwise hold every row's
+            # parameters (a vector's bytes each) at once
+            for at in range(0, len(memories), INSERT_SLICE):
+                part = range(at, min(len(memories), at + INSERT_SLICE))
+                rows = [self._row(records[i], memories[i], vectors[i]) for i in part]
+                ids += self._insert(conn, rows)
+        agents = [m.agent for m in memories]
         if session is None:
-            with self.engine.begin() as conn:
-                ids = self._insert(conn, rows)
-            self._index(ids, [m.agent for m in memories], vectors)
+            self._index(ids, agents, vectors)
         else:
-            ids = self._insert(session, rows)
-            self._index_after_commit(session, ids, [m.agent for m in memories], vectors)
+            self._index_after_commit(session, ids, agents, vectors)
         return [
-            MemoryRecord(
-                id=i,
-                agent=r["agent"],
-                text=r["text"],
-                kind=r["kind"],
-                created=r["created"],
-                last_retrieved=r["last_retrieved"],
-                importance=r["importance"],
-                evidence=tuple(r["evidence"]),
-            )
-            for i, r in zip(ids, rows, strict=True)
+            replace(r, id=i, evidence=m.evidence)
+            for i, r, m in zip(ids, records, memories, strict=True)
         ]
+
+    def _row(self, record: MemoryRecord, memory: NewMemory, vector: np.ndarray) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "agent": record.agent,
+            "kind": record.kind,
+            "text": record.text,
+            "created": record.created,
+            "last_retrieved": record.last_retrieved,
+            "importance": record.importance,
+            "evidence": list(memory.evidence),
+            "embedding": to_bytes(vector),
+        }
 
     def _insert(self, conn: Any, rows: list[dict[str, Any]]) -> list[int]:
         """Insert rows; their ids, in order. SQLite cannot return ids in order from a
