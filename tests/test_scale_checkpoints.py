@@ -21,7 +21,7 @@ def canonical(data: object) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-async def test_parts_join_back_to_the_state_they_were_split_from(runs_root):
+async def test_parts_join_back_to_the_state_and_usage_they_were_split_from(runs_root):
     sim = start_run(TOWN, lm_factory(), seed=2, root=runs_root, start_time="09:00")
     await run_steps(sim, 3)
     world = sim.state.to_dict()
@@ -32,6 +32,11 @@ async def test_parts_join_back_to_the_state_they_were_split_from(runs_root):
     back_world, back_agents = checkpoints.join(parts)
     assert canonical(back_world) == canonical(world)
     assert canonical(back_agents) == canonical(agents)
+    usage = sim.usage()
+    assert usage["by_agent"]  # each resident's usage a part of its own
+    parts = checkpoints.split_usage(usage)
+    assert len(parts) == 1 + len(usage["by_agent"])
+    assert canonical(checkpoints.join_usage(parts)) == canonical(usage)
     await close(sim)
 
 

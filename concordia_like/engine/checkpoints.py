@@ -33,6 +33,8 @@ _RESIDENT = "w:"  # a resident's place, home and attributes, as the world holds 
 _ITEMS = "i:"  # the item stacks one holder has
 _MIND = "a:"  # a mind (or the hooks' states) is there, whatever its fields
 _FIELD = "m:"  # one field of a mind: "m:<field>:<name>" (a field name has no colon)
+_USAGE = "usage"  # the run's usage, less what it holds per resident
+_USAGE_OF = "u:"  # one resident's usage
 
 
 def encode(data: Any) -> str:
@@ -95,6 +97,26 @@ def join(parts: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     world["agents"] = dict(sorted(residents.items()))
     world["items"] = dict(sorted(items.items()))
     return world, agents
+
+
+def split_usage(usage: Mapping[str, Any]) -> dict[str, str]:
+    """The run's usage as parts: its totals, and each resident's usage on its own (a
+    step changes the usage of those it asked, not of everyone)."""
+    rest = {k: {} if k == "by_agent" else v for k, v in usage.items()}
+    parts = {_USAGE: encode(rest)}
+    for name, used in usage.get("by_agent", {}).items():
+        parts[_USAGE_OF + name] = encode(used)
+    return parts
+
+
+def join_usage(parts: dict[str, str]) -> dict[str, Any]:
+    """The usage `split_usage` made parts of, taken out of `parts`."""
+    usage: dict[str, Any] = json.loads(parts.pop(_USAGE, "{}"))
+    mine = sorted(k for k in parts if k.startswith(_USAGE_OF))
+    by_agent = {k[len(_USAGE_OF) :]: json.loads(parts.pop(k)) for k in mine}
+    if "by_agent" in usage:
+        usage["by_agent"] = by_agent
+    return usage
 
 
 def changes(

@@ -9,7 +9,6 @@ nothing more."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,9 +32,6 @@ from concordia_like.store.run_tables import (
     RunRow,
     UtteranceRow,
 )
-
-#: the part that holds the run's usage (beside the state's parts)
-_USAGE = "usage"
 
 
 def _utc_now() -> datetime:
@@ -159,7 +155,7 @@ class RunRecorder:
                 return Checkpoint(row.step, row.sim_time, row.world, row.agents, row.usage)
             parts = checkpoints.read_parts(s, run_id)
         self._stored[run_id] = {k: checkpoints.digest(t) for k, t in parts.items()}
-        usage = json.loads(parts.pop(_USAGE, "{}"))
+        usage = checkpoints.join_usage(parts)
         world, agents = checkpoints.join(parts)
         return Checkpoint(row.step, row.sim_time, world, agents, usage)
 
@@ -252,7 +248,7 @@ class RunRecorder:
         """Write the parts of the state (and the usage) that differ from the store's;
         return the digests it then holds."""
         parts = checkpoints.split(world, agents)
-        parts[_USAGE] = checkpoints.encode(usage)
+        parts.update(checkpoints.split_usage(usage))
         return checkpoints.write_parts(s, run_id, step, parts, self._stored.get(run_id))
 
     # -- reading ----------------------------------------------------------------------

@@ -14,7 +14,8 @@ calls per agent-step, peak resident memory (RSS), store bytes written per step (
 values of every INSERT, UPDATE and DELETE the step sends to the store; the Chroma
 index's own files are not counted) and how much the store's size grew, and seconds to
 resume the run from its last step (its world rebuilt, store and index opened, state
-read back) in a new process.
+read back) in a new process. `--embedder hash` puts the hashing stand-in in the
+sentence embedder's place, to show the engine and the store apart from embedding.
 
     .venv/bin/python scripts/bench/bench_scale.py --sizes 1000          # a few minutes
     .venv/bin/python scripts/bench/bench_scale.py                       # 1,000 and 10,000
@@ -109,6 +110,15 @@ def scripted(_folder: Path) -> Any:
     return LanguageModel(make_backend("scripted"))
 
 
+def use_embedder(kind: str) -> None:
+    """`hash`: the hashing stand-in for the sentence embedder, to measure the engine
+    and the store apart from the embedding model's cost."""
+    if kind == "hash":
+        from concordia_like.memory.hash_embedder import install
+
+        install()
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -119,6 +129,7 @@ async def one_size(args: argparse.Namespace) -> dict[str, Any]:
     from concordia_like.memory.embedder import get_embedder
 
     n, root = args.one, Path(args.root)
+    use_embedder(args.embedder)
     get_embedder().embed(["warm up the embedding model"])
     t = time.perf_counter()
     world = build_world(n, args.world, root)
@@ -159,6 +170,7 @@ async def resume(args: argparse.Namespace) -> dict[str, Any]:
     from concordia_like.engine.runs import resume_run
     from concordia_like.memory.embedder import get_embedder
 
+    use_embedder(args.embedder)
     get_embedder().embed(["warm up the embedding model"])
     t = time.perf_counter()
     sim = resume_run(args.resume, scripted, root=Path(args.root), store=args.url)
@@ -175,6 +187,7 @@ def child(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """Run this script for one size (or one resume) in a new process; its JSON line."""
     cmd = [sys.executable, __file__, "--root", args.root, "--start", args.start]
     cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--world", args.world]
+    cmd += ["--embedder", args.embedder]
     if extra.get("url"):
         cmd += ["--url", extra["url"]]
     cmd += ["--one", str(extra["one"])] if "one" in extra else ["--resume", extra["resume"]]
@@ -217,6 +230,13 @@ def main() -> None:
         help="city (generated from worlds/city/city.yaml, the default), town (its residents "
         "replicated) or a world file",
     )
+    ap.add_argument(
+        "--embedder",
+        choices=("real", "hash"),
+        default="real",
+        help="real: the sentence embedder (default); hash: its hashing stand-in, to see "
+        "the engine and store apart from embedding",
+    )
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -228,7 +248,7 @@ def main() -> None:
         return
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     one, five, _ = os.getloadavg()
-    print(f"store {args.store}; world {args.world}; from {args.start}")
+    print(f"store {args.store}; world {args.world}; embedder {args.embedder}; from {args.start}")
     print(f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores")
     rows = {}
     args.root = tempfile.mkdtemp(prefix="bench_scale_")
