@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from concordia_like.agents.degenerate import utterance_problem
 from concordia_like.cli.main import app
 
-from support.engine import TOWN, query
+from support.engine import TOWN, checkpoint, query
 
 
 @pytest.mark.embedded
@@ -37,8 +37,8 @@ def test_embedded_model_talks_through_the_simulation(tmp_path, fast_embedder):
     for t in record["turns"]:
         assert t["speaker"] in p["planned_members"]
         assert utterance_problem(t["text"]) is None, t["text"]
-    usage = query(db, "SELECT usage FROM checkpoints")[0][0]
-    assert json.loads(usage)["by_purpose"]["speech"]["calls"] >= len(record["turns"])
+    usage = checkpoint(db).usage
+    assert usage["by_purpose"]["speech"]["calls"] >= len(record["turns"])
     stats = json.loads((tmp_path / "d.stats.json").read_text())
     assert stats["conversations"] == 1
     assert stats["kept"] == len(out.read_text().splitlines())

@@ -24,7 +24,7 @@ from concordia_like.experiments.stats import mean_ci, summarize
 from concordia_like.llm import BackendUnavailableError
 from concordia_like.llm.scripted import ScriptedBackend
 
-from support.engine import REPO, query, store_path
+from support.engine import REPO, checkpoint, query, store_path
 from support.experiment import SCENARIO, result, run, timeline_of, values, write_scenario
 
 
@@ -78,10 +78,7 @@ def test_interventions_act_in_the_treated_condition_only(forked):
     assert not memories(control, "Bob Vale", "a debt to Ann")
     # the price was chalked anew in the treated world only
     for run_id, price in ((treated, 1), (control, 2)):
-        (world,) = query(
-            store_path(root, run_id), "SELECT world FROM checkpoints WHERE run_id = ?", run_id
-        )[0]
-        items = json.loads(world)["items"]
+        items = checkpoint(store_path(root, run_id), run_id).world["items"]
         shop = [i for i in items.values() if i["holder"] == "shop" and i["name"] == "apple"]
         assert shop and shop[0]["properties"]["price"] == price
 

@@ -16,7 +16,7 @@ import time
 import pytest
 from test_engine_resume import cli, cli_env
 
-from support.engine import REPO, TOWN, query
+from support.engine import REPO, TOWN, checkpoint, query
 
 SCRIPT = """\
 look
@@ -229,5 +229,4 @@ def test_newcomer_from_a_card_survives_reopen_and_fork(tmp_path):
     forked = re.search(r"into ([0-9a-f]{12})", out).group(1)
     assert "Wren Hollis goes from Marlowe's Bakery to Market Square." in out
     assert f"closed town {forked} after step 2" in out
-    agents = query(root / forked / "store.sqlite", "SELECT agents FROM checkpoints")
-    assert "Wren Hollis" in agents[0][0]
+    assert "Wren Hollis" in checkpoint(root / forked / "store.sqlite").agents

@@ -91,3 +91,19 @@ def force(
         return ScriptedBackend()._answer(req) if value is None else json.dumps(value)
 
     backend.add_rule(".", responder, purpose)
+
+
+def checkpoint(db: Path, run_id: str | None = None) -> Any:
+    """The newest checkpoint of run `run_id` (None: the store's only run) in the SQLite
+    store `db`, read as the engine reads it (its state is kept in parts)."""
+    from concordia_like.engine.recorder import RunRecorder
+    from concordia_like.store.base import sqlite_url
+
+    recorder = RunRecorder(sqlite_url(db))
+    try:
+        if run_id is None:
+            (run,) = recorder.runs()
+            run_id = run.id
+        return recorder.last_checkpoint(run_id)
+    finally:
+        recorder.close()
