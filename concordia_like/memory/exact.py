@@ -160,7 +160,9 @@ class ExactIndex:
                 top = top[np.argsort(-row[top], kind="stable")]
             else:
                 top = np.argsort(-row, kind="stable")
-            out.append([Hit(int(ids[k]), float(row[k])) for k in top])
+            out.append(
+                [Hit(i, s) for i, s in zip(ids[top].tolist(), row[top].tolist(), strict=True)]
+            )
         return out
 
     def query_many(self, requests: Sequence[tuple[str, np.ndarray, int]]) -> list[list[list[Hit]]]:

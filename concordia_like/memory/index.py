@@ -25,9 +25,8 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlparse
 
 import numpy as np
@@ -46,10 +45,12 @@ class IndexGoneError(RuntimeError):
     """A collection this index used was deleted on the Chroma server meanwhile."""
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
+    """An index's answer: a memory id and its cosine similarity to the query (1 -
+    Chroma's cosine distance). A tuple: a retrieval makes dozens per resident."""
+
     id: int
-    similarity: float  # cosine similarity, 1 - Chroma's cosine distance
+    similarity: float
 
 
 def _slug(text: str, limit: int) -> str:
