@@ -266,11 +266,20 @@ class FailingAfter(ScriptedBackend):
         return await super().generate_batch(requests)
 
 
+class Counting(ScriptedBackend):
+    batches = 0
+
+    async def generate_batch(self, requests):
+        self.batches += 1
+        return await super().generate_batch(requests)
+
+
 def test_an_interrupted_run_resumed_measures_as_an_uninterrupted_one(tmp_path, fast_embedder):
     path = write_scenario(tmp_path, SCENARIO)
-    whole = run(path, tmp_path / "whole", seeds=[0])
-    with pytest.raises(StepAborted, match="stopped answering"):
-        run(path, tmp_path / "cut", seeds=[0], backend=FailingAfter(6))
+    counted = Counting()
+    whole = run(path, tmp_path / "whole", seeds=[0], backend=counted)
+    with pytest.raises(StepAborted, match="stopped answering"):  # dies in the conditions
+        run(path, tmp_path / "cut", seeds=[0], backend=FailingAfter(counted.batches * 2 // 3))
     again = run(path, tmp_path / "cut", seeds=[0])
     assert again.seeds[0]["resumed"] >= 1
     key = lambda r: (r["condition"], r["seed"], r["step"], r["measurement"])  # noqa: E731

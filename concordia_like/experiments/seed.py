@@ -129,9 +129,10 @@ class SeedRunner:
             else:
                 past = self._start(PAST)
                 self._hook(past, [measures], resumed=False)
-            await self._advance(past, measures, shared, f"seed {self.seed} shared past")
-            self.tracker.run_finished(f"seed {self.seed} shared past", f"{past.step} steps")
         try:
+            if past is not None:  # closed below however it ends (it holds the run's lease)
+                await self._advance(past, measures, shared, f"seed {self.seed} shared past")
+                self.tracker.run_finished(f"seed {self.seed} shared past", f"{past.step} steps")
             await asyncio.gather(*(self._condition(c, past, shared) for c in pending))
         finally:
             if past is not None:
