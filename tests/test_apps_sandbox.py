@@ -76,10 +76,10 @@ async def test_a_player_messages_posts_and_pays_through_its_phone(town):
     mine = [p for p in apps.posts if p.author == "Margo Vell"]
     assert [(p.text, p.step) for p in mine] == [("Town meeting about the bridge fund tonight.", 2)]
     await town("pay 5 to Tobias")
-    assert (money(town.sim, "Margo Vell"), money(town.sim, "Tobias Marlowe")) == (
-        before[0] - 5,
-        before[1] + 5,
-    )
+    paid = [(t.sender, t.to, t.amount, t.step) for t in apps.transfers if t.sender == "Margo Vell"]
+    assert paid == [("Margo Vell", "Tobias Marlowe", 5, 3)]
+    # (Tobias's balance is his own too: the scripted model's actions may move it)
+    assert money(town.sim, "Margo Vell") == before[0] - 5
     assert sum(money(town.sim, n) for n in town.sim.state.agents) == total
     assert town.sim.step == 3
     # Tobias reads the feed, likes and answers Margo's post

@@ -209,10 +209,15 @@ class ReadIt(BaseModel):
     what: str
 
 
+#: the amounts a decision to pay chooses among (those within its balance and the bank's
+#: limit): a grammar does not hold a small model's number within bounds
+AMOUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
 class PayTo(BaseModel):
     kind: Literal["transfer"]
     to: str
-    amount: int = Field(1, ge=1, le=1000)
+    amount: str  # one of `AMOUNTS`, narrowed (`AppTargets.amounts`)
 
 
 DECISION = union_of(
@@ -238,13 +243,14 @@ class AppTargets:
     """What a resident holding the device can name through its apps (all sorted):
     `apps` the world has (`messages`, `feed`, `bank`), `contacts` it can message,
     `posts` it may like or reply to, `followable` whom it may follow, `payees` whom it
-    may pay, `readable` what it may read."""
+    may pay and `amounts` how much (within its balance), `readable` what it may read."""
 
     apps: tuple[str, ...] = ()
     contacts: tuple[str, ...] = ()
     posts: tuple[str, ...] = ()
     followable: tuple[str, ...] = ()
     payees: tuple[str, ...] = ()
+    amounts: tuple[str, ...] = ()
     readable: tuple[str, ...] = ()
 
 
@@ -272,8 +278,19 @@ def app_targets(state: WorldState, agent: str) -> AppTargets | None:
             )
         ),
         payees=tuple(n for n in reach if n in dealt),
+        amounts=_amounts(state, agent),
         readable=("feed", "messages") if has_news(state, agent) else ("messages",),
     )
+
+
+def _amounts(state: WorldState, agent: str) -> tuple[str, ...]:
+    """The `AMOUNTS` `agent` could pay through the bank now: within its balance and the
+    bank's most per transfer."""
+    bank = state.apps.spec.bank if state.apps is not None else None
+    if bank is None or bank.currency not in state.agents[agent].attributes:
+        return ()
+    most = min(state.attribute(agent, bank.currency), bank.max_amount)
+    return tuple(str(a) for a in AMOUNTS if a <= most)
 
 
 def written_ask(decision: Any, state: WorldState) -> str:
@@ -299,7 +316,8 @@ def _app_names(apps: AppTargets | None) -> dict[tuple[str, str], tuple[str, ...]
         ("LikePost", "post"): t.posts if feed else (),
         ("FollowWhom", "name"): t.followable if feed else (),
         ("ReadIt", "what"): tuple(a for a in t.readable if a in has),
-        ("PayTo", "to"): t.payees if "bank" in has else (),
+        ("PayTo", "to"): t.payees if "bank" in has and t.amounts else (),
+        ("PayTo", "amount"): t.amounts if "bank" in has and t.payees else (),
     }
 
 
@@ -374,6 +392,8 @@ def to_action(decision: Any, text: str) -> Any:
     if isinstance(decision, ActionBase):
         return decision
     data = decision.model_dump()
+    if data["kind"] == "transfer":
+        data["amount"] = int(data["amount"])
     limit = WORDS_MAX if data["kind"] in WORDED else TEXT_MAX
     data["text"] = one_line(str(data.get("text") or text), limit)
     return _ACTION_ADAPTER.validate_python(data)
