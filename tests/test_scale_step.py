@@ -11,7 +11,7 @@ from concordia_like.world import load_world, replicate_residents
 from concordia_like.world.rules import apply_effects
 from concordia_like.world.state import WorldState
 
-from support.engine import TOWN, close, lm_factory, run_steps
+from support.engine import REPO, TOWN, close, lm_factory, run_steps
 
 
 def scanned(sim, ann: Announcement) -> set[str]:
@@ -61,3 +61,30 @@ def test_running_totals_match_a_recount_after_actions_and_refusals():
     assert not apply_effects(state, printed).ok  # refused and rolled back
     assert state.running_totals() == state.conserved_totals() == state.initial_totals
     assert state.agents[a].attributes[money] == world.new_state().agents[a].attributes[money] - 3
+
+
+def test_a_route_searched_past_no_dead_end_is_the_full_search_s_path():
+    """The city at 1,000 residents: for residents at home and at work, to homes, shops
+    and workplaces, open or closed, the path (or the refusal) is the one the search of
+    every place finds."""
+    import random
+
+    from concordia_like.agents.autopilot import _search
+
+    world = load_world(REPO / "worlds" / "city" / "wendmouth-1000" / "world.yaml")
+    state = world.state
+    rng = random.Random(3)
+    names, places = sorted(state.agents), sorted(state.places)
+    compared = 0
+    for hour in (3, 10):
+        state.clock.now = state.clock.now.replace(hour=hour)
+        for _ in range(150):
+            agent, target = rng.choice(names), rng.choice(places)
+            here = state.location(agent)
+            if target == here or state.entry_refusal(agent, target) is not None:
+                continue
+            fast = _search(state, agent, here, target, through=True)
+            full = _search(state, agent, here, target, through=False)
+            assert fast.path == full.path or fast.refusal is not None
+            compared += 1
+    assert compared > 100

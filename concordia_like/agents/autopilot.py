@@ -60,17 +60,25 @@ def route(state: WorldState, agent: str, target: str) -> Route:
     refusal = state.entry_refusal(agent, target)
     if refusal is not None:
         return Route(target, refusal=refusal)
+    # dead ends (homes off a street) discover nothing: searched without them first, the
+    # same path is found; only a failed search looks at them, for its reason
+    found = _search(state, agent, here, target, through=True)
+    return found if found.refusal is None else _search(state, agent, here, target, through=False)
+
+
+def _search(state: WorldState, agent: str, here: str, target: str, *, through: bool) -> Route:
+    """`route`'s breadth-first search; `through`: past no dead end but the target."""
+    hangs_off = state.only_way(target) if through else None
     came_from: dict[str, str] = {here: here}
     todo = deque([here])
     blocked: str | None = None
     while todo:
         at = todo.popleft()
-        for nxt in state.neighbours(at):
+        if at == hangs_off and target not in came_from:  # the target is a dead end here
+            came_from[target] = at
+            return Route(target, _walk_back(came_from, here, target))
+        for nxt in state.through(at) if through else state.neighbours(at):
             if nxt in came_from:
-                continue
-            if nxt != target and state.only_way(nxt) == at:  # a dead end leads nowhere
-                came_from[nxt] = ""
-                blocked = blocked or state.entry_refusal(agent, nxt)
                 continue
             why = state.entry_refusal(agent, nxt)
             if why is not None:

@@ -102,6 +102,7 @@ class Upkeep:
     def _contexts(self) -> dict[str, PlanContext]:
         """What each agent plans from."""
         place_ids = {name: pid for pid, name in self.place_names.items()}
+        places = tuple(self.place_names.values())  # one for all: a city has thousands
         return {
             n: PlanContext(
                 agent=n,
@@ -110,7 +111,7 @@ class Upkeep:
                 wake_hour=wake_hour(a.persona),
                 bedtime_hour=self.config.bedtime_hour,
                 routine=self._routine(a.persona),
-                places=tuple(self.place_names.values()),
+                places=places,
                 place_ids=place_ids,
                 prefix=a.prefix,
                 news=tuple(sorted(a.attention.since_plan)) if self.routine_plans() else None,

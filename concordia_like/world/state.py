@@ -178,6 +178,11 @@ class WorldState:
         self._only_way = {
             pid: p.connections[0] for pid, p in places.items() if len(p.connections) == 1
         }
+        #: each place's neighbours less the dead ends that lead only back to it
+        self._through = {
+            pid: tuple(n for n in p.connections if self._only_way.get(n) != pid)
+            for pid, p in places.items()
+        }
         self._present: dict[str, set[str]] = {p: set() for p in places}
         for agent in agents.values():
             self._present.setdefault(agent.location, set()).add(agent.name)
@@ -298,6 +303,11 @@ class WorldState:
         """The one place connected to `place` when it has one (a home off its street): a
         route search need not look past it."""
         return self._only_way.get(place)
+
+    def through(self, place: str) -> tuple[str, ...]:
+        """`neighbours` less the dead ends whose only way is back to `place`: the places
+        a route search goes on through (a street's homes are not)."""
+        return self._through[place]
 
     def reachable(self, agent: str) -> list[str]:
         """Places `agent` can move to right now: connected, open to them, not full."""
