@@ -258,3 +258,39 @@ def test_a_reader_that_leaves_the_index_alone_still_finds_memories(tmp_path, ope
         assert [s.record.id for s in found[0]] == [s.record.id for s in expected[0]]
     finally:
         reader.close()
+
+
+def test_a_copy_in_slices_moves_evidence_and_marks_onto_the_new_ids(
+    open_store, tmp_path, monkeypatch
+):
+    import concordia_like.memory.rows as rows
+
+    monkeypatch.setattr(rows, "COPY_SLICE", 5)  # the insight cites a memory of its slice
+    source = open_store("auto", "source")
+    first = source.add_many(memories("Ines", 6) + memories("Tobias", 3))
+    insight = NewMemory(
+        "Ines", "Ines sees a pattern", "reflection", T0, 7, (first[1].id, first[5].id)
+    )
+    [reflection] = source.add_many([insight])
+    later = source.add_many(memories("Ines", 2, start=6))
+    source.mark_reflected({"Ines": reflection.id, "Tobias": first[7].id}, T0)
+    target = open_store("auto", "target")  # another store, as a fork writes into
+    target_run = MemoryStore.open(
+        tmp_path / "target", run_id="copy", layout="auto", embedder=source.embedder
+    )
+    try:
+        with Session(target.engine) as session, session.begin():  # the target's transaction
+            assert source.copy_into(session, "copy") == 12
+        target_run.reconcile()
+        copied = target_run.recent("Ines", 20)
+        by_text = {m.text: m for m in copied}
+        moved = by_text["Ines sees a pattern"]
+        assert moved.evidence == (by_text[first[1].text].id, by_text[first[5].text].id)
+        assert target_run.count() == 12 and target_run.index.count() == 12
+        marks = target_run.reflection_marks(["Ines", "Tobias"])
+        assert marks["Ines"] == moved.id
+        tobias = {m.text: m.id for m in target_run.recent("Tobias", 5)}
+        assert marks["Tobias"] == tobias[first[7].text]
+        assert {m.text for m in later} <= set(by_text)
+    finally:
+        target_run.close()

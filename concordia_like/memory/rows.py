@@ -5,6 +5,7 @@ indexing and scored retrieval on top."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,6 +22,9 @@ from concordia_like.memory.records import (
     ScoredMemory,
 )
 from concordia_like.store.memory_tables import MemoryRow, ReflectionMarkRow
+
+#: rows per slice when a run's memories are copied
+COPY_SLICE = 5000
 
 T = cast(Table, MemoryRow.__table__)
 MARKS = cast(Table, ReflectionMarkRow.__table__)
@@ -56,6 +60,24 @@ def transaction(engine: Engine, session: Session | None) -> Iterator[Any]:
         return
     with engine.begin() as conn:
         yield conn
+
+
+def insert_rows(conn: Any, run_id: str, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert memory rows of run `run_id` through `conn` (a Session or Connection); their
+    ids, in order. SQLite cannot return ids in order from a batched insert (SQLAlchemy
+    would insert row by row, a third slower for a big world's seed memories), so there
+    the ids are read after the insert: while a transaction writes, SQLite lets no one
+    else write, and AUTOINCREMENT gives each row a larger id than any before, so the
+    run's newest ids are these rows'."""
+    dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
+    if dialect.name != "sqlite" or len(rows) < 2:
+        stmt = insert(T).returning(T.c.id, sort_by_parameter_order=True)
+        return list(conn.execute(stmt, rows).scalars())
+    conn.execute(insert(T), rows)
+    newest = select(T.c.id).where(T.c.run_id == run_id).order_by(T.c.id.desc())
+    ids = list(conn.execute(newest.limit(len(rows))).scalars())
+    ids.reverse()
+    return ids
 
 
 class MemoryRows:
@@ -153,27 +175,43 @@ class MemoryRows:
         """Copy every memory of this run, with its embedding, and the reflection marks
         into `session` (any store's transaction) as memories of run `run_id`; return
         how many. Ids are the target's to give, so a reflection's evidence and a mark
-        are moved onto the copies' ids. The copy's index is rebuilt from SQL when its
+        are moved onto the copies' ids. Rows are read and written in slices (a city's
+        run holds hundreds of thousands). The copy's index is rebuilt from SQL when its
         store is opened (see `reconcile`)."""
+        new_ids: dict[int, int] = {}
+        olds: list[int] = []
+        rows: list[dict[str, Any]] = []
+
+        def write() -> None:
+            new_ids.update(zip(olds, insert_rows(session, run_id, rows), strict=True))
+            olds.clear()
+            rows.clear()
+
+        stmt = select(T).where(T.c.run_id == self.run_id).order_by(T.c.id)
         with self.engine.connect() as conn:
-            rows = [
-                dict(r._mapping)
-                for r in conn.execute(select(T).where(T.c.run_id == self.run_id).order_by(T.c.id))
-            ]
+            for r in conn.execution_options(yield_per=COPY_SLICE).execute(stmt):
+                row = dict(r._mapping)
+                cited = evidence_ids(row["evidence"])
+                if any(i not in new_ids and i < row["id"] for i in cited) and rows:
+                    write()  # a reflection citing a memory of this slice: give it its id first
+                olds.append(row.pop("id"))
+                row["run_id"] = run_id
+                row["evidence"] = [new_ids[i] for i in cited if i in new_ids]
+                rows.append(row)
+                if len(rows) >= COPY_SLICE:
+                    write()
+            if rows:
+                write()
             marks = [
                 dict(r._mapping)
                 for r in conn.execute(select(MARKS).where(MARKS.c.run_id == self.run_id))
             ]
-        new_ids: dict[int, int] = {}
-        for row in rows:
-            old = row.pop("id")
-            row["run_id"] = run_id
-            row["evidence"] = [new_ids[i] for i in evidence_ids(row["evidence"]) if i in new_ids]
-            new_ids[old] = session.execute(insert(T).values(**row).returning(T.c.id)).scalar_one()
+        copied = sorted(new_ids)  # the old ids, ascending
         for mark in marks:
-            upto = max((new for old, new in new_ids.items() if old <= mark["upto_id"]), default=0)
+            k = bisect_right(copied, mark["upto_id"])
+            upto = new_ids[copied[k - 1]] if k else 0
             session.execute(insert(MARKS).values({**mark, "run_id": run_id, "upto_id": upto}))
-        return len(rows)
+        return len(new_ids)
 
     # -- reflection bookkeeping -----------------------------------------------------
 

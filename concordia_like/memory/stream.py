@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from concordia_like.memory.candidates import CandidateReader, candidate_record, winner_record
@@ -35,7 +35,7 @@ from concordia_like.memory.importance import heuristic_importance
 from concordia_like.memory.layouts import Layout, VectorIndex, open_index
 from concordia_like.memory.reconcile import load_in_memory, reconcile_index
 from concordia_like.memory.records import MemoryRecord, NewMemory, RetrievalQuery, ScoredMemory
-from concordia_like.memory.rows import MemoryRows, T, naive_utc, transaction
+from concordia_like.memory.rows import MemoryRows, insert_rows, naive_utc, transaction
 from concordia_like.memory.scoring import Candidate, ScoringWeights, score_candidates
 from concordia_like.store.base import make_engine, sqlite_url
 
@@ -153,7 +153,7 @@ class MemoryStore(MemoryRows):
             for at in range(0, len(memories), INSERT_SLICE):
                 part = range(at, min(len(memories), at + INSERT_SLICE))
                 rows = [self._row(records[i], memories[i], vectors[i]) for i in part]
-                ids += self._insert(conn, rows)
+                ids += insert_rows(conn, self.run_id, rows)
         agents = [m.agent for m in memories]
         if session is None:
             self._index(ids, agents, vectors)
@@ -176,21 +176,6 @@ class MemoryStore(MemoryRows):
             "evidence": list(memory.evidence),
             "embedding": to_bytes(vector),
         }
-
-    def _insert(self, conn: Any, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert rows; their ids, in order. SQLite cannot return ids in order from a
-        batched insert (SQLAlchemy would insert row by row, a third slower for a big
-        world's seed memories), so there the ids are read after the insert: while a
-        transaction writes, SQLite lets no one else write, and AUTOINCREMENT gives each
-        row a larger id than any before, so the run's newest ids are these rows'."""
-        if self.engine.dialect.name != "sqlite" or len(rows) < 2:
-            stmt = insert(T).returning(T.c.id, sort_by_parameter_order=True)
-            return list(conn.execute(stmt, rows).scalars())
-        conn.execute(insert(T), rows)
-        newest = select(T.c.id).where(T.c.run_id == self.run_id).order_by(T.c.id.desc())
-        ids = list(conn.execute(newest.limit(len(rows))).scalars())
-        ids.reverse()
-        return ids
 
     def _index(self, ids: list[int], agents: list[str], vectors: np.ndarray) -> None:
         try:
