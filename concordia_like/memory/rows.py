@@ -65,8 +65,8 @@ def transaction(engine: Engine, session: Session | None) -> Iterator[Any]:
 def insert_rows(conn: Any, run_id: str, rows: list[dict[str, Any]]) -> list[int]:
     """Insert memory rows of run `run_id` through `conn` (a Session or Connection); their
     ids, in order. SQLite cannot return ids in order from a batched insert (SQLAlchemy
-    would insert row by row, a third slower for a big world's seed memories), so there
-    the ids are read after the insert: while a transaction writes, SQLite lets no one
+    would insert row by row, which a big world's seed memories feel), so there the ids
+    are read after the insert: while a transaction writes, SQLite lets no one
     else write, and AUTOINCREMENT gives each row a larger id than any before, so the
     run's newest ids are these rows'."""
     dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
@@ -176,7 +176,7 @@ class MemoryRows:
         into `session` (any store's transaction) as memories of run `run_id`; return
         how many. Ids are the target's to give, so a reflection's evidence and a mark
         are moved onto the copies' ids. Rows are read and written in slices (a city's
-        run holds hundreds of thousands). The copy's index is rebuilt from SQL when its
+        run holds very many). The copy's index is rebuilt from SQL when its
         store is opened (see `reconcile`)."""
         new_ids: dict[int, int] = {}
         olds: list[int] = []
