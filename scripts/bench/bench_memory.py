@@ -10,11 +10,12 @@ texts (so every query is embedded: its embedding is part of the latency measured
 The last line is `retrieval_p95_ms=<x>`.
 
 `--residents N` measures instead what a run of N residents costs its memory at the
-start: the town's residents replicated to N (world/replicate.py), each with its card's
-seed memories and more drawn from a pool of templated texts up to `--seeds`, written as
-a run's creation writes them (one embedding call, one transaction, the index after the
-commit), then one step's retrieval for `--queries` residents and a reopen (the index
-rebuilt or reconciled from SQL, as on resume). The last line is
+start: the town's residents (or `--world`'s, such as a generated city) replicated to N
+(world/replicate.py), each with its card's seed memories and more drawn from a pool of
+templated texts up to `--seeds`, written as a run's creation writes them (one
+embedding call, one transaction, the index after the commit), then one step's
+retrieval for `--queries` residents and a reopen (the index rebuilt or reconciled from
+SQL, as on resume). The last line is
 `residents=<n> layout=<l> create_s=<x> rss_mb=<y> query_ms=<z> reopen_s=<w>`."""
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def residents(args: argparse.Namespace) -> None:
     """A run's memory at the start, for `args.residents` residents (see the docstring)."""
     rng = random.Random(args.seed)
     t = time.perf_counter()
-    world = replicate_residents(load_world(WORLD), args.residents)
+    world = replicate_residents(load_world(args.world), args.residents)
     inner: Any = HashEmbedder() if args.hash_embedder else get_embedder()
     inner.embed(["warm up the model"])
     print(f"world and embedder ready in {time.perf_counter() - t:.1f} s")
@@ -232,6 +233,9 @@ def main() -> None:
     ap.add_argument("--residents", type=int, default=None, help="time a run's start instead")
     ap.add_argument("--seeds", type=int, default=15, help="seed memories per resident")
     ap.add_argument("--pool", type=int, default=2000, help="templated seed texts drawn from")
+    ap.add_argument(
+        "--world", type=Path, default=WORLD, help="whose residents (default: the town's)"
+    )
     ap.add_argument("--hash-embedder", action="store_true", help="skip the sentence model")
     ap.add_argument("--folder", type=Path, default=None, help="store folder (default: temp)")
     ap.add_argument("--keep", action="store_true", help="keep the store folder")
