@@ -75,31 +75,36 @@ LINES = [
 ]
 
 
+TAILS = [
+    "Tell me what you make of that.",
+    "My cousin heard the same from the miller.",
+    "We could walk over there after lunch.",
+    "Nobody at the inn believes a word of it.",
+    "I wrote it down so I would not forget.",
+    "Let us keep that between the two of us.",
+    "The mayor will want to hear about it.",
+    "It reminds me of the summer of the floods.",
+]
+
+
+def line(digest: bytes) -> str:
+    """One of 64 lines, two picked halves (two turns rarely say the same)."""
+    return f"{LINES[digest[0] % len(LINES)]} {TAILS[digest[1] % len(TAILS)]}"
+
+
 def exchange(req) -> dict:
-    """A conversation: the opening, then one reply from someone else to the opener
-    where the schema lets anyone else speak; words from `LINES`, a different pair each
-    time (so no speaker repeats itself)."""
-    opener = req.agent
-    turns = [
-        d["properties"]
-        for name, d in req.json_schema.get("$defs", {}).items()
-        if name.startswith("Turn")
-    ]
-    digest = hashlib.sha256(f"{req.messages[-1].content}|{req.sampling.seed}".encode()).digest()
-    first, second = digest[0] % len(LINES), 1 + digest[1] % (len(LINES) - 1)
-    answer: dict = {"opening": LINES[first]}
-    replies = [
-        {
-            "speaker": t["speaker"]["const"],
-            "addressee": opener,
-            "text": LINES[(first + second) % len(LINES)],
+    """A conversation: each turn the schema asks for, in order, with words from `LINES`
+    picked by a hash of the request (a different line for each turn)."""
+    answer = {}
+    for name, prop in req.json_schema["properties"].items():
+        turn = req.json_schema["$defs"][prop["$ref"].rsplit("/", 1)[-1]]["properties"]
+        speaker = turn["speaker"]["const"]
+        key = f"{req.messages[-1].content}|{req.sampling.seed}|{name}|{speaker}"
+        answer[name] = {
+            "speaker": speaker,
+            "addressee": turn["addressee"]["const"],
+            "text": line(hashlib.sha256(key.encode()).digest()),
         }
-        for t in turns
-        if t["speaker"]["const"] != opener
-        and opener in t["addressee"].get("enum", [t["addressee"].get("const")])
-    ]
-    if "replies" in req.json_schema.get("properties", {}):
-        answer["replies"] = replies[:1]
     return answer
 
 
@@ -224,8 +229,8 @@ async def test_a_degenerate_turn_is_dropped_and_never_stored_as_speech(runs_root
 
     def echo(req):
         answer = exchange(req)
-        for r in answer.get("replies", []):
-            r["text"] = answer["opening"]  # the opening said back: a copy
+        for turn in list(answer.values())[1:]:
+            turn["text"] = answer["turn_1"]["text"]  # the opening said back: a copy
         return answer
 
     backend.rules.insert(0, backend.rules.pop())

@@ -117,6 +117,9 @@ class Attention:
     since_plan: set[str] = field(default_factory=set)
     #: the day of the plan those reasons are counted from
     plan_day: date | None = None
+    #: whom it met in the step under way (for the conversation it has with them; not
+    #: kept between steps)
+    fresh: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     def note(self, reason: str) -> None:
         """A reason perceived now, for the resident's next step."""
@@ -155,6 +158,7 @@ class Attention:
         why += [r for r in CARRIED if r in self.pending]
         new_people = set(present) - self.met
         self.met |= new_people
+        self.fresh = frozenset(new_people)
         if new_people:
             why.append("company")
         if new_item and not item_has_place:

@@ -3,28 +3,30 @@
 Under the `events` attention policy, residents who meet (`company`), and a resident whose
 act call decided to speak, do not each take an act call and a speech call per line: one
 call (purpose `converse`) writes the exchange. The code picks who opens and to whom (the
-one who decided to speak, or among those who met); the model writes the opening words
-and one to `MAX_REPLIES` replies, each a turn whose speaker and addressee are enums of
-the people here (a speaker cannot be its own addressee: each speaker's turn is its own
-schema), and whose words are a bounded run of plain words. So a pair that meets costs
-one call for both directions of the talk, and a group at one place several pairs.
+one who decided to speak, or the one who met the most people here) and the order of
+the turns (`Exchange.turns`: people who meet greet each other). The schema fixes each
+turn's speaker and addressee (enums of one: the people here), so that the model writes
+every turn knowing who speaks to whom, a small model cannot have one person talk on
+alone (it did, four turns of one speaker), and nobody is written speaking to itself;
+the words of each are a bounded run of plain words. A pair that meets costs one call
+for both directions of the talk, a group at one place several pairs.
 
 Every turn passes the same guards as a line of speech (`speech.clean`,
-`degenerate.utterance_problem`, against the speaker's last words and the exchange so
-far); a degenerate turn is dropped with its reason, logged, and never stored as speech.
-The engine grounds each kept turn as a `say` (`engine.acting`), so it is perceived,
-remembered and exported as any other speech."""
+`degenerate.utterance_problem`, against the speaker's last words, the exchange so far
+and the prompt's lines about the people); a degenerate turn is dropped with its
+reason, logged, and never stored as speech. The engine grounds each kept turn as a
+`say` (`engine.acting`), so it is perceived, remembered and exported as any other
+speech."""
 
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache, reduce
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, create_model
+from pydantic import BaseModel, StringConstraints, create_model
 
 from concordia_like.agents.agent import Agent
 from concordia_like.agents.degenerate import utterance_problem
@@ -37,10 +39,12 @@ from concordia_like.world.state import WorldState
 
 log = logging.getLogger(__name__)
 
-#: replies after the opening line, at most (the opening and these: two to four turns)
-MAX_REPLIES = 3
 #: people in one exchange: the opener, the one it turns to, and a few more
 CAST_MAX = 4
+#: turns of one exchange, at most
+MAX_TURNS = 4
+#: held back from saying again what was just said (over the tokens generated)
+REPEAT_PENALTY = 1.2
 #: words of one turn: three to twenty-five words of plain characters, each bounded, so
 #: a turn can neither run on nor hold a quote, a newline or a JSON field (a pattern is
 #: the only bound a grammar keeps: see `planning.requests.ACTIVITY_PATTERN`)
@@ -72,6 +76,28 @@ class Exchange:
     why: str
     #: the line the opener answers (`X said to Opener: "..."`), if any
     heard: str | None = None
+    #: whom each of the cast has just met (`Attention.fresh`): turned to first
+    fresh: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def turns(self) -> tuple[tuple[str, str], ...]:
+        """(speaker, addressee) of each turn, in order, `MAX_TURNS` at most: the opener
+        to the one it turns to, that one back, then each other speaker to someone it
+        has just met (else to the one who spoke before it), then the opener to those
+        it has just met and not yet spoken to: people who meet greet each other."""
+        plan = [(self.opener, self.to)]
+        if self.to in self.speakers:
+            plan.append((self.to, self.opener))
+        for speaker in self.speakers:
+            if speaker in (self.opener, self.to):
+                continue
+            new = [n for n in self.cast if n in self.fresh.get(speaker, ()) and n != speaker]
+            plan.append((speaker, new[0] if new else plan[-1][0]))
+        spoken_to = {to for s, to in plan if s == self.opener}
+        for n in self.cast:
+            if n in self.fresh.get(self.opener, ()) and n not in spoken_to and n != self.opener:
+                plan.append((self.opener, n))
+        return tuple(plan[:MAX_TURNS])
 
 
 @dataclass
@@ -93,34 +119,27 @@ class Written:
 
 
 @lru_cache(maxsize=256)
-def exchange_schema(
-    options: tuple[tuple[str, tuple[str, ...]], ...], min_replies: int
-) -> type[BaseModel]:
-    """The opening words, then replies: for each (speaker, addressees) of `options` a
-    turn of its own, so that nobody is written speaking to itself."""
-    fields: dict[str, Any] = {"opening": (TurnWords, ...)}
-    if options:
-        turns = [
+def exchange_schema(turns: tuple[tuple[str, str], ...]) -> type[BaseModel]:
+    """One field per turn (`turn_1`, ...), each its speaker, its addressee and the words."""
+    fields: dict[str, Any] = {
+        f"turn_{i}": (
             create_model(
                 f"Turn{i}",
                 speaker=(Literal[speaker], ...),  # type: ignore[valid-type]
-                addressee=(Literal[tuple(to)], ...),  # type: ignore[valid-type]
+                addressee=(Literal[to], ...),  # type: ignore[valid-type]
                 text=(TurnWords, ...),
-            )
-            for i, (speaker, to) in enumerate(options)
-        ]
-        one: Any = reduce(operator.or_, turns)
-        replies = Annotated[list[one], Field(min_length=min_replies, max_length=MAX_REPLIES)]
-        fields["replies"] = (replies, ...)
+            ),
+            ...,
+        )
+        for i, (speaker, to) in enumerate(turns, 1)
+    }
     return create_model("Exchange", **fields)
 
 
 def _person(card: Any, cast: Sequence[str]) -> str:
-    """Who one of the cast is, briefly: age, occupation, manner, and how they stand to
-    the others here."""
+    """Who one of the cast is, briefly: age, occupation and how they stand to the others
+    here (not the card's manner of speech: the small model said it back as speech)."""
     text = f"{card.name} ({card.age}, {card.occupation})"
-    if card.speaking_style:
-        text += f", speaks: {clip(card.speaking_style, 80)}"
     ties = [f"{o}: {card.relationships[o]}" for o in cast if o in card.relationships]
     if ties:
         text += f"; {'; '.join(ties)}"
@@ -150,24 +169,21 @@ def converse_request(
         lines += [f"- {o}" for o in seen]
     if ex.heard:
         lines.append(clip(ex.heard, 240))
-    talk = "What do they say to each other?" if len(ex.speakers) > 1 else f"What does {first} say?"
-    lines.append(f"{first} turns to {ex.to.split(' ')[0]}. {talk}")
-    # replies only where someone else may speak: a lone speaker says its opening
-    options = tuple(
-        (s, tuple(sorted(n for n in ex.cast if n != s)))
-        for s in ex.speakers
-        if len(ex.speakers) > 1
-    )
-    schema = exchange_schema(options, 1)
+    order = list(dict.fromkeys(s.split(" ")[0] for s, _ in ex.turns[1:] if s != ex.opener))
+    answer = f" {_listed(order)} answer{'s' if len(order) == 1 else ''}." if order else ""
+    talk = "What do they say?" if len(ex.turns) > 1 else f"What does {first} say?"
+    lines.append(f"{first} turns to {ex.to.split(' ')[0]}.{answer} {talk}")
+    schema = exchange_schema(ex.turns)
     return LLMRequest.chat(
         "\n".join(lines),
         system=SYSTEM.format(world=world),
         schema=schema,
         purpose="converse",
         agent=ex.opener,
-        max_tokens=TOKENS_PER_TURN * (1 + (MAX_REPLIES if options else 0)) + 16,
-        temperature=0.8,
+        max_tokens=TOKENS_PER_TURN * len(ex.turns) + 16,
+        temperature=0.7,
         top_p=0.95,
+        repeat_penalty=REPEAT_PENALTY,
         seed=seed,
     ).model_copy(update={"why": ex.why})
 
@@ -183,13 +199,16 @@ def read_exchange(answer: Any, ex: Exchange, agents: Mapping[str, Agent]) -> Wri
         _log(out)
         return out
     parsed = answer.parsed
-    raw = [(ex.opener, ex.to, parsed.opening)]
-    raw += [(r.speaker, r.addressee, r.text) for r in getattr(parsed, "replies", [])]
+    raw = [
+        (speaker, to, getattr(parsed, f"turn_{i}").text)
+        for i, (speaker, to) in enumerate(ex.turns, 1)
+    ]
     said: list[str] = []
+    people = [_person(agents[n].persona, ex.cast) for n in ex.cast]  # lines of the prompt
     for speaker, to, words in raw:
         text = clean(words)
         agent = agents[speaker]
-        examples = [SPEECH_EXAMPLE, *said] + ([ex.heard] if ex.heard else [])
+        examples = [SPEECH_EXAMPLE, *said, *people] + ([ex.heard] if ex.heard else [])
         problem = utterance_problem(text, agent.last_said, examples)
         if problem is None:
             out.turns.append(Turn(speaker, to, text))
@@ -199,6 +218,10 @@ def read_exchange(answer: Any, ex: Exchange, agents: Mapping[str, Agent]) -> Wri
             out.turns.append(Turn(speaker, to, None, f"{problem}: {text[:60]!r}"))
     _log(out)
     return out
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _log(out: Written) -> None:

@@ -105,13 +105,15 @@ class Acting:
         exchanges = []
         for place, here in sorted(by_place.items()):
             rng = random.Random(derive_seed(self.seed, step, place, "converse"))
-            opener = rng.choice(sorted(here))
+            order = sorted(here)
+            rng.shuffle(order)  # the one who met the most opens (who arrived), ties seeded
+            opener = max(order, key=lambda n: len(self.agents[n].attention.fresh))
             present = sorted(self.state.others_present(opener))
-            pool = [n for n in here if n != opener] or [n for n in present if n in free]
-            pool = pool or present
+            new = sorted(self.agents[opener].attention.fresh & set(present))
+            pool = new or [n for n in present if n in free] or present
             if not pool:
                 continue
-            to = rng.choice(sorted(pool))
+            to = rng.choice(pool)
             exchanges.append(self._exchange(opener, to, free, rng, "company", None))
         return exchanges
 
@@ -131,7 +133,8 @@ class Acting:
         cast = (opener, to, *extras[: CAST_MAX - 2])
         speakers = (opener, *(n for n in cast[1:] if n in free))
         place = self.state.location(opener)
-        return Exchange(place, opener, to, cast, speakers, why, heard)
+        fresh = {n: self.agents[n].attention.fresh for n in cast}
+        return Exchange(place, opener, to, cast, speakers, why, heard, fresh)
 
     def _converse_request(self, ex: Exchange, step: int) -> Any:
         seed = derive_seed(self.seed, step, ex.opener, "converse")

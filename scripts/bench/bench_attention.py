@@ -19,6 +19,7 @@ embeddings, Chroma and SQLite, and prints per policy:
 
     .venv/bin/python scripts/bench/bench_attention.py                 # embedded model
     .venv/bin/python scripts/bench/bench_attention.py --backend scripted --steps 6
+    .venv/bin/python scripts/bench/bench_attention.py --steps 12 --only events   # a look
 
 `--keep DIR` keeps both runs' stores there (their ids are printed) to read afterwards,
 with `concordia-like log`. The last line is
@@ -152,11 +153,12 @@ async def run(mode: str, lender, steps: int, seed: int, root: Path, idle: int) -
     return fig
 
 
-async def both(args: argparse.Namespace, root: Path) -> tuple[Figures, Figures]:
+async def both(args: argparse.Namespace, root: Path) -> list[Figures]:
+    modes = [args.only] if args.only else ["always", "events"]
     async with open_model(BackendOptions(args.backend)) as lender:
-        always = await run("always", lender, args.steps, args.seed, root, args.idle_steps)
-        events = await run("events", lender, args.steps, args.seed, root, args.idle_steps)
-    return always, events
+        return [
+            await run(mode, lender, args.steps, args.seed, root, args.idle_steps) for mode in modes
+        ]
 
 
 def main() -> None:
@@ -166,18 +168,24 @@ def main() -> None:
     ap.add_argument("--backend", default="embedded")
     ap.add_argument("--idle-steps", type=int, default=AttentionPolicy().idle_steps)
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs' stores here")
+    ap.add_argument(
+        "--only", choices=("always", "events"), help="run one policy (no last line: no ratio)"
+    )
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-attention-"))
     try:
-        always, events = asyncio.run(both(args, root))
+        figures = asyncio.run(both(args, root))
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-    for fig in (always, events):
+    for fig in figures:
         fig.show()
         if args.keep is not None:
             print(f"        run {fig.run_id} in {root}")
+    if args.only:
+        return
+    always, events = figures
     ratio = events.s_per_awake / always.s_per_awake if always.s_per_awake else 0.0
     pairs = len(events.pairs) / len(always.pairs) if always.pairs else 0.0
     print(
