@@ -19,10 +19,11 @@ from concordia_like.dialogue.records import conversations_of_run
 from concordia_like.engine.hooks import StepHook, StepInput
 from concordia_like.engine.recorder import RunRecorder
 from concordia_like.engine.runs import start_run
+from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.store.base import sqlite_url
 from concordia_like.world.loader import load_world
 
-from support.engine import REPO, lm_factory
+from support.engine import REPO, force, lm_factory
 
 DIGITAL = REPO / "worlds" / "town_digital.yaml"
 #: step -> (sender, addressee, words) typed for the sender in that step
@@ -47,7 +48,9 @@ class Typed(StepHook):
 
 
 async def _record(root: Path) -> str:
-    sim = start_run(DIGITAL, lm_factory(), root=root, seed=1)
+    backend = ScriptedBackend()  # residents asked carry on: only the typed lines are written
+    force(backend, "act", lambda req: {"kind": "continue"})
+    sim = start_run(DIGITAL, lm_factory(backend), root=root, seed=1)
     sim.hooks.append(Typed())
     async with sim:
         for _ in range(4):

@@ -243,6 +243,8 @@ class PlansRefused(ScriptedBackend):
 async def test_degraded_call_warnings_go_to_the_log_file_not_the_screen(runs_root, capsys):
     t = Town(runs_root, PlansRefused())
     try:
+        # news for Ines before her day plan: she asks the model (else her routine stands)
+        await t("whisper Ines the flour merchant wrote that prices rise in May")
         out = await t("step")
         folder = runs_root / t.sim.run_id
         log = (folder / LOG_NAME).read_text()
