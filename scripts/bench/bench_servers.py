@@ -11,13 +11,16 @@ the backend's routing (least-loaded, a limit per server) spreads a step's calls,
 what this machine's CPUs can decode. Everything else is real (the hashing stand-in for
 the sentence embedder unless `--embedder real`).
 
-Per server count it prints: model calls per step, calls per server (each one's share,
-the least and the most), seconds a step and the speedup against one server, the step's
-seconds per call and its speedup (the number of calls a step makes varies a little from
-run to run, with the order answers come back in), and the most requests a server had
-at once (its limit: it was full at times); the last
-line is `servers_speedup_4=<x> calls_share_max_4=<y>` (the largest server's share of
-the calls on four servers; 0.25 is an even spread).
+Per server count it prints: model calls per step; calls per server (each one's share,
+the least and the most); seconds a step and the speedup against one server; seconds per
+call and its speedup (the number of calls a step makes varies a little from run to run,
+with the order answers come back in); the batcher's batches a step and their mean size
+(a step's calls come in rounds, each waiting on answers of the one before, so a round
+narrower than the servers' room leaves some idle); and the most requests a server had
+at once (its limit: it was full at times). The last line is
+`servers_speedup_4=<x> calls_share_max_4=<y> call_speedup_4=<z>`: a step's speedup on
+four servers, the largest server's share of the calls there (0.25 is an even spread),
+and the speedup of a step's seconds per call.
 
     .venv/bin/python scripts/bench/bench_servers.py
     .venv/bin/python scripts/bench/bench_servers.py --servers 1,2,4,8 --latency-ms 500
@@ -94,17 +97,22 @@ async def one_count(world: Any, urls: list[str], args: argparse.Namespace) -> di
     pool = sim.lm.backend.pool
     before = [s.answered for s in pool.servers]
     calls0 = sim.lm.usage.total.calls
+    batcher = sim.lm.batcher
+    batches0, batched0 = batcher.batches, batcher.batched_requests
     t = time.perf_counter()
     for _ in range(args.steps):
         await sim.run_step()
     wall = time.perf_counter() - t
     per_server = [s.answered - b for s, b in zip(pool.servers, before, strict=True)]
     calls = sim.lm.usage.total.calls - calls0
+    batches = batcher.batches - batches0
     await sim.aclose()
     return {
         "calls_per_step": calls / args.steps,
         "per_server": per_server,
         "step_s": wall / args.steps,
+        "batches_per_step": batches / args.steps,
+        "batch_mean": (batcher.batched_requests - batched0) / max(batches, 1),
         "taken_out": sum(s.taken_out for s in pool.servers),
     }
 
@@ -155,7 +163,8 @@ def main() -> None:
                 f"least {min(per)}, most {max(per)}; {row['step_s']:.2f} s a step; "
                 f"x{row['speedup']:.2f} against {counts[0]} server(s); "
                 f"{row['ms_per_call']:.1f} ms a call (x{row['call_speedup']:.2f}); "
-                f"at most {max(servers.peak, default=0)} at once on a server"
+                f"{row['batches_per_step']:.0f} batches a step of {row['batch_mean']:.1f} calls "
+                f"on average; at most {max(servers.peak, default=0)} at once on a server"
                 + (f"; {row['taken_out']} taken out" if row["taken_out"] else ""),
                 flush=True,
             )
@@ -165,7 +174,8 @@ def main() -> None:
     nan = float("nan")
     print(
         f"servers_speedup_4={four.get('speedup', nan):.2f} "
-        f"calls_share_max_4={four.get('share_max', nan):.3f}"
+        f"calls_share_max_4={four.get('share_max', nan):.3f} "
+        f"call_speedup_4={four.get('call_speedup', nan):.2f}"
     )
 
 
