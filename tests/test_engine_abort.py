@@ -167,11 +167,17 @@ async def test_a_recorded_run_replayed_reproduces_its_timeline_exactly(tmp_path,
 
 async def test_a_replay_with_another_seed_fails_on_its_first_miss(tmp_path, runs_root):
     cache = tmp_path / "cache.sqlite"
-    recorded = start_run(TOWN, replay_factory(cache, "readwrite"), seed=5, root=runs_root)
+    # everyone is asked each step (under events a first step may make no call to miss)
+    always = {"mode": "always"}
+    recorded = start_run(
+        TOWN, replay_factory(cache, "readwrite"), seed=5, root=runs_root, attention=always
+    )
     await run_steps(recorded, 2)
     await close(recorded)
 
-    other = start_run(TOWN, replay_factory(cache, "replay"), seed=6, root=tmp_path / "r")
+    other = start_run(
+        TOWN, replay_factory(cache, "replay"), seed=6, root=tmp_path / "r", attention=always
+    )
     with pytest.raises(StepAborted) as err:
         await other.run_step()
     message = str(err.value)
@@ -194,7 +200,9 @@ def test_the_cli_stops_a_departed_replay_with_one_error_line(tmp_path):
 
     def run(*args):
         return subprocess.run(
-            cli("run", str(TOWN), "--backend", "scripted", "--quiet", *args),
+            cli(
+                "run", str(TOWN), "--backend", "scripted", "--attention", "always", "--quiet", *args
+            ),
             cwd=REPO,
             env=cli_env(),
             capture_output=True,

@@ -84,7 +84,8 @@ def run_id_of(out: str) -> str:
 
 @pytest.mark.slow
 def test_a_resumed_faulty_run_keeps_its_recorded_fault_seed(tmp_path):
-    base = ["--backend", "scripted", "--faults", "0.4", "--quiet"]
+    # everyone asked each step, so that faults have calls to bite on
+    base = ["--backend", "scripted", "--faults", "0.4", "--attention", "always", "--quiet"]
     straight = run_cli(
         "run", str(TOWN), "--steps", "6", "--seed", "7", *base, "--root", str(tmp_path / "a")
     )

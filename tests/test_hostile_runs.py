@@ -130,6 +130,11 @@ def silent_server() -> Iterator[str]:
     listener.close()
 
 
+#: everyone asked in step 1, so that the step calls the silent server (under events a
+#: first step whose residents keep their routines calls nothing)
+ASKED = {"mode": "always"}
+
+
 def silent_model(url: str, **options) -> LanguageModel:
     return LanguageModel(OpenAIBackend(url, model="m", structured_output="json_object", **options))
 
@@ -138,7 +143,7 @@ async def test_a_silent_server_fails_the_step_at_the_request_deadline_and_it_res
     silent_server, runs_root
 ):
     backend_model = silent_model(silent_server, timeout_s=0.5, max_retries=4)
-    sim = start_run(TOWN, lambda folder: backend_model, seed=1, root=runs_root)
+    sim = start_run(TOWN, lambda folder: backend_model, seed=1, root=runs_root, attention=ASKED)
     try:
         with pytest.raises(StepAborted) as aborted:
             await sim.run_step()
@@ -159,7 +164,9 @@ async def test_a_silent_server_fails_the_step_at_the_request_deadline_and_it_res
 
 
 async def test_a_silent_server_fails_the_step_at_the_step_deadline(silent_server, runs_root):
-    sim = start_run(TOWN, lambda folder: silent_model(silent_server), seed=1, root=runs_root)
+    sim = start_run(
+        TOWN, lambda folder: silent_model(silent_server), seed=1, root=runs_root, attention=ASKED
+    )
     sim.step_timeout_s = 0.5
     try:
         with pytest.raises(StepAborted, match=r"deadline of 0\.5 s \(--step-timeout\)"):
