@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 MIN_WORDS = 3
 #: words that are the prompt's or the schema's, not speech
@@ -171,11 +172,18 @@ def _is_verb(word: str) -> bool:
     )
 
 
-def activity_problem(text: str, names: Iterable[str] = ()) -> str | None:
+@lru_cache(maxsize=16)
+def name_words(names: tuple[str, ...]) -> frozenset[str]:
+    """The words of `names`, once per tuple: a city's place names are one tuple shared
+    by every resident, and a plan item is checked against them all."""
+    return frozenset(x for n in names for x in words(n))
+
+
+def activity_problem(text: str, names: Iterable[str] = (), person: str = "") -> str | None:
     """Why `text` does not read as an activity a person plans, or None: a fragment
     (under two words, words cut off with hyphens, a loop, a dangling last word), a
-    greeting, a date, a name (of a resident or a place: `names`), or no verb among its
-    first words (nor a word like `lunch`)."""
+    greeting, a date, a name (of `person` or of a resident or a place: `names`), or no
+    verb among its first words (nor a word like `lunch`)."""
     raw = text.split()
     w = words(text)
     if len(w) < 2 or any(t.startswith("-") or t.rstrip(",.").endswith("-") for t in raw):
@@ -186,8 +194,8 @@ def activity_problem(text: str, names: Iterable[str] = ()) -> str | None:
         return "a greeting"
     if all(x in _DATE_WORDS or x in _FILLER or x.isdigit() for x in w):
         return "a date"
-    named = {x for n in names for x in words(n)}
-    if named and all(x in named or x in _FILLER for x in w):
+    named, own = name_words(tuple(names)), frozenset(words(person))
+    if (named or own) and all(x in named or x in own or x in _FILLER for x in w):
         return "a name"
     if not any(_is_verb(x) or x in DOING_NOUNS for x in w[:3]):
         return "no verb"

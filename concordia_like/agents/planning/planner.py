@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 def not_an_activity(text: str, agent: str, names: Sequence[str], what: str) -> bool:
     """Whether a plan item the model wrote for `agent` fails to read as an activity
     (logged with the reason: what stands instead is `what`)."""
-    problem = activity_problem(text, (agent, *names))
+    problem = activity_problem(text, names, agent)
     if problem is not None:
         log.info("plan item %r of %s dropped (%s); %s stands", text, agent, problem, what)
     return problem is not None
