@@ -250,7 +250,7 @@ def test_holding_or_losing_the_phone_changes_the_action_schema(state):
     def schema_of(name: str):
         return decision_for([], [], [], [], None, app_targets(state, name))
 
-    assert {"MessageTo", "PostIt", "ReadIt", "PayTo"} <= kinds(schema_of(BOB))
+    assert {"MessageTo", "PostIt", "PayTo"} <= kinds(schema_of(BOB))  # nothing new to read
     assert not {"MessageTo", "PostIt", "ReadIt", "PayTo"} & kinds(schema_of(CY))
     state.set_location(CY, "square")
     assert apply_effects(state, [TransferEffect(item="phone", from_=BOB, to=CY)], actor=BOB)

@@ -116,3 +116,22 @@ def test_in_a_crowd_of_phones_the_indexed_contacts_are_the_scanned_ones():
     for n in everyone:
         assert contacts(again, n) == scanned(again, n) == contacts(s, n)
     assert sum(len(contacts(s, n)) == CONTACTS_MAX for n in everyone) > 10  # capped often
+
+
+def test_reading_is_offered_only_when_something_new_is_there(state):
+    from concordia_like.agents.actions import app_targets
+    from concordia_like.world.app_effects import PostEffect, ReadEffect
+
+    assert app_targets(state, ANN).readable == ()  # nothing posted, nothing received
+    assert apply_effects(state, [MessageEffect(agent=BOB, to=ANN, text="hi")], actor=BOB).ok
+    assert apply_effects(state, [PostEffect(agent=BOB, text="Apples")], actor=BOB).ok
+    assert app_targets(state, ANN).readable == ("feed", "messages")
+    assert app_targets(state, BOB).readable == ()  # his own post and message
+    assert apply_effects(state, [ReadEffect(agent=ANN, what="messages")], actor=ANN).ok
+    assert apply_effects(state, [ReadEffect(agent=ANN, what="feed")], actor=ANN).ok
+    assert app_targets(state, ANN).readable == ()
+    again = WorldState.from_dict(state.to_dict())  # the indexes rebuilt on a resume
+    assert app_targets(again, ANN).readable == ()
+    state.clock.advance()
+    assert apply_effects(state, [MessageEffect(agent=BOB, to=ANN, text="and?")], actor=BOB).ok
+    assert app_targets(state, ANN).readable == ("messages",)

@@ -22,10 +22,10 @@ each narrowed to real targets (`AppTargets`: the residents it can reach, the pos
 last read of the feed showed), and each left out where the world has no such app or
 nothing to name. A small model picks among the kinds it is offered nearly at random, so
 a kind is offered only where it has a point: `follow` the authors of posts it has read,
-`transfer` to those it is with or has written to or paid, `read` the feed when something
-new is on it. The words of a message, post or reply are written apart, like those of a
-`say` (the engine asks for them as plain text, `written_ask`, with the same guards): in
-the decision's JSON a small model writes a stray word."""
+`transfer` to those it is with or has written to or paid, `read` the feed or its
+messages when something new is there. The words of a message, post or reply are written
+apart, like those of a `say` (the engine asks for them as plain text, `written_ask`,
+with the same guards): in the decision's JSON a small model writes a stray word."""
 
 from __future__ import annotations
 
@@ -279,7 +279,11 @@ def app_targets(state: WorldState, agent: str) -> AppTargets | None:
         ),
         payees=tuple(n for n in reach if n in dealt),
         amounts=_amounts(state, agent),
-        readable=("feed", "messages") if has_news(state, agent) else ("messages",),
+        readable=tuple(
+            what
+            for what, new in (("feed", has_news(state, agent)), ("messages", apps.unread(agent)))
+            if new
+        ),
     )
 
 

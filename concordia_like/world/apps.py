@@ -181,7 +181,8 @@ class AppState:
     _partners: dict[str, dict[str, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-    #: where in `reads` each "resident|app" read is, in order (derived, like `_partners`)
+    #: where in `reads` each "resident|app" read is, and in `messages` each message to
+    #: "resident|to", in order (derived, like `_partners`)
     _read_at: dict[str, list[int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -191,6 +192,8 @@ class AppState:
             self._link(record, 1)
         for i, r in enumerate(self.reads):
             self._read_at.setdefault(f"{r.agent}|{r.what}", []).append(i)
+        for i, m in enumerate(self.messages):
+            self._read_at.setdefault(f"{m.to}|to", []).append(i)
 
     def partners(self, agent: str) -> set[str]:
         """Whom `agent` has exchanged messages with (either way), paid, or follows."""
@@ -233,6 +236,14 @@ class AppState:
     def like_count(self, post_id: str) -> int:
         return sum(1 for _, p in self.likes if p == post_id)
 
+    def unread(self, agent: str) -> bool:
+        """Whether a message reached `agent` after its latest read of its messages."""
+        to = self._read_at.get(f"{agent}|to")
+        if not to:
+            return False
+        read = self.last_read(agent, "messages")
+        return read is None or self.messages[to[-1]].id not in read.shown
+
     def last_read(self, agent: str, what: str = "feed") -> Read | None:
         at = self._read_at.get(f"{agent}|{what}")
         return self.reads[at[-1]] if at else None
@@ -260,6 +271,8 @@ class AppState:
         at = (
             self._read_at.setdefault(f"{record.agent}|{record.what}", [])
             if isinstance(record, Read)
+            else self._read_at.setdefault(f"{record.to}|to", [])
+            if isinstance(record, Message)
             else None
         )
         if at is not None:
