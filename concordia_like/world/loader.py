@@ -9,9 +9,6 @@ Decisions a world author should know:
 - `personas: cards.jsonl` adds the residents of a card file, one card a line
   (`world.card_lines`: thousands of residents without thousands of files), each
   starting at home with the attributes' initial values;
-- `personas: cards.jsonl` adds the residents of a card file, one card a line
-  (`world.card_lines`: thousands of residents without thousands of files), each
-  starting at home with the attributes' initial values;
 - a resident's home is the card's `home` unless the world overrides it, their start
   is their home unless given, and residents of a home are its keyholders;
 - place ids are lower-case slugs and must differ from every resident's name, because
