@@ -118,6 +118,10 @@ class Written:
     turns: list[Turn] = field(default_factory=list)
 
 
+#: `Literal` of a value known only at run time (a type checker reads no type from it)
+_one_of: Any = Literal
+
+
 @lru_cache(maxsize=256)
 def exchange_schema(turns: tuple[tuple[str, str], ...]) -> type[BaseModel]:
     """One field per turn (`turn_1`, ...), each its speaker, its addressee and the words."""
@@ -125,8 +129,8 @@ def exchange_schema(turns: tuple[tuple[str, str], ...]) -> type[BaseModel]:
         f"turn_{i}": (
             create_model(
                 f"Turn{i}",
-                speaker=(Literal[speaker], ...),  # type: ignore[valid-type]
-                addressee=(Literal[to], ...),  # type: ignore[valid-type]
+                speaker=(_one_of[speaker], ...),
+                addressee=(_one_of[to], ...),
                 text=(TurnWords, ...),
             ),
             ...,
@@ -155,7 +159,7 @@ def converse_request(
     place = state.places[ex.place].name if ex.place in state.places else ex.place
     lines = [f"{state.now:%A %H:%M} at {place}. Here:"]
     lines += [f"- {_person(agents[n].persona, ex.cast)}" for n in ex.cast]
-    doing = [f"{n} {clip(agents[n].activity, 80)}" for n in ex.cast if agents[n].activity]
+    doing = [f"{n} {clip(agents[n].activity or '', 80)}" for n in ex.cast if agents[n].activity]
     if doing:
         lines.append("Now: " + "; ".join(doing) + ".")
     first = ex.opener.split(" ")[0]

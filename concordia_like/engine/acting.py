@@ -309,7 +309,8 @@ class Acting:
                 wants.append((n, d.to))
                 continue
             rng = random.Random(derive_seed(self.seed, step, n, "converse"))
-            line = heard[n].replace("said to you", f"said to {n}") if heard[n] else None
+            said = heard[n]
+            line = said.replace("said to you", f"said to {n}") if said else None
             exchanges.append(self._exchange(n, d.to, free, rng, why_text(why[n]), line))
         spoken, written = await asyncio.gather(
             write_speech(
