@@ -28,7 +28,6 @@ from concordia_like.experiments.app_spec import (
 )
 from concordia_like.experiments.interventions import Interventions
 from concordia_like.experiments.scenario import load_scenario
-from concordia_like.llm import BackendUnavailableError
 from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.world.app_effects import (
     BankEffect,
@@ -42,7 +41,7 @@ from concordia_like.world.rules import apply_effects
 from concordia_like.yaml_loader import ConfigFileError
 
 from support.engine import REPO, lm_factory
-from support.experiment import run, values, write_scenario
+from support.experiment import FailingAfter, run, values, write_scenario
 
 MINI_APPS = REPO / "tests" / "fixtures" / "worlds" / "mini_apps.yaml"
 RUMOUR = REPO / "worlds" / "scenarios" / "rumour.yaml"
@@ -250,20 +249,6 @@ def test_app_kinds_need_a_world_with_that_app(tmp_path):
 
 
 # -- runs -------------------------------------------------------------------------------
-
-
-class FailingAfter(ScriptedBackend):
-    """The scripted model, which stops answering after `ok` batches."""
-
-    def __init__(self, ok):
-        super().__init__()
-        self.ok = ok
-
-    async def generate_batch(self, requests):
-        if self.ok <= 0:
-            raise BackendUnavailableError("http://127.0.0.1:9/v1 stopped answering")
-        self.ok -= 1
-        return await super().generate_batch(requests)
 
 
 class Counting(ScriptedBackend):

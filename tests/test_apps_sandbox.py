@@ -7,53 +7,24 @@ text; and in a world without apps the same words are a free-form action as befor
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
+from test_sandbox import Town
 
 from concordia_like.agents.actions import Other
-from concordia_like.engine.runs import resume_run, start_run
 from concordia_like.sandbox.commands import help_text
 from concordia_like.sandbox.seat import parse_action
-from concordia_like.sandbox.session import TownSession
 from concordia_like.world.app_feed import rank_feed
 from concordia_like.world.loader import load_world
 
-from support.engine import REPO, TOWN, lm_factory
+from support.engine import REPO, TOWN
 
 DIGITAL = REPO / "worlds" / "town_digital.yaml"
 MARKUP = "[bold red]loud[/bold red] <b>bold</b>"
 
 
-class Town:
-    """A session on a new town with phones, its output captured."""
-
-    def __init__(self, root):
-        self.root = root
-        self.factory = lm_factory()
-        sim = start_run(DIGITAL, self.factory, root=root, seed=3)
-        self.out = io.StringIO()
-        console = Console(file=self.out, width=120, highlight=False)
-        self.session = TownSession(sim, console, opener=self.open, root=root)
-
-    def open(self, run_id):
-        return resume_run(run_id, self.factory, world_path=DIGITAL, root=self.root)
-
-    @property
-    def sim(self):
-        return self.session.sim
-
-    async def __call__(self, *lines: str) -> str:
-        start = self.out.tell()
-        for line in lines:
-            assert await self.session.execute(line)
-        return self.out.getvalue()[start:]
-
-
 @pytest.fixture
 async def town(runs_root):
-    t = Town(runs_root)
+    t = Town(runs_root, world=DIGITAL, width=120)
     yield t
     await t.session.aclose()
 

@@ -21,11 +21,18 @@ from typer.testing import CliRunner
 from concordia_like.cli.main import app
 from concordia_like.engine.simulation import StepAborted
 from concordia_like.experiments.stats import mean_ci, summarize
-from concordia_like.llm import BackendUnavailableError
 from concordia_like.llm.scripted import ScriptedBackend
 
 from support.engine import REPO, checkpoint, query, store_path
-from support.experiment import SCENARIO, result, run, timeline_of, values, write_scenario
+from support.experiment import (
+    SCENARIO,
+    FailingAfter,
+    result,
+    run,
+    timeline_of,
+    values,
+    write_scenario,
+)
 
 
 @pytest.fixture(scope="module")
@@ -150,20 +157,6 @@ def test_outputs_are_written(forked):
     assert spade[0]["value"] is None and spade[0]["value_text"] in ("Ann Reed", "Bob Vale")
     summary = (out / "summary.csv").read_text()
     assert summary.startswith("measurement,condition,n,mean,ci_low,ci_high,diff")
-
-
-class FailingAfter(ScriptedBackend):
-    """The scripted model, which stops answering after `ok` batches."""
-
-    def __init__(self, ok):
-        super().__init__()
-        self.ok = ok
-
-    async def generate_batch(self, requests):
-        if self.ok <= 0:
-            raise BackendUnavailableError("http://127.0.0.1:9/v1 stopped answering")
-        self.ok -= 1
-        return await super().generate_batch(requests)
 
 
 class Counting(ScriptedBackend):

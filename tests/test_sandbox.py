@@ -40,17 +40,17 @@ class Switchable(ScriptedBackend):
 class Town:
     """A session on a new town, with its output captured."""
 
-    def __init__(self, root, backend=None):
+    def __init__(self, root, backend=None, *, world=TOWN, width=100):
         self.backend = backend or ScriptedBackend()
-        self.root = root
+        self.root, self.world = root, world
         self.factory = lm_factory(self.backend)
-        sim = start_run(TOWN, self.factory, root=root, seed=3)
+        sim = start_run(world, self.factory, root=root, seed=3)
         self.out = io.StringIO()
-        console = Console(file=self.out, width=100, highlight=False)
+        console = Console(file=self.out, width=width, highlight=False)
         self.session = TownSession(sim, console, opener=self.open, root=root)
 
     def open(self, run_id):
-        return resume_run(run_id, self.factory, world_path=TOWN, root=self.root)
+        return resume_run(run_id, self.factory, world_path=self.world, root=self.root)
 
     def reopen(self, run_id):
         """The session's run opened again beside it: the session gives up its lease (one

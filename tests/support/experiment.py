@@ -10,9 +10,25 @@ from concordia_like.engine.recorder import RunRecorder
 from concordia_like.experiments.runner import run_experiment
 from concordia_like.experiments.scenario import load_scenario
 from concordia_like.experiments.settings import Settings
-from concordia_like.llm import BackendOptions, open_model
+from concordia_like.llm import BackendOptions, BackendUnavailableError, open_model
+from concordia_like.llm.scripted import ScriptedBackend
 
 from support.engine import MINI, store_path
+
+
+class FailingAfter(ScriptedBackend):
+    """The scripted model, which stops answering after `ok` batches."""
+
+    def __init__(self, ok):
+        super().__init__()
+        self.ok = ok
+
+    async def generate_batch(self, requests):
+        if self.ok <= 0:
+            raise BackendUnavailableError("http://127.0.0.1:9/v1 stopped answering")
+        self.ok -= 1
+        return await super().generate_batch(requests)
+
 
 SCENARIO = f"""
 name: Mini notice
