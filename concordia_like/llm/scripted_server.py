@@ -128,14 +128,7 @@ class ScriptedOpenAIServer:
         """HTTP/1.1 with keep-alive: requests on one connection until the client closes it."""
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                length = 0
-                for line in lines[1:]:
-                    if line.lower().startswith("content-length:"):
-                        length = int(line.split(":", 1)[1])
-                raw = await reader.readexactly(length) if length else b""
+                method, path, raw = await read_request(reader)
                 status: int
                 payload: dict[str, Any]
                 if method == "GET" and path.rstrip("/").endswith("/models"):
@@ -163,6 +156,19 @@ class ScriptedOpenAIServer:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+    """One HTTP/1.1 request off a connection: its method, path and body (by its
+    Content-Length; none without one)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    length = 0
+    for line in lines[1:]:
+        if line.lower().startswith("content-length:"):
+            length = int(line.split(":", 1)[1])
+    return method, path, await reader.readexactly(length) if length else b""
 
 
 async def serve(count: int, latency_s: float, limit: int) -> list[ScriptedOpenAIServer]:

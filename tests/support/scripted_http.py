@@ -8,6 +8,8 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
+from concordia_like.llm.scripted_server import read_request
+
 CHAT_OK = {
     "id": "chatcmpl-fake",
     "object": "chat.completion",
@@ -45,14 +47,7 @@ class ScriptedHTTPServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            length = 0
-            for line in lines[1:]:
-                if line.lower().startswith("content-length:"):
-                    length = int(line.split(":", 1)[1])
-            body = await reader.readexactly(length) if length else b""
+            method, path, body = await read_request(reader)
             self.requests.append((method, path, body))
             if method == "GET" and path.endswith("/models"):
                 status, payload = 200, {"data": [{"id": "fake-model", "object": "model"}]}
