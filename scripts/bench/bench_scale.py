@@ -16,8 +16,13 @@ index's own files are not counted) and how much the store's size grew, and secon
 resume the run from its last step (its world rebuilt, store and index opened, state
 read back) in a new process. `--embedder hash` puts the hashing stand-in in the
 sentence embedder's place, to show the engine and the store apart from embedding.
+With two sizes it prints how the larger compares: agent-steps per second, store bytes
+per step, memories stored per step and bytes per memory stored. `--backend embedded`
+(or another backend) runs the model itself, to show what the model part of a step
+costs: seconds and calls per step, no resume.
 
     .venv/bin/python scripts/bench/bench_scale.py --sizes 1000          # a few minutes
+    .venv/bin/python scripts/bench/bench_scale.py --sizes 1000 --backend embedded --steps 2
     .venv/bin/python scripts/bench/bench_scale.py                       # 1,000 and 10,000
     .venv/bin/python scripts/bench/bench_scale.py --store postgres
 
@@ -71,12 +76,18 @@ class WriteCounter:
 
         self.bytes = 0
         self.statements = 0
+        #: memories stored (an observation per resident who perceived something, and
+        #: the plan notes and insights of the step)
+        self.memories = 0
         event.listen(engine, "before_cursor_execute", self._count)
 
-    def _count(self, _conn, _cursor, statement, parameters, _context, _many) -> None:
-        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+    def _count(self, _conn, _cursor, statement, parameters, _context, many) -> None:
+        head = statement.lstrip()
+        if head[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
             self.bytes += _size(parameters)
             self.statements += 1
+            if head.upper().startswith("INSERT INTO MEMORIES"):
+                self.memories += len(parameters) if many else 1
 
 
 def store_size(recorder: Any, folder: Path) -> int:
@@ -110,6 +121,19 @@ def scripted(_folder: Path) -> Any:
     return LanguageModel(make_backend("scripted"))
 
 
+@contextlib.asynccontextmanager
+async def models(backend: str) -> Any:
+    """The runs' model factory: the scripted model, or a backend (`embedded`, ...)
+    opened once and borrowed by the run."""
+    if backend == "scripted":
+        yield scripted
+        return
+    from concordia_like.llm import BackendOptions, open_model, run_models
+
+    async with open_model(BackendOptions(backend)) as lender:
+        yield run_models(lender)
+
+
 def use_embedder(kind: str) -> None:
     """`hash`: the hashing stand-in for the sentence embedder, to measure the engine
     and the store apart from the embedding model's cost."""
@@ -125,7 +149,7 @@ def rss_mb() -> float:
 
 async def one_size(args: argparse.Namespace) -> dict[str, Any]:
     """Create a run of `args.one` residents and time its steps (this process)."""
-    from concordia_like.engine.runs import run_folder, start_run
+    from concordia_like.engine.runs import start_run
     from concordia_like.memory.embedder import get_embedder
 
     n, root = args.one, Path(args.root)
@@ -134,9 +158,18 @@ async def one_size(args: argparse.Namespace) -> dict[str, Any]:
     t = time.perf_counter()
     world = build_world(n, args.world, root)
     world_s = time.perf_counter() - t
-    t = time.perf_counter()
-    sim = start_run(world, scripted, root=root, store=args.url, start_time=args.start)
-    create_s = time.perf_counter() - t
+    async with models(args.backend) as factory:
+        t = time.perf_counter()
+        sim = start_run(world, factory, root=root, store=args.url, start_time=args.start)
+        create_s = time.perf_counter() - t
+        row = await timed_steps(sim, args, n, root)
+    return {"world_s": world_s, "create_s": create_s, **row}
+
+
+async def timed_steps(sim: Any, args: argparse.Namespace, n: int, root: Path) -> dict[str, Any]:
+    """Warm-up steps, then the timed ones: their figures."""
+    from concordia_like.engine.runs import run_folder
+
     folder = run_folder(sim.run_id, root)
     for _ in range(args.warmup):
         await sim.run_step()
@@ -154,14 +187,14 @@ async def one_size(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "residents": n,
         "run_id": sim.run_id,
-        "world_s": world_s,
-        "create_s": create_s,
+        "calls_per_step": calls / args.steps,
         "agent_steps_per_s": agent_steps / wall,
         "step_s": wall / args.steps,
         "calls_per_agent_step": calls / agent_steps,
         "rss_mb": rss,
         "store_kb_per_step": counter.bytes / args.steps / 1024,
         "store_grown_kb_per_step": grown / args.steps / 1024,
+        "memories_per_step": counter.memories / args.steps,
     }
 
 
@@ -187,7 +220,7 @@ def child(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """Run this script for one size (or one resume) in a new process; its JSON line."""
     cmd = [sys.executable, __file__, "--root", args.root, "--start", args.start]
     cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--world", args.world]
-    cmd += ["--embedder", args.embedder]
+    cmd += ["--embedder", args.embedder, "--backend", args.backend]
     if extra.get("url"):
         cmd += ["--url", extra["url"]]
     cmd += ["--one", str(extra["one"])] if "one" in extra else ["--resume", extra["resume"]]
@@ -217,6 +250,12 @@ def store_urls(kind: str) -> Iterator[Any]:
         yield url
 
 
+def _per(row: dict[str, Any]) -> float:
+    """Store bytes per step per memory stored: what a step writes for each resident
+    who perceived something."""
+    return row["store_kb_per_step"] / max(row["memories_per_step"], 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,10000", help="residents per run (default 1000,10000)")
@@ -236,6 +275,12 @@ def main() -> None:
         default="real",
         help="real: the sentence embedder (default); hash: its hashing stand-in, to see "
         "the engine and store apart from embedding",
+    )
+    ap.add_argument(
+        "--backend",
+        default="scripted",
+        help="the model: scripted (default: answers at once) or a backend such as embedded, "
+        "to see what the model part costs (no resume figure then)",
     )
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
@@ -257,6 +302,16 @@ def main() -> None:
             for n in sizes:
                 url = url_for(n)
                 row = child(args, one=n, url=url)
+                if args.backend != "scripted":  # the model's cost: no resume figure
+                    rows[n] = row
+                    print(
+                        f"{n:>6} residents on {args.backend}: {row['step_s']:.1f} s a step, "
+                        f"{row['calls_per_step']:.0f} calls per step "
+                        f"({row['calls_per_agent_step']:.2f} per agent-step), "
+                        f"RSS {row['rss_mb']:.0f} MB",
+                        flush=True,
+                    )
+                    continue
                 row.update(child(args, resume=row["run_id"], url=url))
                 rows[n] = row
                 print(
@@ -273,10 +328,15 @@ def main() -> None:
         shutil.rmtree(args.root, ignore_errors=True)
     if len(sizes) > 1:
         small, big = rows[sizes[0]], rows[sizes[-1]]
+
+        def times(key: str) -> float:
+            return float(big[key] / small[key]) if small.get(key) else float("nan")
+
         print(
-            f"{sizes[-1]} against {sizes[0]}: agent-steps/s x"
-            f"{big['agent_steps_per_s'] / small['agent_steps_per_s']:.2f}, store bytes per "
-            f"step x{big['store_kb_per_step'] / small['store_kb_per_step']:.1f}"
+            f"{sizes[-1]} against {sizes[0]}: agent-steps/s x{times('agent_steps_per_s'):.2f}, "
+            f"store bytes per step x{times('store_kb_per_step'):.1f}, memories stored per step "
+            f"x{times('memories_per_step'):.1f}, bytes per memory stored "
+            f"x{_per(big) / _per(small):.2f}"
         )
     big = rows.get(10000, {})
     nan = float("nan")
