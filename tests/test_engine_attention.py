@@ -474,3 +474,29 @@ async def test_asked_only_because_it_was_spoken_to_a_resident_chooses_among_the_
     whispered = [r for r in seen if r.why == "whisper"]
     assert whispered and '"move"' in json.dumps(whispered[0].json_schema)
     await close(sim)
+
+
+async def test_asked_only_for_being_idle_a_resident_may_go_only_where_someone_is(runs_root):
+    seen = []
+    backend = scripted()
+    backend.add_rule(".", lambda req: seen.append(req) or '{"kind": "continue"}', "act")
+    backend.rules.insert(0, backend.rules.pop())
+    # Cy in the lane, next door to Ann at the square and to the homes, where nobody is
+    sim = events_run(runs_root, backend, places={ANN: "square", BOB: "park", CY: "lane"})
+    sim.attention = AttentionPolicy(idle_steps=3)
+    await run_steps(sim, 5)
+    idle = [r for r in seen if r.why == "idle" and r.agent == CY]
+    assert idle and all(_ways(r.json_schema) == ["square"] for r in idle)
+    ways = sorted(sim.state.reachable(ANN))
+    assert any(not sim.state.agents_at(w) for w in ways)  # somewhere empty to go
+    sim.plant_memory(ANN, "The bridge is closing tomorrow.")
+    await run_steps(sim, 1)  # a whisper: every way out is a choice again
+    whispered = [r for r in seen if r.why == "whisper"]
+    assert whispered and _ways(whispered[0].json_schema) == ways
+    await close(sim)
+
+
+def _ways(schema: dict) -> list[str]:
+    """The places a decision schema offers to move to (none: no move)."""
+    move = schema.get("$defs", {}).get("MoveTo")
+    return sorted(move["properties"]["to"]["enum"]) if move else []

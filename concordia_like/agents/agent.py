@@ -77,16 +77,21 @@ class Agent:
         activity = self.activity or "my day"
         return (activity, self.news) if self.news else (activity,)
 
-    def act_request(self, state: WorldState, seed: int, *, social: bool = False) -> LLMRequest:
+    def act_request(
+        self, state: WorldState, seed: int, *, social: bool = False, seek_company: bool = False
+    ) -> LLMRequest:
         """The step's model call: a typed decision (kind, targets) under this agent's
         schema; the words of a `say` are asked for apart (`speech_request`). `social`:
         asked for the people here, its choices are among them (no going elsewhere, no
-        thinking aloud; carrying on with its plan, which may walk it on, is one)."""
+        thinking aloud; carrying on with its plan, which may walk it on, is one).
+        `seek_company`: the places it may go to are those next door where someone is."""
         here = state.location(self.name)
         # the things its prompt names, no more: a schema must not grow with the world
         held = sorted({i.name for i in shown_items(state, self.name)})
         usable = sorted(set(held) | {i.name for i in shown_items(state, here)})
         ways = [] if social else state.reachable(self.name)
+        if seek_company:
+            ways = [w for w in ways if state.agents_at(w)]
         me = None if social else self.name
         apps = None if social else app_targets(state, self.name)  # its phone, if it has one
         schema = decision_for(ways, state.others_present(self.name), held, usable, me, apps)

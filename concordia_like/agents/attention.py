@@ -64,7 +64,8 @@ CARRIED = ("news", "intervention", "whisper", "message")
 #: asked to choose among "go to X" options picks one at random, and walks away from its
 #: plan; offered itself to speak to, it talks to itself in company)
 SOCIAL = frozenset({"addressed", "company"})
-DEFAULT_IDLE_STEPS = 12
+#: an hour of the town's ten-minute steps: a chance an hour to do something unplanned
+DEFAULT_IDLE_STEPS = 6
 
 
 class AttentionPolicy(BaseModel):
@@ -221,6 +222,14 @@ def attend(agent: Agent, state: WorldState, step: int, policy: AttentionPolicy) 
 def is_social(policy: AttentionPolicy, reasons: Iterable[str]) -> bool:
     """Whether a resident asked for `reasons` chooses among the people here (`SOCIAL`)."""
     return policy.mode == "events" and set(reasons) <= SOCIAL
+
+
+def seeks_company(policy: AttentionPolicy, reasons: Iterable[str]) -> bool:
+    """Whether a resident asked for `reasons` may go elsewhere only where someone is:
+    asked only because it has been `idle` (under `events`), its chance to do something
+    unplanned is the people nearby, not a walk into an empty lane (a small model offered
+    every way out picks one at random and leaves its plan for nothing)."""
+    return policy.mode == "events" and set(reasons) == {"idle"}
 
 
 def why_text(reasons: Iterable[str]) -> str:

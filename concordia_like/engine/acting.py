@@ -22,7 +22,13 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from concordia_like.agents.actions import WORDED, ActionBase, Say, to_action, written_ask
-from concordia_like.agents.attention import AttentionPolicy, attend, is_social, why_text
+from concordia_like.agents.attention import (
+    AttentionPolicy,
+    attend,
+    is_social,
+    seeks_company,
+    why_text,
+)
 from concordia_like.agents.autopilot import follow_plan, pilot
 from concordia_like.agents.conversation import (
     CAST_MAX,
@@ -181,7 +187,10 @@ class Acting:
 
     def _act_request(self, n: str, step: int, why: dict[str, list[str]]) -> Any:
         request = self.agents[n].act_request(
-            self.state, derive_seed(self.seed, step, n), social=is_social(self.attention, why[n])
+            self.state,
+            derive_seed(self.seed, step, n),
+            social=is_social(self.attention, why[n]),
+            seek_company=seeks_company(self.attention, why[n]),
         )
         return request.model_copy(update={"why": why_text(why[n])})
 

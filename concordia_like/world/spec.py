@@ -38,7 +38,7 @@ it at its line just the same.
     sampling:                        # optional, over the defaults of llm.sampling
       act: {temperature: 0.9, top_p: 0.95}
     attention: events                # optional: who is asked each step (agents.attention)
-    idle_steps: 12                   # optional: under events, most steps without a call
+    idle_steps: 6                    # optional: under events, most steps without a call
     apps: {device: phone, messages: {}, feed: {ranking: engagement}}  # optional: world/apps.py
 """
 

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from concordia_like.agents.attention import AttentionPolicy
 from concordia_like.agents.autopilot import plan_item
 from concordia_like.agents.degenerate import utterance_problem
 from concordia_like.agents.prompt import SPEECH_EXAMPLE
@@ -128,7 +127,7 @@ def count_step(sim: Simulation, report: StepReport, fig: Figures, said: dict[str
                 fig.pairs.add((e.actor, action["to"]))
 
 
-async def run(mode: str, lender, steps: int, seed: int, root: Path, idle: int) -> Figures:
+async def run(mode: str, lender, steps: int, seed: int, root: Path, idle: int | None) -> Figures:
     policy = {"mode": mode, "idle_steps": idle}
     sim = start_run(
         WORLD, run_models(lender), root=root, seed=seed, start_time="07:00", attention=policy
@@ -166,7 +165,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=36)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="embedded")
-    ap.add_argument("--idle-steps", type=int, default=AttentionPolicy().idle_steps)
+    ap.add_argument(
+        "--idle-steps", type=int, default=None, help="over the world's (the town's own by default)"
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs' stores here")
     ap.add_argument(
         "--only", choices=("always", "events"), help="run one policy (no last line: no ratio)"
