@@ -8,7 +8,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from concordia_like.agents.agent import Agent
-from concordia_like.agents.attention import Attention, AttentionPolicy, attend, why_text
+from concordia_like.agents.attention import (
+    MET_GONE_MAX,
+    Attention,
+    AttentionPolicy,
+    attend,
+    why_text,
+)
 from concordia_like.memory.plans import DayPlan, PlanBlock
 from concordia_like.world import load_world
 
@@ -144,3 +150,27 @@ def test_the_policy_refuses_what_it_does_not_know():
         AttentionPolicy(mode="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         AttentionPolicy(idle_steps=0)
+
+
+def test_a_crowd_passing_by_leaves_a_bounded_memory_of_whom_it_met():
+    att = Attention()
+    quiet = AttentionPolicy(idle_steps=10_000)
+
+    def meet(step: int, *present: str) -> list[str]:
+        return att.reasons(
+            step=step,
+            policy=quiet,
+            addressed=False,
+            present=present,
+            new_item=False,
+            item_has_place=True,
+        )
+
+    for i in range(60):  # Zed stays; one passer-by a step
+        assert meet(i + 1, "Zed", f"P{i:02d}") == ["company"]
+    assert len(att.met) == MET_GONE_MAX + 2  # the latest gone, Zed and the one here
+    assert meet(61, "Zed", "P58") == []  # met lately, and Zed all along: nobody new
+    assert meet(62, "Zed", "P00") == ["company"]  # met long ago, forgotten: met anew
+    copy = Attention()
+    copy.restore(att.to_dict())
+    assert copy.met == att.met

@@ -64,6 +64,11 @@ CARRIED = ("news", "intervention", "whisper", "message")
 #: asked to choose among "go to X" options picks one at random, and walks away from its
 #: plan; offered itself to speak to, it talks to itself in company)
 SOCIAL = frozenset({"addressed", "company"})
+#: of the people met during a plan item who have gone, how many a resident remembers (the
+#: most recently met): everyone still here is always remembered, so company asks once
+#: per pair while they stay, and a busy square's passers-by do not pile up in a state
+#: that is checkpointed each step it changes (a town never reaches it)
+MET_GONE_MAX = 24
 #: an hour of the town's ten-minute steps: a chance an hour to do something unplanned
 DEFAULT_IDLE_STEPS = 6
 
@@ -107,8 +112,9 @@ class Attention:
     last_call: int = 0
     #: the plan item under way when last seen (a key of its start and words)
     item: str | None = None
-    #: whom it has met during that item (`company` is asked once per pair and item)
-    met: set[str] = field(default_factory=set)
+    #: whom it has met during that item: those gone (in the order met; only the
+    #: `MET_GONE_MAX` latest), then those still here (`company` is asked once per pair)
+    met: list[str] = field(default_factory=list)
     #: the item whose activity was last shown (`continue`, once as it begins)
     shown: str | None = None
     #: the target it said it could not get to, during this item (said once)
@@ -139,7 +145,7 @@ class Attention:
         and the place it could not reach are then forgotten)."""
         if item == self.item:
             return False
-        self.item, self.met, self.stuck = item, set(), None
+        self.item, self.met, self.stuck = item, [], None
         return True
 
     def reasons(
@@ -157,8 +163,11 @@ class Attention:
         asked."""
         why = ["addressed"] if addressed else []
         why += [r for r in CARRIED if r in self.pending]
-        new_people = set(present) - self.met
-        self.met |= new_people
+        here = set(present)
+        new_people = here - set(self.met)
+        gone = [n for n in self.met if n not in here]
+        stayed = [n for n in self.met if n in here]
+        self.met = gone[-MET_GONE_MAX:] + stayed + sorted(new_people)
         self.fresh = frozenset(new_people)
         if new_people:
             why.append("company")
@@ -178,7 +187,7 @@ class Attention:
             "pending": sorted(self.pending),
             "last_call": self.last_call,
             "item": self.item,
-            "met": sorted(self.met),
+            "met": list(self.met),
             "shown": self.shown,
             "stuck": self.stuck,
             "since_plan": sorted(self.since_plan),
@@ -190,7 +199,7 @@ class Attention:
         self.pending = set(data.get("pending", ()))
         self.last_call = int(data.get("last_call", 0))
         self.item = data.get("item")
-        self.met = set(data.get("met", ()))
+        self.met = list(data.get("met", ()))
         self.shown = data.get("shown")
         self.stuck = data.get("stuck")
         self.since_plan = set(data.get("since_plan", ()))
