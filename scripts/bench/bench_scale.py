@@ -176,8 +176,16 @@ async def timed_steps(sim: Any, args: argparse.Namespace, n: int, root: Path) ->
     counter = WriteCounter(sim.recorder.engine)
     size0, calls0 = store_size(sim.recorder, folder), sim.lm.usage.total.calls
     t = time.perf_counter()
-    for _ in range(args.steps):
+    for i in range(args.steps):
+        step_t, step_calls = time.perf_counter(), sim.lm.usage.total.calls
         await sim.run_step()
+        if args.backend != "scripted":  # minutes a step: say how each went
+            print(
+                f"  step {i + 1} of {args.steps}: {time.perf_counter() - step_t:.0f} s, "
+                f"{sim.lm.usage.total.calls - step_calls} calls",
+                file=sys.stderr,
+                flush=True,
+            )
     wall = time.perf_counter() - t
     calls = sim.lm.usage.total.calls - calls0
     grown = store_size(sim.recorder, folder) - size0
@@ -224,9 +232,13 @@ def child(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     if extra.get("url"):
         cmd += ["--url", extra["url"]]
     cmd += ["--one", str(extra["one"])] if "one" in extra else ["--resume", extra["resume"]]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    # a model's steps are reported as they end (on stderr, passed through)
+    progress = args.backend != "scripted" and "one" in extra
+    out = subprocess.run(
+        cmd, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True
+    )
     if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd[2:])} failed:\n{out.stderr[-3000:]}")
+        sys.exit(f"{' '.join(cmd[2:])} failed:\n{(out.stderr or '')[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
