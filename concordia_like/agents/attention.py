@@ -65,7 +65,7 @@ CARRIED = ("news", "intervention", "whisper", "message")
 #: plan; offered itself to speak to, it talks to itself in company)
 SOCIAL = frozenset({"addressed", "company"})
 #: of the people met during a plan item who have gone, how many a resident remembers (the
-#: most recently met): everyone still here is always remembered, so company asks once
+#: latest to leave): everyone still here is always remembered, so company asks once
 #: per pair while they stay, and a busy square's passers-by do not pile up in a state
 #: that is checkpointed each step it changes (a town never reaches it)
 MET_GONE_MAX = 24
@@ -112,7 +112,7 @@ class Attention:
     last_call: int = 0
     #: the plan item under way when last seen (a key of its start and words)
     item: str | None = None
-    #: whom it has met during that item: those gone (in the order met; only the
+    #: whom it has met during that item: those gone (in the order they left; only the
     #: `MET_GONE_MAX` latest), then those still here (`company` is asked once per pair)
     met: list[str] = field(default_factory=list)
     #: the item whose activity was last shown (`continue`, once as it begins)
