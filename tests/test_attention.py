@@ -9,10 +9,12 @@ import pytest
 
 from concordia_like.agents.agent import Agent
 from concordia_like.agents.attention import (
-    MET_GONE_MAX,
+    MET_MAX,
     Attention,
     AttentionPolicy,
+    arrivals,
     attend,
+    watched,
     why_text,
 )
 from concordia_like.memory.plans import DayPlan, PlanBlock
@@ -155,8 +157,9 @@ def test_the_policy_refuses_what_it_does_not_know():
 def test_a_crowd_passing_by_leaves_a_bounded_memory_of_whom_it_met():
     att = Attention()
     quiet = AttentionPolicy(idle_steps=10_000)
+    crowd = [f"C{i:03d}" for i in range(200)]  # stands in the square all along
 
-    def meet(step: int, *present: str) -> list[str]:
+    def meet(step: int, present: list[str], arrived: set[str]) -> list[str]:
         return att.reasons(
             step=step,
             policy=quiet,
@@ -164,13 +167,29 @@ def test_a_crowd_passing_by_leaves_a_bounded_memory_of_whom_it_met():
             present=present,
             new_item=False,
             item_has_place=True,
+            arrived=arrived,
         )
 
-    for i in range(60):  # Zed stays; one passer-by a step
-        assert meet(i + 1, "Zed", f"P{i:02d}") == ["company"]
-    assert len(att.met) == MET_GONE_MAX + 2  # the latest gone, Zed and the one here
-    assert meet(61, "Zed", "P58") == []  # met lately, and Zed all along: nobody new
-    assert meet(62, "Zed", "P00") == ["company"]  # met long ago, forgotten: met anew
+    assert meet(1, crowd, set(crowd)) == ["company"]
+    for i in range(60):  # one passer-by a step through the standing crowd
+        passer = f"P{i:02d}"
+        assert meet(i + 2, [*crowd, passer], {passer}) == ["company"]
+        assert att.fresh == {passer}
+    assert len(att.met) == MET_MAX  # the latest met, not the crowd
+    assert meet(62, crowd, set()) == []  # the crowd did not arrive: nobody new
+    assert meet(63, [*crowd, "P59"], {"P59"}) == []  # met lately, back again
+    assert meet(64, [*crowd, "P00"], {"P00"}) == ["company"]  # met long ago: anew
     copy = Attention()
     copy.restore(att.to_dict())
     assert copy.met == att.met
+
+
+def test_whoever_arrived_is_found_from_where_each_was_last_asked(world):
+    agents = {n: Agent.create(world.personas[n], world.name, world.rules) for n in (ANN, CY)}
+    assert arrivals(agents, world.state) == {ANN, CY}  # never asked: anyone may be new
+    watched(agents, world.state, {ANN, CY})
+    assert arrivals(agents, world.state) == set()
+    world.state.set_location(CY, "square")
+    watched(agents, world.state, {ANN})  # Cy was not asked (asleep, played)
+    assert arrivals(agents, world.state) == {CY}
+    assert agents[CY].attention.at is None

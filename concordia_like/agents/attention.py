@@ -22,14 +22,20 @@ reason follows its plan by code (`agents.autopilot`). Under the `always` policy 
 awake resident is asked every step, as before attention existed, and the reasons are
 still recorded.
 
+Who is new to a resident is found without a list of everyone where it is: someone can
+be new only if they or the resident arrived since its last step (or its plan item
+began), so the resident remembers where it was when last asked and the latest few it
+met, not a crowd (`arrivals`). A busy square costs each resident there the people
+who arrive, not everyone present.
+
 What a resident's attention remembers between steps (reasons waiting for its next
-step, whom it has met during the plan item, when it was last asked, where it said it
-could not get to) round-trips through `to_dict`/`restore`, with the resident, so a
-resumed run decides exactly as an uninterrupted one."""
+step, whom it has lately met during the plan item and where, when it was last asked,
+where it said it could not get to) round-trips through `to_dict`/`restore`, with the
+resident, so a resumed run decides exactly as an uninterrupted one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
@@ -64,11 +70,12 @@ CARRIED = ("news", "intervention", "whisper", "message")
 #: asked to choose among "go to X" options picks one at random, and walks away from its
 #: plan; offered itself to speak to, it talks to itself in company)
 SOCIAL = frozenset({"addressed", "company"})
-#: of the people met during a plan item who have gone, how many a resident remembers (the
-#: latest to leave): everyone still here is always remembered, so company asks once
-#: per pair while they stay, and a busy square's passers-by do not pile up in a state
-#: that is checkpointed each step it changes (a town never reaches it)
-MET_GONE_MAX = 24
+#: of the people met during a plan item, how many a resident remembers (the latest met):
+#: those who stay where it is are not new whether remembered or not (they did not
+#: arrive), so the bound only lets someone forgotten who comes back be met anew, and a
+#: busy square's passers-by do not pile up in a state checkpointed each step it changes
+#: (a town never reaches it)
+MET_MAX = 12
 #: an hour of the town's ten-minute steps: a chance an hour to do something unplanned
 DEFAULT_IDLE_STEPS = 6
 
@@ -112,9 +119,12 @@ class Attention:
     last_call: int = 0
     #: the plan item under way when last seen (a key of its start and words)
     item: str | None = None
-    #: whom it has met during that item: those gone (in the order they left; only the
-    #: `MET_GONE_MAX` latest), then those still here (`company` is asked once per pair)
+    #: whom it has met during that item, in the order met (only the `MET_MAX` latest):
+    #: `company` is asked once per pair
     met: list[str] = field(default_factory=list)
+    #: where it was when last asked why (None: it was not, the step before: asleep,
+    #: played, or new): who arrived since is found by it (`arrivals`)
+    at: str | None = None
     #: the item whose activity was last shown (`continue`, once as it begins)
     shown: str | None = None
     #: the target it said it could not get to, during this item (said once)
@@ -157,17 +167,20 @@ class Attention:
         present: Iterable[str],
         new_item: bool,
         item_has_place: bool,
+        arrived: Container[str] | None = None,
     ) -> list[str]:
         """Why the resident is asked in `step` (empty: it follows its plan). Meeting
         people counts them as met for the item, whether or not they are why it is
-        asked."""
+        asked. `arrived`: who came where they are since the step before (`arrivals`);
+        None, or the resident among them: anyone present may be new to it."""
         why = ["addressed"] if addressed else []
         why += [r for r in CARRIED if r in self.pending]
-        here = set(present)
-        new_people = here - set(self.met)
-        gone = [n for n in self.met if n not in here]
-        stayed = [n for n in self.met if n in here]
-        self.met = gone[-MET_GONE_MAX:] + stayed + sorted(new_people)
+        met = set(self.met)
+        if arrived is None or new_item:
+            new_people = {n for n in present if n not in met}
+        else:  # it was here with everyone who did not arrive, and met them then
+            new_people = {n for n in present if n in arrived and n not in met}
+        self.met = (self.met + sorted(new_people))[-MET_MAX:]
         self.fresh = frozenset(new_people)
         if new_people:
             why.append("company")
@@ -188,6 +201,7 @@ class Attention:
             "last_call": self.last_call,
             "item": self.item,
             "met": list(self.met),
+            "at": self.at,
             "shown": self.shown,
             "stuck": self.stuck,
             "since_plan": sorted(self.since_plan),
@@ -199,7 +213,8 @@ class Attention:
         self.pending = set(data.get("pending", ()))
         self.last_call = int(data.get("last_call", 0))
         self.item = data.get("item")
-        self.met = list(data.get("met", ()))
+        self.met = list(data.get("met", ()))[-MET_MAX:]
+        self.at = data.get("at")
         self.shown = data.get("shown")
         self.stuck = data.get("stuck")
         self.since_plan = set(data.get("since_plan", ()))
@@ -207,14 +222,36 @@ class Attention:
         self.plan_day = date.fromisoformat(day) if day else None
 
 
-def attend(agent: Agent, state: WorldState, step: int, policy: AttentionPolicy) -> list[str]:
+def arrivals(agents: Mapping[str, Agent], state: WorldState) -> set[str]:
+    """Who is not where they were when last asked why (or was not asked the step
+    before): read before anyone is asked in a step, since asking moves `at`."""
+    return {n for n, a in agents.items() if a.attention.at != state.location(n)}
+
+
+def watched(agents: Mapping[str, Agent], state: WorldState, asked: Container[str]) -> None:
+    """After a step's residents were asked why: each remembers where it was, or that
+    it was not asked (asleep, played), for the next step's `arrivals`."""
+    for n, a in agents.items():
+        a.attention.at = state.location(n) if n in asked else None
+
+
+def attend(
+    agent: Agent,
+    state: WorldState,
+    step: int,
+    policy: AttentionPolicy,
+    arrived: Container[str] | None = None,
+) -> list[str]:
     """Why `agent` (awake, not played) is asked what it does in `step`; empty: it
     follows its plan by code. Under `always` it is asked whatever the reasons, and
-    `always` stands for them where there are none."""
+    `always` stands for them where there are none. `arrived`: the step's `arrivals`
+    (None: anyone present may be new to it)."""
     item = plan_item(agent, state.now)
     att = agent.attention
     att.planned(agent.plan.day if agent.plan is not None else None)
     new_item = att.begin_item(item.key)
+    if arrived is not None and agent.name in arrived:
+        arrived = None  # it came here (or was not asked): everyone here may be new
     why = att.reasons(
         step=step,
         policy=policy,
@@ -222,6 +259,7 @@ def attend(agent: Agent, state: WorldState, step: int, policy: AttentionPolicy) 
         present=state.others_present(agent.name),
         new_item=new_item,
         item_has_place=item.place is not None,
+        arrived=arrived,
     )
     if policy.mode == "always" and not why:
         why = ["always"]

@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 from concordia_like.agents.actions import WORDED, ActionBase, Say, to_action, written_ask
 from concordia_like.agents.attention import (
     AttentionPolicy,
+    arrivals,
     attend,
     is_social,
     seeks_company,
+    watched,
     why_text,
 )
 from concordia_like.agents.autopilot import follow_plan, pilot
@@ -75,11 +77,13 @@ class Acting:
         """Who of the `awake` residents is asked what it does, and why (see
         `agents.attention`); the others follow their plans by code."""
         why: dict[str, list[str]] = {}
+        arrived = arrivals(self.agents, self.state)
         for n in awake:
-            reasons = attend(self.agents[n], self.state, step, self.attention)
+            reasons = attend(self.agents[n], self.state, step, self.attention, arrived)
             if reasons:
                 why[n] = reasons
                 self.agents[n].attention.asked(step)
+        watched(self.agents, self.state, set(awake))
         return why
 
     def _unanswered(self, out: Outcome) -> list[str]:
