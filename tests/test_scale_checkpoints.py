@@ -40,6 +40,30 @@ async def test_parts_join_back_to_the_state_and_usage_they_were_split_from(runs_
     await close(sim)
 
 
+def test_a_text_that_residents_share_is_stored_once_and_dropped_when_unused():
+    news = "Ann Reed goes from the square to the bakery. " * 3  # long: stored apart
+    mind = {"news": news, "memories": [news, "@short"], "plan": {"note": news}}
+    parts = checkpoints.split({}, {"Ann": mind, "Bob": {"news": news}, "Cy": {"news": "@"}})
+    texts = [k for k in parts if k.startswith("t:")]
+    assert len(texts) == 1 and parts[texts[0]] == news  # once, for three places it is
+    assert len(parts["m:news:Ann"]) < 40  # the field holds a reference
+    _, agents = checkpoints.join(parts)
+    assert agents == {"Ann": mind, "Bob": {"news": news}, "Cy": {"news": "@"}}
+    stored = {k: checkpoints.digest(t) for k, t in parts.items()}
+    later = checkpoints.split({}, {"Ann": {"news": "quiet"}, "Bob": {"news": news}})
+    write, gone, _ = checkpoints.changes(later, stored)
+    assert not any(k.startswith("t:") for k in write)  # still referred to: not rewritten
+    later = checkpoints.split({}, {"Ann": {"news": "quiet"}})
+    _, gone, _ = checkpoints.changes(later, stored)
+    assert texts[0] in gone  # nobody refers to it any more
+
+
+def test_parts_written_before_texts_were_stored_once_are_read_as_they_were():
+    parts = {"a:Ann": "1", "m:news:Ann": json.dumps("@home, as typed")}
+    _, agents = checkpoints.join(parts, 1)
+    assert agents == {"Ann": {"news": "@home, as typed"}}
+
+
 async def test_a_step_rewrites_only_the_parts_that_changed(runs_root):
     """Most parts of a town in its working hours keep the step they were first written
     at (places, plans, residents at work): the checkpoint holds deltas."""

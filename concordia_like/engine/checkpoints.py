@@ -7,7 +7,13 @@ keyed by what they hold (each entry of the world's frame, each resident's place 
 attributes, each holder's items, each field of each mind), a step rewrites only the
 parts whose text differs from what the store holds, and joining all parts gives back
 exactly the dicts they were split from (the world's form is canonical: residents and
-items in sorted order), so a resumed run goes on as an uninterrupted one."""
+items in sorted order), so a resumed run goes on as an uninterrupted one.
+
+A long string in a mind's fields is a part of its own, keyed by its digest, and the
+field holds a reference to it: everyone at a place perceives the same lines, and their
+news, retrieved memories and queries repeat them, so a crowd's step writes each text
+once, not once per resident. A text no part refers to any more is deleted with the
+parts that are gone, and one still referred to is never written again."""
 
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ from concordia_like.store.run_tables import CheckpointPartRow
 #: a head row whose world is this marker has its state in parts (older runs: the
 #: whole state is in the head row)
 PARTS_MARK = "parts"
-PARTS_FORMAT = 1
+#: 2: a mind's long strings are stored once (`_TEXT`); 1: written out in every field
+PARTS_FORMAT = 2
 #: keys per DELETE ... IN (...) statement
 _CHUNK = 500
 
@@ -35,6 +42,12 @@ _MIND = "a:"  # a mind (or the hooks' states) is there, whatever its fields
 _FIELD = "m:"  # one field of a mind: "m:<field>:<name>" (a field name has no colon)
 _USAGE = "usage"  # the run's usage, less what it holds per resident
 _USAGE_OF = "u:"  # one resident's usage
+_TEXT = "t:"  # a long string of a mind's fields: "t:<its digest>", the string itself
+#: strings of a mind's fields this long or longer are stored once, by digest
+TEXT_MIN = 64
+#: a string that refers to a stored text ("@<digest>"); a short string that begins
+#: with it is written with it doubled
+_REF = "@"
 
 
 def encode(data: Any) -> str:
@@ -66,20 +79,56 @@ def split(world: Mapping[str, Any], agents: Mapping[str, Mapping[str, Any]]) -> 
                 parts[_ITEMS + holder] = encode(items)
         else:
             parts[_FRAME + key] = encode(value)
+    texts: dict[str, str] = {}
     for name, mind in agents.items():
         parts[_MIND + name] = "1"
         for field, value in mind.items():
-            parts[f"{_FIELD}{field}:{name}"] = encode(value)
+            parts[f"{_FIELD}{field}:{name}"] = encode(_referred(value, texts))
+    for key, text in texts.items():
+        parts[_TEXT + key] = text
     return parts
 
 
-def join(parts: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The (world, agents) dicts that `split` made `parts` of."""
+def _referred(value: Any, texts: dict[str, str]) -> Any:
+    """`value` with each long string replaced by a reference, the string kept in
+    `texts` under its digest."""
+    if isinstance(value, str):
+        if len(value) >= TEXT_MIN:
+            key = hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
+            texts[key] = value
+            return _REF + key
+        return _REF + value if value.startswith(_REF) else value
+    if isinstance(value, list | tuple):
+        return [_referred(v, texts) for v in value]
+    if isinstance(value, dict):
+        return {k: _referred(v, texts) for k, v in value.items()}
+    return value
+
+
+def _resolved(value: Any, texts: Mapping[str, str]) -> Any:
+    """`value` as it was before `_referred`."""
+    if isinstance(value, str):
+        if not value.startswith(_REF):
+            return value
+        rest = value[len(_REF) :]
+        return rest if rest.startswith(_REF) else texts[rest]
+    if isinstance(value, list):
+        return [_resolved(v, texts) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolved(v, texts) for k, v in value.items()}
+    return value
+
+
+def join(
+    parts: Mapping[str, str], form: int = PARTS_FORMAT
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (world, agents) dicts that `split` made `parts` of (in format `form`)."""
     world: dict[str, Any] = {}
     residents: dict[str, Any] = {}
     items: dict[str, Any] = {}
     agents: dict[str, dict[str, Any]] = {}
     fields: list[tuple[str, str, str]] = []
+    texts: dict[str, str] = {}
     for key, text in parts.items():
         if key.startswith(_FRAME):
             world[key[len(_FRAME) :]] = json.loads(text)
@@ -92,8 +141,11 @@ def join(parts: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
         elif key.startswith(_FIELD):
             field, name = key[len(_FIELD) :].split(":", 1)
             fields.append((name, field, text))
+        elif key.startswith(_TEXT):
+            texts[key[len(_TEXT) :]] = text
     for name, field, text in fields:
-        agents[name][field] = json.loads(text)
+        value = json.loads(text)
+        agents[name][field] = _resolved(value, texts) if form >= 2 else value
     world["agents"] = dict(sorted(residents.items()))
     world["items"] = dict(sorted(items.items()))
     return world, agents

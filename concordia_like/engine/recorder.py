@@ -156,7 +156,7 @@ class RunRecorder:
             parts = checkpoints.read_parts(s, run_id)
         self._stored[run_id] = {k: checkpoints.digest(t) for k, t in parts.items()}
         usage = checkpoints.join_usage(parts)
-        world, agents = checkpoints.join(parts)
+        world, agents = checkpoints.join(parts, int(row.world[PARTS_MARK]))
         return Checkpoint(row.step, row.sim_time, world, agents, usage)
 
     # -- steps ------------------------------------------------------------------------
