@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from concordia_like.cli.main import app
 from concordia_like.engine.runs import start_run
+from concordia_like.engine.upkeep import PLAN_PLACES, plan_places
 from concordia_like.generate.write import CARDS, WORLD, cards_text, generate, write_city
 from concordia_like.world.loader import load_world
 from concordia_like.yaml_loader import ConfigFileError
@@ -96,6 +97,26 @@ def test_kinds_of_place_a_city_has(city):
     names = " ".join(p.name for p in world.state.places.values())
     assert {"home", "street", "public", "shop", "office", "workshop"} <= kinds
     assert "Clinic" in names and "School" in names and "Park" in names and "Café" in names
+
+
+def test_a_city_resident_plans_among_a_bounded_set_of_places_near_its_own(city):
+    """A plan call's schema names the resident's own places and those nearest its home,
+    not the city's hundreds (nor others' homes); a town offers all of its own."""
+    _, world, _ = city
+    state = world.state
+    assert len(state.places) > 10 * PLAN_PLACES
+    for card in list(world.personas.values())[:50]:
+        usual = {r.place for r in card.routine}
+        found = plan_places(state, card.name, (r.place for r in card.routine))
+        assert usual | {card.home} <= set(found)
+        assert len(found) <= PLAN_PLACES + len(usual)
+        others_homes = [p for p in found if state.places[p].kind == "home" and p != card.home]
+        assert others_homes == []
+        assert len(found) >= PLAN_PLACES  # filled from the map around its home,
+        assert set(state.neighbours(card.home)) <= set(found)  # nearest first
+    town = load_world(REPO / "worlds" / "town.yaml").state
+    anyone = next(iter(town.agents))
+    assert set(plan_places(town, anyone, ())) == set(town.places)
 
 
 def test_the_same_seed_gives_the_same_world_and_the_population_command_its_cards(tmp_path):

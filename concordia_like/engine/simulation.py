@@ -42,7 +42,7 @@ from concordia_like.engine.hooks import (
     restore_hooks,
 )
 from concordia_like.engine.recorder import RunRecorder
-from concordia_like.engine.upkeep import Upkeep
+from concordia_like.engine.upkeep import Upkeep, plan_places
 from concordia_like.errors import ConcordiaError
 from concordia_like.gm.master import GameMaster, Outcome
 from concordia_like.llm import LanguageModel
@@ -148,6 +148,9 @@ class Simulation(Acting):
         self.gm = GameMaster(self.world, self.lm)
         self.upkeep = Upkeep(self.lm, self.memory, self.agents)
         self.upkeep.place_names = {pid: p.name for pid, p in self.state.places.items()}
+        self.upkeep.places_of = lambda n: plan_places(
+            self.state, n, (r.place for r in self.agents[n].persona.routine if r.place)
+        )
         self.upkeep.routine_plans = lambda: self.attention.mode == "events"
 
     @property

@@ -11,7 +11,8 @@ did."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,9 +26,13 @@ from concordia_like.memory.reflection import ReflectionConfig, Reflector
 from concordia_like.memory.stream import MemoryStore
 from concordia_like.memory.writes import MemoryWrites
 from concordia_like.world.persona import PersonaCard
+from concordia_like.world.state import WorldState
 
 SLEEPING = "sleeping"
 PLAN_PERSONA_CHARS = 400
+#: the most places a resident's plan may name: a plan call's schema and prompt must not
+#: grow with the world (a city has thousands; a town offers all of its own)
+PLAN_PLACES = 24
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ class Upkeep:
         self._personas = {n: planning_persona(a.persona) for n, a in agents.items()}
         #: place id -> name, for the places plans name (the engine sets it)
         self.place_names: dict[str, str] = {}
+        #: a resident's name -> ids of the places its plans may name (the engine sets
+        #: it: `plan_places`; unset, every place)
+        self.places_of: Callable[[str], tuple[str, ...]] = lambda _: tuple(self.place_names)
+        self._places: dict[str, tuple[str, ...]] = {}
         #: whether a resident with nothing new since its last plan keeps its routine
         #: with no plan call (the engine's attention policy says: `events`)
         self.routine_plans: Callable[[], bool] = lambda: False
@@ -102,7 +111,6 @@ class Upkeep:
     def _contexts(self) -> dict[str, PlanContext]:
         """What each agent plans from."""
         place_ids = {name: pid for pid, name in self.place_names.items()}
-        places = tuple(self.place_names.values())  # one for all: a city has thousands
         return {
             n: PlanContext(
                 agent=n,
@@ -111,13 +119,22 @@ class Upkeep:
                 wake_hour=wake_hour(a.persona),
                 bedtime_hour=self.config.bedtime_hour,
                 routine=self._routine(a.persona),
-                places=places,
+                places=self._plan_places(n),
                 place_ids=place_ids,
                 prefix=a.prefix,
                 news=tuple(sorted(a.attention.since_plan)) if self.routine_plans() else None,
             )
             for n, a in self.agents.items()
         }
+
+    def _plan_places(self, name: str) -> tuple[str, ...]:
+        """The names of the places `name`'s plans may name, found once (the map does
+        not change, nor does a resident's home)."""
+        found = self._places.get(name)
+        if found is None:
+            ids = self.places_of(name)
+            found = self._places[name] = tuple(self.place_names.get(p, p) for p in ids)
+        return found
 
     def _routine(self, card: PersonaCard) -> tuple[tuple[int, str, str | None], ...]:
         """The card's usual day as a plan's skeleton, places by name."""
@@ -173,3 +190,23 @@ class Upkeep:
         return (
             agent.activity == SLEEPING and location == agent.persona.home and agent.reply_to is None
         )
+
+
+def plan_places(state: WorldState, name: str, usual: Iterable[str]) -> tuple[str, ...]:
+    """Ids of the places `name`'s plans may name: every place of a world with no more
+    than `PLAN_PLACES`; else its `usual` places (its routine's), its home, and the
+    places nearest its home on the map, others' homes left out, up to `PLAN_PLACES`."""
+    if len(state.places) <= PLAN_PLACES:
+        return tuple(state.places)
+    home = state.agents[name].home
+    chosen = dict.fromkeys([p for p in usual if p in state.places] + [home])
+    seen, queue = {home}, deque([home])
+    while queue and len(chosen) < PLAN_PLACES:
+        place = queue.popleft()
+        if state.places[place].kind != "home":
+            chosen[place] = None
+        for nxt in state.neighbours(place):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return tuple(chosen)
