@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from concordia_like.agents.actions import app_targets, decision_for
-from concordia_like.agents.attention import Attention
+from concordia_like.agents.attention import Attention, Choices
 from concordia_like.agents.autopilot import plan_hint
 from concordia_like.agents.prompt import (
     OBSERVATIONS_KEPT,
@@ -77,20 +77,20 @@ class Agent:
         activity = self.activity or "my day"
         return (activity, self.news) if self.news else (activity,)
 
-    def act_request(
-        self, state: WorldState, seed: int, *, social: bool = False, seek_company: bool = False
-    ) -> LLMRequest:
+    def act_request(self, state: WorldState, seed: int, *, choices: Choices = "any") -> LLMRequest:
         """The step's model call: a typed decision (kind, targets) under this agent's
-        schema; the words of a `say` are asked for apart (`speech_request`). `social`:
-        asked for the people here, its choices are among them (no going elsewhere, no
-        thinking aloud; carrying on with its plan, which may walk it on, is one).
-        `seek_company`: the places it may go to are those next door where someone is."""
+        schema; the words of a `say` are asked for apart (`speech_request`). `choices`
+        (`agents.attention.choices_for`): `people`, its choices are among the people
+        here (no going elsewhere, no thinking aloud; carrying on with its plan, which
+        may walk it on, is one); `company`, the places it may go to are those next door
+        where someone is; `any`, everything it can do."""
         here = state.location(self.name)
         # the things its prompt names, no more: a schema must not grow with the world
         held = sorted({i.name for i in shown_items(state, self.name)})
         usable = sorted(set(held) | {i.name for i in shown_items(state, here)})
+        social = choices == "people"
         ways = [] if social else state.reachable(self.name)
-        if seek_company:
+        if choices == "company":
             ways = [w for w in ways if state.agents_at(w)]
         me = None if social else self.name
         apps = None if social else app_targets(state, self.name)  # its phone, if it has one

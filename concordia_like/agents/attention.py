@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from concordia_like.world.state import WorldState
 
 AttentionMode = Literal["events", "always"]
+#: what an act call offers (`choices_for`): everything, the people here, or next door
+#: where someone is
+Choices = Literal["any", "people", "company"]
 ATTENTION_MODES: tuple[str, ...] = ("events", "always")
 #: every reason a resident may be asked for, in the order they are recorded
 REASONS: tuple[str, ...] = (
@@ -266,17 +269,19 @@ def attend(
     return why
 
 
-def is_social(policy: AttentionPolicy, reasons: Iterable[str]) -> bool:
-    """Whether a resident asked for `reasons` chooses among the people here (`SOCIAL`)."""
-    return policy.mode == "events" and set(reasons) <= SOCIAL
-
-
-def seeks_company(policy: AttentionPolicy, reasons: Iterable[str]) -> bool:
-    """Whether a resident asked for `reasons` may go elsewhere only where someone is:
-    asked only because it has been `idle` (under `events`), its chance to do something
-    unplanned is the people nearby, not a walk into an empty lane (a small model offered
-    every way out picks one at random and leaves its plan for nothing)."""
-    return policy.mode == "events" and set(reasons) == {"idle"}
+def choices_for(policy: AttentionPolicy, reasons: Iterable[str]) -> Choices:
+    """What a resident asked for `reasons` chooses among: `people` (asked for the people
+    here alone, `SOCIAL`: them, or carrying on with its plan), `company` (asked only
+    because it has been `idle`: anything, but it may go only next door where someone
+    is; its chance to do something unplanned is the people nearby, not a walk into an
+    empty lane, which a small model offered every way out picks at random), else
+    `any`. Under `always`, always `any`."""
+    given = set(reasons)
+    if policy.mode != "events":
+        return "any"
+    if given <= SOCIAL:
+        return "people"
+    return "company" if given == {"idle"} else "any"
 
 
 def why_text(reasons: Iterable[str]) -> str:

@@ -26,8 +26,7 @@ from concordia_like.agents.attention import (
     AttentionPolicy,
     arrivals,
     attend,
-    is_social,
-    seeks_company,
+    choices_for,
     watched,
     why_text,
 )
@@ -193,8 +192,7 @@ class Acting:
         request = self.agents[n].act_request(
             self.state,
             derive_seed(self.seed, step, n),
-            social=is_social(self.attention, why[n]),
-            seek_company=seeks_company(self.attention, why[n]),
+            choices=choices_for(self.attention, why[n]),
         )
         return request.model_copy(update={"why": why_text(why[n])})
 
