@@ -176,10 +176,14 @@ async def timed_steps(sim: Any, args: argparse.Namespace, n: int, root: Path) ->
     counter = WriteCounter(sim.recorder.engine)
     size0, calls0 = store_size(sim.recorder, folder), sim.lm.usage.total.calls
     t = time.perf_counter()
+    model = args.backend != "scripted"
     for i in range(args.steps):
         step_t, step_calls = time.perf_counter(), sim.lm.usage.total.calls
+        beat = asyncio.create_task(heartbeat(sim, i + 1, step_t)) if model else None
         await sim.run_step()
-        if args.backend != "scripted":  # minutes a step: say how each went
+        if beat is not None:
+            beat.cancel()
+        if model:  # minutes a step: say how each went
             print(
                 f"  step {i + 1} of {args.steps}: {time.perf_counter() - step_t:.0f} s, "
                 f"{sim.lm.usage.total.calls - step_calls} calls",
@@ -204,6 +208,19 @@ async def timed_steps(sim: Any, args: argparse.Namespace, n: int, root: Path) ->
         "store_grown_kb_per_step": grown / args.steps / 1024,
         "memories_per_step": counter.memories / args.steps,
     }
+
+
+async def heartbeat(sim: Any, step: int, since: float, every_s: float = 60.0) -> None:
+    """While a model's step runs (minutes on a CPU), say every minute how many calls of
+    each purpose the run has had answered, so a step cut short still tells its pace."""
+    while True:
+        await asyncio.sleep(every_s)
+        done = {p: u["calls"] for p, u in sim.lm.usage.summary()["by_purpose"].items()}
+        print(
+            f"  step {step}: {time.perf_counter() - since:.0f} s so far, calls answered {done}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def resume(args: argparse.Namespace) -> dict[str, Any]:
