@@ -176,14 +176,12 @@ async def timed_steps(sim: Any, args: argparse.Namespace, n: int, root: Path) ->
     counter = WriteCounter(sim.recorder.engine)
     size0, calls0 = store_size(sim.recorder, folder), sim.lm.usage.total.calls
     t = time.perf_counter()
-    model = args.backend != "scripted"
     for i in range(args.steps):
         step_t, step_calls = time.perf_counter(), sim.lm.usage.total.calls
-        beat = asyncio.create_task(heartbeat(sim, i + 1, step_t)) if model else None
+        beat = asyncio.create_task(heartbeat(sim, i + 1, step_t)) if on_model(args) else None
         await sim.run_step()
-        if beat is not None:
+        if beat is not None:  # minutes a step: say how each went
             beat.cancel()
-        if model:  # minutes a step: say how each went
             print(
                 f"  step {i + 1} of {args.steps}: {time.perf_counter() - step_t:.0f} s, "
                 f"{sim.lm.usage.total.calls - step_calls} calls",
@@ -208,6 +206,11 @@ async def timed_steps(sim: Any, args: argparse.Namespace, n: int, root: Path) ->
         "store_grown_kb_per_step": grown / args.steps / 1024,
         "memories_per_step": counter.memories / args.steps,
     }
+
+
+def on_model(args: argparse.Namespace) -> bool:
+    """Whether the runs ask a model (minutes a step) rather than the scripted one."""
+    return args.backend != "scripted"
 
 
 async def heartbeat(sim: Any, step: int, since: float, every_s: float = 60.0) -> None:
@@ -250,7 +253,7 @@ def child(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
         cmd += ["--url", extra["url"]]
     cmd += ["--one", str(extra["one"])] if "one" in extra else ["--resume", extra["resume"]]
     # a model's steps are reported as they end (on stderr, passed through)
-    progress = args.backend != "scripted" and "one" in extra
+    progress = on_model(args) and "one" in extra
     out = subprocess.run(
         cmd, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True
     )
@@ -331,7 +334,7 @@ def main() -> None:
             for n in sizes:
                 url = url_for(n)
                 row = child(args, one=n, url=url)
-                if args.backend != "scripted":  # the model's cost: no resume figure
+                if on_model(args):  # the model's cost: no resume figure
                     rows[n] = row
                     print(
                         f"{n:>6} residents on {args.backend}: {row['step_s']:.1f} s a step, "
