@@ -19,7 +19,8 @@ sentence embedder's place, to show the engine and the store apart from embedding
 With two sizes it prints how the larger compares: agent-steps per second, store bytes
 per step, memories stored per step and bytes per memory stored. `--backend embedded`
 (or another backend) runs the model itself, to show what the model part of a step
-costs: seconds and calls per step, no resume.
+costs: seconds and calls per step (and every minute within a step, the calls answered
+so far by purpose), no resume.
 
     .venv/bin/python scripts/bench/bench_scale.py --sizes 1000          # a few minutes
     .venv/bin/python scripts/bench/bench_scale.py --sizes 1000 --backend embedded --steps 2
