@@ -4,6 +4,7 @@ outside text is made safe to show, so that every layer does it the same way."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from rich.markup import escape
@@ -58,3 +59,10 @@ def shown(text: object) -> str:
     characters dropped and markup escaped, so that it shows as it reads. The one path
     for such text to the screen; what is stored keeps it as it came."""
     return escape(plain(str(text)))
+
+
+def text_key(text: str) -> str:
+    """A short key standing for `text` (24 hex digits of its BLAKE2b digest): what is
+    stored where only whether a text is the same matters, or where one text stored once
+    is referred to from many places."""
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()

@@ -161,9 +161,9 @@ async def test_whisper_is_a_memory_from_the_next_step_on(town):
         SECRET,
     )
     assert rows == [("Ines Marlowe",)]
-    assert town.sim.agents["Ines Marlowe"].last_query is None  # asked afresh next step
+    assert town.sim.agents["Ines Marlowe"].query_key is None  # asked afresh next step
     await town("step")
-    assert town.sim.agents["Ines Marlowe"].last_query is not None
+    assert town.sim.agents["Ines Marlowe"].query_key is not None
 
 
 async def test_inject_is_perceived_where_it_happens(town):

@@ -58,10 +58,33 @@ def test_a_text_that_residents_share_is_stored_once_and_dropped_when_unused():
     assert texts[0] in gone  # nobody refers to it any more
 
 
+def test_a_list_that_residents_share_is_stored_once_and_a_plans_blocks_apart_from_its_progress():
+    seen = ["Ann Reed goes from the square to the bakery.", "Bob Hale says hello."]
+    blocks = [["07:00", "08:00", "breakfast at home", "home"], ["08:00", "17:00", "work", "shop"]]
+    plan = {"blocks": blocks, "steps": [["08:00", 60, "work"]], "revision": 0}
+    crowd = {n: {"observations": seen, "plan": plan} for n in ("Ann", "Bob", "Cy")}
+    crowd["Cy"]["said"] = ["@[not a reference", "@@twice", "["]  # short: as typed
+    parts = checkpoints.split({}, crowd)
+    lists = [t for k, t in parts.items() if k.startswith("t:") and t.startswith("[")]
+    assert sorted(lists) == sorted([checkpoints.encode(seen), checkpoints.encode(blocks)])
+    assert all(len(parts[f"m:observations:{n}"]) < 40 for n in crowd)  # references
+    _, agents = checkpoints.join(parts)
+    assert canonical(agents) == canonical(crowd)
+    stored = {k: checkpoints.digest(t) for k, t in parts.items()}
+    moved_on = {**plan, "steps": [["09:00", 60, "work"]]}
+    write, _, _ = checkpoints.changes(
+        checkpoints.split({}, {**crowd, "Ann": {"observations": seen, "plan": moved_on}}), stored
+    )
+    assert list(write) == ["m:plan:Ann"] and len(write["m:plan:Ann"]) < 100  # no blocks
+
+
 def test_parts_written_before_texts_were_stored_once_are_read_as_they_were():
     parts = {"a:Ann": "1", "m:news:Ann": json.dumps("@home, as typed")}
     _, agents = checkpoints.join(parts, 1)
     assert agents == {"Ann": {"news": "@home, as typed"}}
+    parts = {"a:Ann": "1", "m:news:Ann": json.dumps("@@[home"), "m:seen:Ann": '["a"]'}
+    _, agents = checkpoints.join(parts, 2)  # format 2 doubled a short "@": still read so
+    assert agents == {"Ann": {"news": "@[home", "seen": ["a"]}}
 
 
 async def test_a_step_rewrites_only_the_parts_that_changed(runs_root):

@@ -22,6 +22,7 @@ from concordia_like.agents.prompt import (
 )
 from concordia_like.llm import LLMRequest
 from concordia_like.memory.plans import DayPlan
+from concordia_like.text import text_key
 from concordia_like.world.describe import describe_parts, shown_items
 from concordia_like.world.persona import PersonaCard
 from concordia_like.world.state import WorldState
@@ -41,8 +42,8 @@ class Agent:
     observations: deque[str] = field(default_factory=lambda: deque(maxlen=OBSERVATIONS_KEPT))
     reply_to: str | None = None
     memories: list[str] = field(default_factory=list)
-    #: the query those memories were retrieved for
-    last_query: str | None = None
+    #: the key (`text.text_key`) of the query those memories were retrieved for
+    query_key: str | None = None
     activity: str | None = None
     #: the text of the agent's latest observation memory: what it last perceived
     news: str | None = None
@@ -76,6 +77,17 @@ class Agent:
         embedded when it was stored, so the news costs a query no embedding at all."""
         activity = self.activity or "my day"
         return (activity, self.news) if self.news else (activity,)
+
+    def new_query(self) -> tuple[str, ...] | None:
+        """The parts of the query its memory is to be asked (`retrieval_parts`), or None
+        where it asked the same one last and keeps what it found. Only the query's key
+        is kept: whether it changed is all that is asked of it."""
+        parts = self.retrieval_parts()
+        key = text_key(" | ".join(parts))
+        if key == self.query_key:
+            return None
+        self.query_key = key
+        return parts
 
     def act_request(self, state: WorldState, seed: int, *, choices: Choices = "any") -> LLMRequest:
         """The step's model call: a typed decision (kind, targets) under this agent's
@@ -155,7 +167,7 @@ class Agent:
             "observations": list(self.observations),
             "reply_to": self.reply_to,
             "memories": list(self.memories),
-            "last_query": self.last_query,
+            "query_key": self.query_key,
             "activity": self.activity,
             "news": self.news,
             "plan": self.plan.to_dict() if self.plan is not None else None,
@@ -168,7 +180,8 @@ class Agent:
         self.observations = deque(data.get("observations", []), maxlen=OBSERVATIONS_KEPT)
         self.reply_to = data.get("reply_to")
         self.memories = list(data.get("memories", []))
-        self.last_query = data.get("last_query")
+        old = data.get("last_query")  # checkpoints before the key held the query itself
+        self.query_key = data.get("query_key") or (text_key(old) if old else None)
         self.activity = data.get("activity")
         self.news = data.get("news")
         plan = data.get("plan")

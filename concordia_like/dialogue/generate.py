@@ -110,12 +110,10 @@ class ConversationHook(StepHook):
         speaker, to = self.next_turn(sim.seed, step)
         agent = sim.agents[speaker]
         now = sim.state.now
-        parts = agent.retrieval_parts()
-        text = " | ".join(parts)
-        if text != agent.last_query:
-            agent.last_query = text
+        parts = agent.new_query()
+        if parts is not None:
             found = sim.memory.retrieve_many(
-                [RetrievalQuery(speaker, text, now, RETRIEVE_K, parts)], touch=False
+                [RetrievalQuery(speaker, " | ".join(parts), now, RETRIEVE_K, parts)], touch=False
             )[0]
             agent.memories = [m.record.text for m in found]
         agent.act_request(sim.state, derive_seed(sim.seed, step, speaker))  # the situation

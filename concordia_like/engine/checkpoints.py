@@ -10,10 +10,13 @@ exactly the dicts they were split from (the world's form is canonical: residents
 items in sorted order), so a resumed run goes on as an uninterrupted one.
 
 A long string in a mind's fields is a part of its own, keyed by its digest, and the
-field holds a reference to it: everyone at a place perceives the same lines, and their
-news, retrieved memories and queries repeat them, so a crowd's step writes each text
-once, not once per resident. A text no part refers to any more is deleted with the
-parts that are gone, and one still referred to is never written again."""
+field holds a reference to it; so is a long list (its JSON, once its own long strings
+are references): everyone at a place perceives the same lines, and their news, recent
+observations and retrieved memories repeat them, so a crowd's step writes each text
+and each such list once, not once per resident, and a resident whose plan moved on
+rewrites its plan's progress, not its blocks. A text no part refers to any more is
+deleted with the parts that are gone, and one still referred to is never written
+again."""
 
 from __future__ import annotations
 
@@ -26,12 +29,14 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from concordia_like.store.run_tables import CheckpointPartRow
+from concordia_like.text import text_key
 
 #: a head row whose world is this marker has its state in parts (older runs: the
 #: whole state is in the head row)
 PARTS_MARK = "parts"
-#: 2: a mind's long strings are stored once (`_TEXT`); 1: written out in every field
-PARTS_FORMAT = 2
+#: 3: a mind's long lists are stored once too; 2: its long strings are stored once
+#: (`_TEXT`); 1: written out in every field. A format reads the ones before it.
+PARTS_FORMAT = 3
 #: keys per DELETE ... IN (...) statement
 _CHUNK = 500
 
@@ -48,6 +53,8 @@ TEXT_MIN = 64
 #: a string that refers to a stored text ("@<digest>"); a short string that begins
 #: with it is written with it doubled
 _REF = "@"
+#: after `_REF`: the stored text is a list's JSON ("@[<digest>")
+_LIST = "["
 
 
 def encode(data: Any) -> str:
@@ -89,19 +96,26 @@ def split(world: Mapping[str, Any], agents: Mapping[str, Mapping[str, Any]]) -> 
     return parts
 
 
-def _referred(value: Any, texts: dict[str, str]) -> Any:
-    """`value` with each long string replaced by a reference, the string kept in
-    `texts` under its digest."""
+def _referred(value: Any, texts: dict[str, str], whole: bool = True) -> Any:
+    """`value` with each long string, and each long list not inside a list (`whole`),
+    replaced by a reference, the string or the list's JSON kept in `texts` under its
+    digest. A text and a list whose JSON is that text share the key and the part."""
     if isinstance(value, str):
         if len(value) >= TEXT_MIN:
-            key = hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
+            key = text_key(value)
             texts[key] = value
             return _REF + key
         return _REF + value if value.startswith(_REF) else value
     if isinstance(value, list | tuple):
-        return [_referred(v, texts) for v in value]
+        inner = [_referred(v, texts, whole=False) for v in value]
+        text = encode(inner)
+        if not whole or len(text) < TEXT_MIN:
+            return inner
+        key = text_key(text)
+        texts[key] = text
+        return _REF + _LIST + key
     if isinstance(value, dict):
-        return {k: _referred(v, texts) for k, v in value.items()}
+        return {k: _referred(v, texts, whole) for k, v in value.items()}
     return value
 
 
@@ -111,7 +125,11 @@ def _resolved(value: Any, texts: Mapping[str, str]) -> Any:
         if not value.startswith(_REF):
             return value
         rest = value[len(_REF) :]
-        return rest if rest.startswith(_REF) else texts[rest]
+        if rest.startswith(_REF):
+            return rest
+        if rest.startswith(_LIST):
+            return _resolved(json.loads(texts[rest[len(_LIST) :]]), texts)
+        return texts[rest]
     if isinstance(value, list):
         return [_resolved(v, texts) for v in value]
     if isinstance(value, dict):

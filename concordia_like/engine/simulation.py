@@ -408,12 +408,9 @@ class Simulation(Acting):
         Retrieval times are moved in the step's transaction."""
         queries = []
         for n in names:
-            agent = self.agents[n]
-            parts = agent.retrieval_parts()
-            text = " | ".join(parts)
-            if text != agent.last_query:
-                agent.last_query = text
-                queries.append(RetrievalQuery(n, text, now, RETRIEVE_K, parts))
+            parts = self.agents[n].new_query()
+            if parts is not None:
+                queries.append(RetrievalQuery(n, " | ".join(parts), now, RETRIEVE_K, parts))
         results = self.memory.retrieve_many(queries, touch=False)
         for q, found in zip(queries, results, strict=True):
             self.agents[q.agent].memories = [m.record.text for m in found]
@@ -450,7 +447,7 @@ class Simulation(Acting):
             [record] = self.memory.add_many(
                 [NewMemory(agent=agent, text=text, created=self.state.now)], session=session
             )
-        self.agents[agent].last_query = None
+        self.agents[agent].query_key = None
         self.agents[agent].attention.note("whisper")  # it has something new on its mind
         self._committed = None  # snapshot again at the next step
         return record
