@@ -119,6 +119,29 @@ def test_a_city_resident_plans_among_a_bounded_set_of_places_near_its_own(city):
     assert set(plan_places(town, anyone, ())) == set(town.places)
 
 
+async def test_a_plan_goes_to_the_residents_own_place_where_other_districts_share_its_name(
+    city, runs_root
+):
+    """Districts repeat street names (an Alder Row in each), so homes repeat names too;
+    a plan names places by name, and each must be the resident's own or nearest place
+    of that name, never a stranger's home across the city."""
+    _, world, _ = city
+    state = world.state
+    names = [p.name for p in state.places.values()]
+    shared = {n for n in names if names.count(n) > 1}
+    homes = [c for c in world.personas.values() if state.places[c.home].name in shared]
+    assert homes  # the city has residents whose home's name another home bears
+    sim = start_run(world, lm_factory(), seed=1, root=runs_root, start_time="07:00")
+    await run_steps(sim, 1)
+    planned = [c for c in world.personas.values() if sim.agents[c.name].plan is not None]
+    assert {c.name for c in homes} & {c.name for c in planned}
+    for card in planned:
+        own = set(plan_places(state, card.name, (r.place for r in card.routine)))
+        plan = sim.agents[card.name].plan
+        assert {b.place for b in plan.blocks if b.place} <= own, card.name
+    await close(sim)
+
+
 def test_the_same_seed_gives_the_same_world_and_the_population_command_its_cards(tmp_path):
     args = ["--n", "80", "--seed", "9"]
     for out in ("a", "b"):

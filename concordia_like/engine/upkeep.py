@@ -81,7 +81,8 @@ class Upkeep:
         #: a resident's name -> ids of the places its plans may name (the engine sets
         #: it: `plan_places`; unset, every place)
         self.places_of: Callable[[str], tuple[str, ...]] = lambda _: tuple(self.place_names)
-        self._places: dict[str, tuple[str, ...]] = {}
+        #: a resident's name -> its plan places' names -> their ids (`_plan_places`)
+        self._places: dict[str, dict[str, str]] = {}
         #: whether a resident with nothing new since its last plan keeps its routine
         #: with no plan call (the engine's attention policy says: `events`)
         self.routine_plans: Callable[[], bool] = lambda: False
@@ -110,7 +111,6 @@ class Upkeep:
 
     def _contexts(self) -> dict[str, PlanContext]:
         """What each agent plans from."""
-        place_ids = {name: pid for pid, name in self.place_names.items()}
         return {
             n: PlanContext(
                 agent=n,
@@ -119,21 +119,25 @@ class Upkeep:
                 wake_hour=wake_hour(a.persona),
                 bedtime_hour=self.config.bedtime_hour,
                 routine=self._routine(a.persona),
-                places=self._plan_places(n),
-                place_ids=place_ids,
+                places=tuple(self._plan_places(n)),
+                place_ids=self._plan_places(n),
                 prefix=a.prefix,
                 news=tuple(sorted(a.attention.since_plan)) if self.routine_plans() else None,
             )
             for n, a in self.agents.items()
         }
 
-    def _plan_places(self, name: str) -> tuple[str, ...]:
-        """The names of the places `name`'s plans may name, found once (the map does
-        not change, nor does a resident's home)."""
+    def _plan_places(self, name: str) -> dict[str, str]:
+        """The names of the places `name`'s plans may name, with their ids, found once
+        (the map does not change, nor does a resident's home). A name that several
+        places bear (a street of each district) stands for the first of them here,
+        which is the resident's own or the nearest to its home (`plan_places`)."""
         found = self._places.get(name)
         if found is None:
-            ids = self.places_of(name)
-            found = self._places[name] = tuple(self.place_names.get(p, p) for p in ids)
+            found = {}
+            for pid in self.places_of(name):
+                found.setdefault(self.place_names.get(pid, pid), pid)
+            self._places[name] = found
         return found
 
     def _routine(self, card: PersonaCard) -> tuple[tuple[int, str, str | None], ...]:
