@@ -281,7 +281,9 @@ def test_a_copy_in_slices_moves_evidence_and_marks_onto_the_new_ids(
     try:
         with Session(target.engine) as session, session.begin():  # the target's transaction
             assert source.copy_into(session, "copy") == 12
+        calls = len(source.embedder.calls)
         target_run.reconcile()
+        assert len(source.embedder.calls) == calls  # the vectors came with the copies
         copied = target_run.recent("Ines", 20)
         by_text = {m.text: m for m in copied}
         moved = by_text["Ines sees a pattern"]

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from concordia_like.memory.records import NewMemory, RetrievalQuery
-from concordia_like.store.memory_tables import MemoryRow
+from concordia_like.store.memory_tables import MemoryRow, MemoryVectorRow
 
 T0 = datetime(2024, 2, 13, 8, 0)
 
@@ -123,6 +123,73 @@ def test_distinct_texts_are_embedded_once(memory_store):
         + [NewMemory("agent0", text + " again", "observation", T0, 3)]
     )
     assert memory_store.embedder.encoded - before == 2
+
+
+def vector_rows(store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(MemoryVectorRow.__table__)).scalar_one()
+
+
+def test_a_text_that_many_remember_has_its_vector_stored_once(open_memory_store, tmp_path):
+    store = open_memory_store()
+    text = "A loud bell rings in the town square at 9:03 on a Tuesday"
+    store.add_many([NewMemory(f"agent{i}", text, "observation", T0, 3) for i in range(20)])
+    store.add_many([NewMemory("agent0", "A quiet afternoon", "observation", T0, 2)])
+    store.add_many([NewMemory("agent20", text, "observation", T0, 3)])  # a later step
+    assert vector_rows(store) == 2
+    with store.engine.connect() as conn:
+        own = conn.execute(select(MemoryRow.embedding).where(MemoryRow.agent == "agent7"))
+        assert own.scalar_one() is None  # the row refers to its text's vector
+    got = store.retrieve("agent20", "a bell in the square", T0, k=1)
+    assert got[0].record.text == text and got[0].raw_relevance > 0.5
+    before = store.retrieve_many([RetrievalQuery("agent3", "bell", T0, 2)], touch=False)
+    store.close()
+    shutil.rmtree(tmp_path / "run" / "chroma")  # rebuilt from the shared vectors
+    encoded = store.embedder.encoded
+    reopened = open_memory_store()
+    assert reopened.index.count() == 22 and reopened.embedder.encoded == encoded
+    after = reopened.retrieve_many([RetrievalQuery("agent3", "bell", T0, 2)], touch=False)
+    assert_same_results(after, before)
+
+
+def test_a_store_written_before_vectors_were_shared_opens_and_reads_as_before(
+    open_memory_store, tmp_path
+):
+    store = open_memory_store()
+    add_people(store)
+    queries = [RetrievalQuery("Klaus", "Valentine's party", T0 + timedelta(hours=8), 3)]
+    before = store.retrieve_many(queries, touch=False)
+    with store.engine.begin() as conn:  # the old layout: each row its own vector
+        conn.execute(
+            text(
+                "UPDATE memories SET embedding = (SELECT v.embedding FROM memory_vectors v"
+                " WHERE v.run_id = memories.run_id AND v.key = memories.text_key)"
+            )
+        )
+        conn.execute(text("DELETE FROM memory_vectors"))
+        conn.execute(text("ALTER TABLE memories DROP COLUMN text_key"))
+    store.close()
+    shutil.rmtree(tmp_path / "run" / "chroma")
+    encoded = store.embedder.encoded
+    reopened = open_memory_store()  # the column is added; old rows keep their vectors
+    assert reopened.index.count() == 8 and reopened.embedder.encoded == encoded
+    assert_same_results(reopened.retrieve_many(queries, touch=False), before)
+    reopened.add_many([NewMemory("Klaus", KLAUS[0][0], "observation", T0, 3)])
+    assert vector_rows(reopened) == 1
+
+
+def test_a_vector_written_in_an_undone_transaction_is_written_again(memory_store):
+    mem = NewMemory("Klaus", "Klaus finds a lost cat", "observation", T0, 5)
+    with Session(memory_store.engine) as session:
+        with session.begin():
+            memory_store.add_many([mem], session=session)
+            session.rollback()
+    assert vector_rows(memory_store) == 0
+    with Session(memory_store.engine) as session, session.begin():
+        memory_store.add_many([mem], session=session)
+    assert vector_rows(memory_store) == 1
+    got = memory_store.retrieve("Klaus", "Klaus finds a lost cat", T0, k=1)
+    assert got[0].raw_relevance > 0.999
 
 
 def test_recent_and_important_memories_compete_beyond_the_nearest(open_memory_store, monkeypatch):

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import String, bindparam, literal, null, select, type_coerce, union_all
 
 from concordia_like.memory.records import MemoryRecord
-from concordia_like.store.memory_tables import MemoryRow
+from concordia_like.store.memory_tables import MEMORIES_WITH_VECTORS, VECTOR, MemoryRow
 
 T = MemoryRow.__table__
 
@@ -114,11 +114,12 @@ class CandidateReader:
             ids = parts[0]
             if len(parts) > 1:  # not a conditional expression: mypy fails on one here
                 ids = union_all(*parts)
-            cols = (*CANDIDATE_COLS, T.c.embedding, literal(True).label("extra"))
-            selects.append(select(*cols).where(T.c.id.in_(ids)))
+            cols = (*CANDIDATE_COLS, VECTOR, literal(True).label("extra"))
+            selects.append(select(*cols).select_from(MEMORIES_WITH_VECTORS).where(T.c.id.in_(ids)))
         if with_hits:
-            cols = (*CANDIDATE_COLS, T.c.embedding, literal(False).label("extra"))
-            selects.append(select(*cols).where(T.c.id.in_(bindparam("hits", expanding=True))))
+            cols = (*CANDIDATE_COLS, VECTOR, literal(False).label("extra"))
+            hits = T.c.id.in_(bindparam("hits", expanding=True))
+            selects.append(select(*cols).select_from(MEMORIES_WITH_VECTORS).where(hits))
         if not selects:  # nothing to read: a statement that yields no rows
             selects.append(
                 select(

@@ -19,13 +19,18 @@ from sqlalchemy import Engine, func, select
 from concordia_like.memory.embedder import Embedder, from_bytes
 from concordia_like.memory.exact import ExactIndex
 from concordia_like.memory.layouts import AutoIndex, VectorIndex
-from concordia_like.store.memory_tables import MemoryRow
+from concordia_like.store.memory_tables import MEMORIES_WITH_VECTORS, VECTOR, MemoryRow
 
 log = logging.getLogger(__name__)
 
 T = MemoryRow.__table__
 CHUNK = 5000
-_COLS = (T.c.id, T.c.agent, T.c.text, T.c.embedding)
+_COLS = (T.c.id, T.c.agent, T.c.text, VECTOR)
+
+
+def _rows() -> Any:
+    """What indexing reads of a memory: its id, owner, text and vector."""
+    return select(*_COLS).select_from(MEMORIES_WITH_VECTORS)
 
 
 def reconcile_index(
@@ -60,7 +65,7 @@ def reconcile_index(
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start : start + CHUNK]
         with engine.connect() as conn:
-            _add(index, embedder, list(conn.execute(select(*_COLS).where(T.c.id.in_(chunk)))))
+            _add(index, embedder, list(conn.execute(_rows().where(T.c.id.in_(chunk)))))
     index.flush()
     return len(missing)
 
@@ -81,7 +86,7 @@ def _add_all(
     engine: Engine, index: VectorIndex, embedder: Embedder, run_id: str, only: set[int] | None
 ) -> None:
     """Index the run's rows (those in `only`, when given), read in one pass."""
-    stmt = select(*_COLS).where(T.c.run_id == run_id).order_by(T.c.id)
+    stmt = _rows().where(T.c.run_id == run_id).order_by(T.c.id)
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=CHUNK).execute(stmt)
         for rows in result.partitions():
@@ -99,7 +104,7 @@ def load_in_memory(engine: Engine, index: VectorIndex, embedder: Embedder, run_i
         exact, skip = index, set()
     else:
         return 0
-    stmt = select(*_COLS).where(T.c.run_id == run_id).order_by(T.c.id)
+    stmt = _rows().where(T.c.run_id == run_id).order_by(T.c.id)
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=CHUNK).execute(stmt)
         for rows in result.partitions():

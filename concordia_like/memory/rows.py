@@ -21,12 +21,19 @@ from concordia_like.memory.records import (
     RetrievalQuery,
     ScoredMemory,
 )
-from concordia_like.store.memory_tables import MemoryRow, ReflectionMarkRow
+from concordia_like.store.memory_tables import (
+    MEMORIES_WITH_VECTORS,
+    VECTOR,
+    MemoryRow,
+    MemoryVectorRow,
+    ReflectionMarkRow,
+)
 
 #: rows per slice when a run's memories are copied
 COPY_SLICE = 5000
 
 T = cast(Table, MemoryRow.__table__)
+V = cast(Table, MemoryVectorRow.__table__)
 MARKS = cast(Table, ReflectionMarkRow.__table__)
 _RECORD_COLS = (
     *(T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved),
@@ -62,6 +69,31 @@ def transaction(engine: Engine, session: Session | None) -> Iterator[Any]:
         yield conn
 
 
+def _dialect(conn: Any) -> str:
+    """The SQL dialect's name of `conn` (a Session or Connection)."""
+    return str((conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect).name)
+
+
+def insert_vectors(conn: Any, run_id: str, vectors: dict[str, bytes]) -> None:
+    """Store texts' vectors (key -> float32 bytes) of run `run_id` through `conn`; a key
+    the store holds already keeps what it has (the same text, the same vector)."""
+    if not vectors:
+        return
+    rows = [{"run_id": run_id, "key": k, "embedding": v} for k, v in vectors.items()]
+    dialect = _dialect(conn)
+    if dialect in ("sqlite", "postgresql"):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        ins = sqlite.insert(V) if dialect == "sqlite" else postgresql.insert(V)
+        conn.execute(ins.on_conflict_do_nothing(index_elements=["run_id", "key"]), rows)
+        return
+    keys = V.c.key.in_(sorted(vectors))
+    held = set(conn.execute(select(V.c.key).where((V.c.run_id == run_id) & keys)).scalars())
+    rows = [r for r in rows if r["key"] not in held]
+    if rows:
+        conn.execute(insert(V), rows)
+
+
 def insert_rows(conn: Any, run_id: str, rows: list[dict[str, Any]]) -> list[int]:
     """Insert memory rows of run `run_id` through `conn` (a Session or Connection); their
     ids, in order. SQLite cannot return ids in order from a batched insert (SQLAlchemy
@@ -69,8 +101,7 @@ def insert_rows(conn: Any, run_id: str, rows: list[dict[str, Any]]) -> list[int]
     are read after the insert: while a transaction writes, SQLite lets no one
     else write, and AUTOINCREMENT gives each row a larger id than any before, so the
     run's newest ids are these rows'."""
-    dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
-    if dialect.name != "sqlite" or len(rows) < 2:
+    if _dialect(conn) != "sqlite" or len(rows) < 2:
         stmt = insert(T).returning(T.c.id, sort_by_parameter_order=True)
         return list(conn.execute(stmt, rows).scalars())
     conn.execute(insert(T), rows)
@@ -92,7 +123,11 @@ class MemoryRows:
         out: dict[int, Any] = {}
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
-            stmt = select(*_RECORD_COLS, T.c.embedding).where(T.c.id.in_(chunk))
+            stmt = (
+                select(*_RECORD_COLS, VECTOR)
+                .select_from(MEMORIES_WITH_VECTORS)
+                .where(T.c.id.in_(chunk))
+            )
             for row in conn.execute(stmt):
                 out[row.id] = row
         return out
@@ -181,16 +216,32 @@ class MemoryRows:
         new_ids: dict[int, int] = {}
         olds: list[int] = []
         rows: list[dict[str, Any]] = []
+        vectors: dict[str, bytes] = {}
+        copied_keys: set[str] = set()
 
         def write() -> None:
+            insert_vectors(session, run_id, vectors)
+            copied_keys.update(vectors)
+            vectors.clear()
             new_ids.update(zip(olds, insert_rows(session, run_id, rows), strict=True))
             olds.clear()
             rows.clear()
 
-        stmt = select(T).where(T.c.run_id == self.run_id).order_by(T.c.id)
+        own = [c for c in T.c if c.name != "embedding"]
+        stmt = (
+            select(*own, VECTOR)
+            .select_from(MEMORIES_WITH_VECTORS)
+            .where(T.c.run_id == self.run_id)
+            .order_by(T.c.id)
+        )
         with self.engine.connect() as conn:
             for r in conn.execution_options(yield_per=COPY_SLICE).execute(stmt):
                 row = dict(r._mapping)
+                key = row["text_key"]
+                if key is not None:  # the copy refers to its own run's copy of the vector
+                    if key not in copied_keys and row["embedding"] is not None:
+                        vectors[key] = row["embedding"]
+                    row["embedding"] = None
                 cited = evidence_ids(row["evidence"])
                 if any(i not in new_ids and i < row["id"] for i in cited) and rows:
                     write()  # a reflection citing a memory of this slice: give it its id first

@@ -35,14 +35,24 @@ from concordia_like.memory.importance import heuristic_importance
 from concordia_like.memory.layouts import Layout, VectorIndex, open_index
 from concordia_like.memory.reconcile import load_in_memory, reconcile_index
 from concordia_like.memory.records import MemoryRecord, NewMemory, RetrievalQuery, ScoredMemory
-from concordia_like.memory.rows import MemoryRows, insert_rows, naive_utc, transaction
+from concordia_like.memory.rows import (
+    MemoryRows,
+    insert_rows,
+    insert_vectors,
+    naive_utc,
+    transaction,
+)
 from concordia_like.memory.scoring import Candidate, ScoringWeights, score_candidates
 from concordia_like.store.base import make_engine, sqlite_url
+from concordia_like.text import text_key
 
 log = logging.getLogger(__name__)
 
 #: rows per INSERT statement of `add_many`
 INSERT_SLICE = 10_000
+#: vector keys a store remembers writing before it forgets them all (and writes a
+#: vector it already holds again, to be kept as it was)
+VECTOR_KEYS_KEPT = 200_000
 
 __all__ = ["MemoryStore", "naive_utc"]
 
@@ -73,6 +83,9 @@ class MemoryStore(MemoryRows):
         #: besides those, each agent's `n_recent` most recently retrieved and
         #: `n_important` most important memories (see candidates.py)
         self.candidates = CandidateReader(run_id, n_recent, n_important)
+        #: keys of the vectors this store is known to hold (a key missing here is
+        #: written again and kept as it was): added when their transaction commits
+        self._vector_keys: set[str] = set()
         self._owns_engine = False
         if reconcile:
             self.reconcile()
@@ -146,25 +159,29 @@ class MemoryStore(MemoryRows):
             if importance is None:
                 importance = heuristic_importance(m.text, m.kind)
             records.append(MemoryRecord(0, m.agent, m.text, m.kind, when, when, importance))
+        keys = [text_key(m.text) for m in memories]
         ids: list[int] = []
         with transaction(self.engine, session) as conn:
             # in slices: a big world's seed memories would otherwise hold every row's
-            # parameters (a vector's bytes each) at once
+            # parameters at once
             for at in range(0, len(memories), INSERT_SLICE):
                 part = range(at, min(len(memories), at + INSERT_SLICE))
-                rows = [self._row(records[i], memories[i], vectors[i]) for i in part]
+                known = self._vector_keys
+                new = {keys[i]: to_bytes(vectors[i]) for i in part if keys[i] not in known}
+                insert_vectors(conn, self.run_id, new)
+                rows = [self._row(records[i], memories[i], keys[i]) for i in part]
                 ids += insert_rows(conn, self.run_id, rows)
         agents = [m.agent for m in memories]
         if session is None:
-            self._index(ids, agents, vectors)
+            self._committed(ids, agents, vectors, keys)
         else:
-            self._index_after_commit(session, ids, agents, vectors)
+            self._index_after_commit(session, ids, agents, vectors, keys)
         return [
             replace(r, id=i, evidence=m.evidence)
             for i, r, m in zip(ids, records, memories, strict=True)
         ]
 
-    def _row(self, record: MemoryRecord, memory: NewMemory, vector: np.ndarray) -> dict[str, Any]:
+    def _row(self, record: MemoryRecord, memory: NewMemory, key: str) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "agent": record.agent,
@@ -174,7 +191,8 @@ class MemoryStore(MemoryRows):
             "last_retrieved": record.last_retrieved,
             "importance": record.importance,
             "evidence": list(memory.evidence),
-            "embedding": to_bytes(vector),
+            "embedding": None,  # the text's, in memory_vectors
+            "text_key": key,
         }
 
     def _index(self, ids: list[int], agents: list[str], vectors: np.ndarray) -> None:
@@ -183,15 +201,30 @@ class MemoryStore(MemoryRows):
         except Exception as exc:  # SQL has them; the next reconcile indexes them
             log.warning("memory index write failed (%s); reconcile will repair it", exc)
 
-    def _index_after_commit(
-        self, session: Session, ids: list[int], agents: list[str], vectors: np.ndarray
+    def _committed(
+        self, ids: list[int], agents: list[str], vectors: np.ndarray, keys: list[str]
     ) -> None:
-        """Index the rows once their transaction commits; forget them if it rolls back
-        (their ids may then be given to other rows)."""
+        """What follows a commit of new rows: their index entries, and their vectors'
+        keys known to be stored (forgotten now and then: a run has very many)."""
+        if len(self._vector_keys) > VECTOR_KEYS_KEPT:
+            self._vector_keys.clear()
+        self._vector_keys.update(keys)
+        self._index(ids, agents, vectors)
+
+    def _index_after_commit(
+        self,
+        session: Session,
+        ids: list[int],
+        agents: list[str],
+        vectors: np.ndarray,
+        keys: list[str],
+    ) -> None:
+        """`_committed` once the rows' transaction commits; nothing if it rolls back
+        (their ids may then be given to other rows, their vectors were not stored)."""
 
         def committed(_session: Session) -> None:
             event.remove(session, "after_rollback", rolled_back)
-            self._index(ids, agents, vectors)
+            self._committed(ids, agents, vectors, keys)
 
         def rolled_back(_session: Session) -> None:
             event.remove(session, "after_commit", committed)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -16,6 +16,20 @@ from concordia_like.errors import ConfigError
 
 class Base(DeclarativeBase):
     pass
+
+
+#: columns added to a table after stores were first made with it: (table, column, SQL
+#: type). Each is nullable, so rows written before read as they did; a store that lacks
+#: one gets it when opened (`create_all` makes missing tables, not missing columns).
+ADDED_COLUMNS = (("memories", "text_key", "VARCHAR(24)"),)
+
+
+def _add_columns(engine: Engine) -> None:
+    tables = inspect(engine)
+    for table, column, sql_type in ADDED_COLUMNS:
+        if column not in {c["name"] for c in tables.get_columns(table)}:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -55,6 +69,7 @@ def make_engine(url: str) -> Engine:
 
     try:
         Base.metadata.create_all(engine)
+        _add_columns(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
         cause = getattr(exc, "orig", None) or exc

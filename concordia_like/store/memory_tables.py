@@ -1,14 +1,20 @@
-"""Tables of associative memory: one row per memory, and each agent's reflection mark.
+"""Tables of associative memory: one row per memory, each text's vector, and each
+agent's reflection mark.
 
 SQL is the source of truth: the Chroma index holds only ids, owners and vectors, and is
 rebuilt from these rows. The embedding is kept here too (float32 bytes), so that a lost
-index is rebuilt without the embedding model and with exactly the vectors it had."""
+index is rebuilt without the embedding model and with exactly the vectors it had. A
+vector is stored once per run and text (`memory_vectors`), however many memories hold
+the text: everyone at a place remembers the same lines. A memory row refers to it by
+`text_key`; a row written before vectors were shared (or by a tool) holds its own
+`embedding`, and `VECTOR` over `MEMORIES_WITH_VECTORS` reads either."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Table, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from concordia_like.store.base import Base
@@ -39,8 +45,22 @@ class MemoryRow(Base):
     importance: Mapped[int] = mapped_column(Integer)
     #: for reflections: ids of the memories the insight rests on
     evidence: Mapped[list] = mapped_column(JSON, default=list)
-    #: float32 vector, little-endian; NULL when written by a tool without the embedder
+    #: float32 vector, little-endian, of a row that holds its own; NULL when it is in
+    #: `memory_vectors` (`text_key`) or was written by a tool without the embedder
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: the key (`text.text_key`) of the text's vector in `memory_vectors`
+    text_key: Mapped[str | None] = mapped_column(String(24), nullable=True)
+
+
+class MemoryVectorRow(Base):
+    """A memory text's vector, once per run (see the module's notes)."""
+
+    __tablename__ = "memory_vectors"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(24), primary_key=True)
+    #: float32 vector, little-endian
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ReflectionMarkRow(Base):
@@ -52,3 +72,11 @@ class ReflectionMarkRow(Base):
     agent: Mapped[str] = mapped_column(String(100), primary_key=True)
     upto_id: Mapped[int] = mapped_column(Integer, default=0)
     last_reflected: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+_M = cast(Table, MemoryRow.__table__)
+_V = cast(Table, MemoryVectorRow.__table__)
+#: memories, each with its text's shared vector where it has one
+MEMORIES_WITH_VECTORS = _M.outerjoin(_V, (_V.c.run_id == _M.c.run_id) & (_V.c.key == _M.c.text_key))
+#: a memory's vector, its own or its text's (select from `MEMORIES_WITH_VECTORS`)
+VECTOR = func.coalesce(_M.c.embedding, _V.c.embedding).label("embedding")
