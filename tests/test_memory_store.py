@@ -127,7 +127,9 @@ def test_distinct_texts_are_embedded_once(memory_store):
 
 def vector_rows(store) -> int:
     with store.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(MemoryVectorRow.__table__)).scalar_one()
+        return conn.execute(
+            select(func.count()).select_from(MemoryVectorRow.__table__)
+        ).scalar_one()
 
 
 def test_a_text_that_many_remember_has_its_vector_stored_once(open_memory_store, tmp_path):
@@ -180,10 +182,9 @@ def test_a_store_written_before_vectors_were_shared_opens_and_reads_as_before(
 
 def test_a_vector_written_in_an_undone_transaction_is_written_again(memory_store):
     mem = NewMemory("Klaus", "Klaus finds a lost cat", "observation", T0, 5)
-    with Session(memory_store.engine) as session:
-        with session.begin():
-            memory_store.add_many([mem], session=session)
-            session.rollback()
+    with Session(memory_store.engine) as session, session.begin():
+        memory_store.add_many([mem], session=session)
+        session.rollback()
     assert vector_rows(memory_store) == 0
     with Session(memory_store.engine) as session, session.begin():
         memory_store.add_many([mem], session=session)
