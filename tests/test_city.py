@@ -16,6 +16,7 @@ from concordia_like.cli.main import app
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.upkeep import PLAN_PLACES, plan_places
 from concordia_like.generate.write import CARDS, WORLD, cards_text, generate, write_city
+from concordia_like.sandbox.commands import Hint, resolve, resolve_place
 from concordia_like.world.loader import load_world
 from concordia_like.yaml_loader import ConfigFileError
 
@@ -140,6 +141,31 @@ async def test_a_plan_goes_to_the_residents_own_place_where_other_districts_shar
         plan = sim.agents[card.name].plan
         assert {b.place for b in plan.blocks if b.place} <= own, card.name
     await close(sim)
+
+
+def test_the_sandbox_asks_which_place_a_name_means_where_a_city_repeats_it(city):
+    """Typed in the sandbox (`look`, `inject at`, `go`), a name that several places of
+    the city bear is refused with their ids; an id or a name borne once is the place;
+    a mistyped name among hundreds is answered with the nearest, not all of them."""
+    _, world, _ = city
+    names = {pid: p.name for pid, p in world.state.places.items()}
+    counts: dict[str, list[str]] = {}
+    for pid, name in names.items():
+        counts.setdefault(name, []).append(pid)
+    shared = next(n for n, ids in counts.items() if len(ids) > 1)
+    once = next(n for n, ids in counts.items() if len(ids) == 1 and n not in names)
+    with pytest.raises(Hint) as refused:
+        resolve_place(f"{shared} now", names)
+    assert all(pid in str(refused.value) for pid in counts[shared])
+    assert resolve_place(f"{counts[shared][1]} now", names) == (counts[shared][1], "now")
+    assert resolve_place(once, names) == (counts[once][0], "")
+    residents = list(world.personas)
+    first, family = residents[7].split(" ", 1)
+    typo = f"{first[:-1]}q {family}"  # neither a name nor a first name
+    with pytest.raises(Hint) as unknown:
+        resolve(typo, residents, "resident")
+    hint = str(unknown.value)
+    assert residents[7] in hint and f"({len(residents)} in all)" in hint and len(hint) < 400
 
 
 def test_the_same_seed_gives_the_same_world_and_the_population_command_its_cards(tmp_path):

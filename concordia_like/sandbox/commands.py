@@ -6,7 +6,8 @@ Names are fixed (scripts and tests rely on them); everything a mistake can be is
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from concordia_like.errors import ConcordiaError
@@ -128,9 +129,47 @@ def resolve(text: str, names: Iterable[str], what: str) -> tuple[str, str]:
                 best = (len(a), name)
     if best is None:
         first = text.split(" ")[0] if text else ""
-        known = ", ".join(sorted(names))
+        known = _known(text, sorted(names))
         raise Hint(f"no {what} {first!r}: one of {known}" if first else f"name a {what}: {known}")
     return best[1], text[best[0] :].strip()
+
+
+#: names a hint lists whole; of more (a city's residents or places), the nearest to
+#: what was typed, and how many there are
+NAMES_SHOWN = 24
+
+
+def _known(typed: str, names: list[str]) -> str:
+    if len(names) <= NAMES_SHOWN:
+        return ", ".join(names)
+    low = typed.lower()
+    word = low.split(" ")[0]
+
+    def likeness(name: str) -> float:
+        """How like the typed text a name is: as a whole, or by its first word."""
+        n = name.lower()
+        whole = difflib.SequenceMatcher(None, low[: len(n)], n).ratio()
+        return max(whole, difflib.SequenceMatcher(None, word, n.split(" ")[0]).ratio())
+
+    scored = sorted(((likeness(n), n) for n in names), key=lambda s: -s[0])
+    shown = [n for score, n in scored[:8] if score >= 0.6] or names[:8]
+    return f"{', '.join(shown)}, ... ({len(names)} in all)"
+
+
+def resolve_place(text: str, names: Mapping[str, str]) -> tuple[str, str]:
+    """The place `text` begins with (its id, or a name only one place bears; `names`:
+    id -> name) and the rest of `text`. A city repeats names (each district its Alder
+    Row): a name that several places bear is refused with their ids to choose from."""
+    by_name: dict[str, list[str]] = {}
+    for pid, name in names.items():
+        by_name.setdefault(name, []).append(pid)
+    found, rest = resolve(text, [*names, *by_name], "place")
+    if found in names:
+        return found, rest
+    ids = by_name[found]
+    if len(ids) > 1:
+        raise Hint(f"{found!r} is the name of {len(ids)} places: name one of {', '.join(ids)}")
+    return ids[0], rest
 
 
 def help_text(name: str | None = None) -> list[str]:

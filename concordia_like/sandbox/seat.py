@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from concordia_like.agents.actions import TEXT_MAX, WORDS_MAX, Give, Move, Other, Say, Use, Wait
 from concordia_like.engine.hooks import StepHook, StepInput
-from concordia_like.sandbox.commands import Hint, resolve
+from concordia_like.sandbox.commands import Hint, resolve, resolve_place
 from concordia_like.sandbox.phone import parse_app_action
 from concordia_like.text import clip, squash
 from concordia_like.world.state import WorldState
@@ -80,13 +80,11 @@ def parse_action(state: WorldState, actor: str, text: str) -> Any:
     if verb in ("go", "move", "walk"):
         target = rest[3:] if rest.lower().startswith("to ") else rest
         reachable = state.reachable(actor)
-        by_name = {state.places[p].name: p for p in reachable if p in state.places}
         try:
-            place, _ = resolve(target, [*reachable, *by_name], "place reachable from here")
+            place, _ = resolve_place(target, {p: state.places[p].name for p in reachable})
         except Hint:
             here = state.places[state.location(actor)].name
             raise Hint(f"from {here} you can go to: {', '.join(reachable) or 'nowhere'}") from None
-        place = by_name.get(place, place)
         return Move(kind="move", to=place, text=f"go to {state.places[place].name}")
     if verb == "say":
         return parse_say(state, actor, rest)

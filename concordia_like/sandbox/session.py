@@ -27,7 +27,7 @@ from concordia_like.errors import ConcordiaError
 from concordia_like.llm.sampling import step_scope
 from concordia_like.llm.usage import merge_usage
 from concordia_like.sandbox import render
-from concordia_like.sandbox.commands import COMMANDS, Hint, help_text, resolve, split
+from concordia_like.sandbox.commands import COMMANDS, Hint, help_text, resolve, resolve_place, split
 from concordia_like.sandbox.inject import Injections
 from concordia_like.sandbox.newcomer import read_newcomer
 from concordia_like.sandbox.phone import PhoneCommands
@@ -373,10 +373,7 @@ class TownSession(PhoneCommands):
         return name, rest
 
     def _place(self, text: str) -> tuple[str, str]:
-        places = self.sim.state.places
-        by_name = {p.name: pid for pid, p in places.items()}
-        found, rest = resolve(text, [*places, *by_name], "place")
-        return by_name.get(found, found), rest
+        return resolve_place(text, {pid: p.name for pid, p in self.sim.state.places.items()})
 
     def _private(self, name: str, *, interview: bool = False) -> None:
         """While playing, only one's own resident is open to inspection."""
