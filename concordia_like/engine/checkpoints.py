@@ -108,8 +108,10 @@ def _referred(value: Any, texts: dict[str, str], whole: bool = True) -> Any:
         return _REF + value if value.startswith(_REF) else value
     if isinstance(value, list | tuple):
         inner = [_referred(v, texts, whole=False) for v in value]
+        if not whole:
+            return inner
         text = encode(inner)
-        if not whole or len(text) < TEXT_MIN:
+        if len(text) < TEXT_MIN:
             return inner
         key = text_key(text)
         texts[key] = text
