@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
+from concordia_like.store.base import conflict_insert
 from concordia_like.store.run_tables import CheckpointPartRow
 from concordia_like.text import text_key
 
@@ -231,13 +232,9 @@ def write_parts(
 
 def _upsert(s: Session) -> Any:
     """An INSERT of parts that updates a part already there, where the store has one."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialects: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-    dialect_insert = dialects.get(s.get_bind().dialect.name)
-    if dialect_insert is None:
+    stmt = conflict_insert(s, cast(Table, CheckpointPartRow.__table__))
+    if stmt is None:
         return None
-    stmt = dialect_insert(CheckpointPartRow)
     return stmt.on_conflict_do_update(
         index_elements=["run_id", "key"],
         set_={"step": stmt.excluded.step, "data": stmt.excluded.data},

@@ -21,6 +21,7 @@ from concordia_like.memory.records import (
     RetrievalQuery,
     ScoredMemory,
 )
+from concordia_like.store.base import conflict_insert, dialect_name
 from concordia_like.store.memory_tables import (
     MEMORIES_WITH_VECTORS,
     VECTOR,
@@ -69,23 +70,15 @@ def transaction(engine: Engine, session: Session | None) -> Iterator[Any]:
         yield conn
 
 
-def _dialect(conn: Any) -> str:
-    """The SQL dialect's name of `conn` (a Session or Connection)."""
-    return str((conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect).name)
-
-
 def insert_vectors(conn: Any, run_id: str, vectors: dict[str, bytes]) -> None:
     """Store texts' vectors (key -> float32 bytes) of run `run_id` through `conn`; a key
     the store holds already keeps what it has (the same text, the same vector)."""
     if not vectors:
         return
     rows = [{"run_id": run_id, "key": k, "embedding": v} for k, v in vectors.items()]
-    dialect = _dialect(conn)
-    if dialect in ("sqlite", "postgresql"):
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        ins = sqlite.insert(V) if dialect == "sqlite" else postgresql.insert(V)
-        conn.execute(ins.on_conflict_do_nothing(index_elements=["run_id", "key"]), rows)
+    stmt = conflict_insert(conn, V)
+    if stmt is not None:
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "key"]), rows)
         return
     keys = V.c.key.in_(sorted(vectors))
     held = set(conn.execute(select(V.c.key).where((V.c.run_id == run_id) & keys)).scalars())
@@ -101,7 +94,7 @@ def insert_rows(conn: Any, run_id: str, rows: list[dict[str, Any]]) -> list[int]
     are read after the insert: while a transaction writes, SQLite lets no one
     else write, and AUTOINCREMENT gives each row a larger id than any before, so the
     run's newest ids are these rows'."""
-    if _dialect(conn) != "sqlite" or len(rows) < 2:
+    if dialect_name(conn) != "sqlite" or len(rows) < 2:
         stmt = insert(T).returning(T.c.id, sort_by_parameter_order=True)
         return list(conn.execute(stmt, rows).scalars())
     conn.execute(insert(T), rows)

@@ -6,10 +6,11 @@ truth of a run: events, memories and state; indexes and caches are rebuilt from 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from concordia_like.errors import ConfigError
 
@@ -76,6 +77,23 @@ def make_engine(url: str) -> Engine:
         first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise ConfigError(f"store {shown} cannot be opened: {first}") from None
     return engine
+
+
+def dialect_name(conn: Session | Any) -> str:
+    """The SQL dialect of `conn`, a Session or a Connection: "sqlite", "postgresql"."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    return str(bind.dialect.name)
+
+
+def conflict_insert(conn: Session | Any, table: Table) -> Any:
+    """An INSERT into `table` that can say what becomes of a row whose key is taken
+    (`on_conflict_do_nothing`, `on_conflict_do_update`), for the stores that have one
+    (SQLite, PostgreSQL); None for another."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialects: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    make = dialects.get(dialect_name(conn))
+    return make(table) if make is not None else None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:
