@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,29 @@ def test_every_routine_place_exists_and_the_graph_is_connected_and_bounded(city)
     assert max(len(p.connections) for p in places.values()) <= 30
     assert world.warnings == []
 
+
+def test_a_place_visited_from_work_is_by_the_workplace_not_back_in_the_home_district(city):
+    """Lunch at a café by the office: an amenity in a routine is the one nearest where
+    the routine has the resident before it, so a worker whose site is in another
+    district does not walk home across the city for lunch and back."""
+    g, world, _ = city
+    district_of = {}
+    for d in g.city.districts:
+        for pid in world.state.places:
+            if pid.startswith(f"{d.slug}_"):
+                district_of[pid] = d.index
+    commuters = 0
+    for person in g.population.people:
+        work = g.city.workplace.get(person.index)
+        card = g.city.cards[person.index]
+        if work is None or district_of[work] == district_of[card.home]:
+            continue
+        places = [r.place for r in card.routine]
+        for before, after in pairwise(places):
+            if before == work and after not in (work, card.home):
+                commuters += 1
+                assert district_of[after] == district_of[work], (person.name, after)
+    assert commuters >= 10
 
 def test_kinds_of_place_a_city_has(city):
     _, world, _ = city

@@ -12,7 +12,8 @@ Each place kind of the plan is built `per_district` times in every district, onc
 districts; where its workers need more (`staff` each at most), more are added where
 those workers live. A worker is given a site in their own district while one has room,
 else the nearest. A routine's `home` and `work` are the resident's own; any other
-place kind is the resident's nearest one (their district's, else the nearest
+place kind is the one nearest where the routine has the resident before it (lunch at a
+café by the office, a park by the school; their district's, else the nearest
 district's), chosen by household so that neighbours share a café.
 """
 
@@ -314,6 +315,7 @@ class CityBuilder:
 
     def cards(self, districts: list[District], workplace: dict[int, str]) -> list[PersonaCard]:
         district_of = {h: d for d in districts for h in d.households}
+        site_district = {s.id: districts[s.district] for v in self.sites.values() for s in v}
         out = []
         jitter = self.spec.routine_jitter // 5
         for p in self.pop.people:
@@ -325,8 +327,9 @@ class CityBuilder:
             if work is not None:
                 title = clip(f"{title} at {self.places[work]['name']}", OCCUPATION_MAX)
             offset = 5 * self.rng.randint(-jitter, jitter) if jitter else 0
+            works = None if work is None else (work, site_district[work])
             routine = self.routine(
-                self.spec.routines[occ.routine], home, work, d, p.household, districts, offset
+                self.spec.routines[occ.routine], home, works, d, p.household, districts, offset
             )
             housemates = {
                 self.pop.people[i].name: f"lives in the same home, {self.home_name[home]}"
@@ -354,23 +357,27 @@ class CityBuilder:
         self,
         steps: list[Step],
         home: str,
-        work: str | None,
+        work: tuple[str, District] | None,
         d: District,
         household: int,
         districts: list[District],
         offset: int,
     ) -> list[RoutineItem]:
+        """`steps` for one resident: `work` is its site and the site's district; any
+        other place is the nearest to the district the routine has it in before."""
         if offset:
             shifted = [s.model_copy(update={"at": _shift(s.at, offset)}) for s in steps]
             steps = shifted if in_order(shifted) else steps
         out = []
+        here = d
         for s in steps:
             if s.place == HOME:
-                pid = home
+                pid, here = home, d
             elif s.place == WORK and work is not None:
-                pid = work
+                pid, here = work
             else:
-                pid = self.nearest(s.place, d, household, districts).id
+                site = self.nearest(s.place, here, household, districts)
+                pid, here = site.id, districts[site.district]
             name = str(self.places[pid]["name"])
             out.append(
                 RoutineItem(
