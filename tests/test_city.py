@@ -116,6 +116,7 @@ def test_a_place_visited_from_work_is_by_the_workplace_not_back_in_the_home_dist
                 assert district_of[after] == district_of[work], (person.name, after)
     assert commuters >= 10
 
+
 def test_kinds_of_place_a_city_has(city):
     _, world, _ = city
     kinds = {p.kind for p in world.state.places.values()}

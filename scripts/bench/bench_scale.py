@@ -26,6 +26,7 @@ so far by purpose), no resume.
     .venv/bin/python scripts/bench/bench_scale.py --sizes 1000 --backend embedded --steps 2
     .venv/bin/python scripts/bench/bench_scale.py                       # 1,000 and 10,000
     .venv/bin/python scripts/bench/bench_scale.py --store postgres
+    .venv/bin/python scripts/bench/bench_scale.py --seed 2               # another city
 
 The last line is
 `agent_steps_per_s_10000=<x> rss_mb_10000=<y> store_kb_per_step_10000=<z> resume_s_10000=<w>`
@@ -51,6 +52,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 TOWN = ROOT / "worlds" / "town.yaml"
 CITY_SPEC = ROOT / "worlds" / "city" / "city.yaml"
+#: the city's seed unless `--seed` says another
 CITY_SEED = 1
 
 
@@ -102,16 +104,16 @@ def store_size(recorder: Any, folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.glob("store.sqlite*"))
 
 
-def build_world(n: int, kind: str, root: Path) -> Any:
-    """The world of `n` residents: the city generated from `worlds/city/city.yaml`
-    (written under `root`, where a resume finds it again), the town's residents
+def build_world(n: int, kind: str, root: Path, seed: int = CITY_SEED) -> Any:
+    """The world of `n` residents: the city generated from `worlds/city/city.yaml` with
+    `seed` (written under `root`, where a resume finds it again), the town's residents
     replicated, or a world file (replicated to `n` if it has another number)."""
     from concordia_like.world import load_world, replicate_residents
 
     if kind == "city":
         from concordia_like.generate.write import generate, write_city
 
-        return write_city(root / f"city-{n}", generate(CITY_SPEC, n, CITY_SEED))
+        return write_city(root / f"city-{n}", generate(CITY_SPEC, n, seed))
     world = load_world(TOWN if kind == "town" else kind)
     return world if len(world.personas) == n else replicate_residents(world, n)
 
@@ -157,7 +159,7 @@ async def one_size(args: argparse.Namespace) -> dict[str, Any]:
     use_embedder(args.embedder)
     get_embedder().embed(["warm up the embedding model"])
     t = time.perf_counter()
-    world = build_world(n, args.world, root)
+    world = build_world(n, args.world, root, args.seed)
     world_s = time.perf_counter() - t
     async with models(args.backend) as factory:
         t = time.perf_counter()
@@ -249,7 +251,7 @@ def child(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """Run this script for one size (or one resume) in a new process; its JSON line."""
     cmd = [sys.executable, __file__, "--root", args.root, "--start", args.start]
     cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--world", args.world]
-    cmd += ["--embedder", args.embedder, "--backend", args.backend]
+    cmd += ["--embedder", args.embedder, "--backend", args.backend, "--seed", str(args.seed)]
     if extra.get("url"):
         cmd += ["--url", extra["url"]]
     cmd += ["--one", str(extra["one"])] if "one" in extra else ["--resume", extra["resume"]]
@@ -297,6 +299,12 @@ def main() -> None:
     ap.add_argument("--start", default="10:00", help="time of day the runs start (default 10:00)")
     ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument(
+        "--seed",
+        type=int,
+        default=CITY_SEED,
+        help=f"the generated city's seed (default {CITY_SEED}): another city of the same spec",
+    )
+    ap.add_argument(
         "--world",
         default="city",
         help="city (generated from worlds/city/city.yaml, the default), town (its residents "
@@ -326,7 +334,10 @@ def main() -> None:
         return
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     one, five, _ = os.getloadavg()
-    print(f"store {args.store}; world {args.world}; embedder {args.embedder}; from {args.start}")
+    seed = f" (seed {args.seed})" if args.world == "city" else ""
+    print(
+        f"store {args.store}; world {args.world}{seed}; embedder {args.embedder}; from {args.start}"
+    )
     print(f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores")
     rows = {}
     args.root = tempfile.mkdtemp(prefix="bench_scale_")
