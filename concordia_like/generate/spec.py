@@ -39,7 +39,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from concordia_like.world.hours import OpeningHours
 from concordia_like.world.persona import parse_hhmm
-from concordia_like.world.spec import AttributeSpec, Weekday
+from concordia_like.world.spec import AttributeSpec, HoursText, Weekday
 
 #: the fields a person is drawn on, each from a marginal or from one joint table
 PERSON_FIELDS = ("pronouns", "age_band", "occupation", "speaking_style")
@@ -145,15 +145,9 @@ class PlaceKind(_Strict):
     per_residents: int | None = Field(None, ge=1)
     per_city: int = Field(0, ge=0, le=10_000)
     staff: int = Field(20, ge=1, le=10_000, description="most workers one site employs")
-    hours: str | None = None
+    hours: HoursText = None
     closed_days: list[Weekday] = Field(default_factory=list)
     capacity: int | None = Field(None, ge=1, description="visitors, besides its staff")
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, v: str | None) -> str | None:
-        OpeningHours.parse(v)
-        return v
 
     def opening_hours(self) -> OpeningHours:
         return OpeningHours.parse(self.hours, self.closed_days)
@@ -169,17 +163,11 @@ class CityPlan(_Strict):
     district_size: int = Field(500, ge=10, le=100_000, description="residents a district")
     homes_per_street: int = Field(16, ge=2, le=60)
     streets_per_hub: int = Field(6, ge=1, le=20, description="the rest branch off streets")
-    home_hours: str | None = "07:00-22:00"
+    home_hours: HoursText = "07:00-22:00"
     home_guests: int = Field(2, ge=0, le=50, description="a home's capacity over its household")
     places: dict[str, PlaceKind] = Field(min_length=1)
     rules: list[str] = Field(default_factory=list, max_length=30)
     attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
-
-    @field_validator("home_hours")
-    @classmethod
-    def _hours(cls, v: str | None) -> str | None:
-        OpeningHours.parse(v)
-        return v
 
 
 class PopulationSpec(_Strict):

@@ -45,9 +45,9 @@ it at its line just the same.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from concordia_like.llm.sampling import SamplingOverrides
 from concordia_like.world.apps import AppsSpec
@@ -77,23 +77,27 @@ def _naive(v: datetime) -> datetime:
     return v
 
 
+def _opening_hours(text: str | None) -> str | None:
+    OpeningHours.parse(text)
+    return text
+
+
+#: an opening-hours field of a spec (`world/hours.py`'s format; None: always open),
+#: refused as read when it does not parse
+HoursText = Annotated[str | None, AfterValidator(_opening_hours)]
+
+
 class PlaceSpec(_Strict):
     name: str | None = Field(None, max_length=80)
     kind: str = Field("place", max_length=40)
     description: str = Field("", max_length=1000)
     connections: list[str] = Field(default_factory=list)
-    hours: str | None = None
+    hours: HoursText = None
     closed_days: list[Weekday] = Field(default_factory=list)
     capacity: int | None = Field(None, ge=1)
     keyholders: list[str] = Field(default_factory=list)
     #: where the viewer's map draws the place (any units; laid out when absent)
     pos: tuple[float, float] | None = None
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, v: str | None) -> str | None:
-        OpeningHours.parse(v)
-        return v
 
     def opening_hours(self) -> OpeningHours:
         return OpeningHours.parse(self.hours, self.closed_days)
