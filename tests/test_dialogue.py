@@ -23,7 +23,7 @@ from concordia_like.cli.main import app
 from concordia_like.dialogue.plan import plan_conversation
 from concordia_like.world.loader import load_world
 
-from support.engine import REPO, TOWN, query
+from support.engine import MEMORIES, REPO, TOWN, query
 
 N, TURNS = 4, 4
 runner = CliRunner()
@@ -110,7 +110,7 @@ def test_conversations_are_grounded_in_their_runs(generated):
         assert [a for a, _ in speech] == [t["speaker"] for t in r["turns"]]
         assert all(t["text"] in text for t, (_, text) in zip(r["turns"], speech, strict=True))
         # listeners remember what was said to them
-        heard = query(db, "SELECT agent, text FROM memories WHERE kind = 'observation'")
+        heard = query(db, f"SELECT agent, text FROM {MEMORIES} WHERE kind = 'observation'")
         first = r["turns"][0]
         assert any(a == first["to"][0] and first["text"] in text for a, text in heard)
         for key in (

@@ -23,7 +23,7 @@ from concordia_like.engine.simulation import StepAborted
 from concordia_like.experiments.stats import mean_ci, summarize
 from concordia_like.llm.scripted import ScriptedBackend
 
-from support.engine import REPO, checkpoint, query, store_path
+from support.engine import MEMORIES, REPO, checkpoint, query, store_path
 from support.experiment import (
     SCENARIO,
     FailingAfter,
@@ -71,7 +71,7 @@ def test_interventions_act_in_the_treated_condition_only(forked):
     def memories(run_id, agent, like):
         return query(
             store_path(root, run_id),
-            "SELECT text FROM memories WHERE run_id = ? AND agent = ? AND text LIKE ?",
+            f"SELECT text FROM {MEMORIES} WHERE run_id = ? AND agent = ? AND text LIKE ?",
             run_id,
             agent,
             f"%{like}%",

@@ -154,14 +154,19 @@ def test_a_text_that_many_remember_has_its_vector_stored_once(open_memory_store,
     assert_same_results(after, before)
 
 
-def test_a_store_written_before_vectors_were_shared_opens_and_reads_as_before(
-    open_memory_store, tmp_path
-):
-    store = open_memory_store()
-    add_people(store)
-    queries = [RetrievalQuery("Klaus", "Valentine's party", T0 + timedelta(hours=8), 3)]
-    before = store.retrieve_many(queries, touch=False)
-    with store.engine.begin() as conn:  # the old layout: each row its own vector
+def old_layout(store, *, vectors_shared: bool) -> None:
+    """Turn the store's rows into what an older version wrote: each row its own text
+    (before texts were shared) and, unless `vectors_shared`, its own vector."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE memories SET text = (SELECT v.text FROM memory_vectors v"
+                " WHERE v.run_id = memories.run_id AND v.key = memories.text_key)"
+            )
+        )
+        if vectors_shared:
+            conn.execute(text("UPDATE memory_vectors SET text = NULL"))
+            return
         conn.execute(
             text(
                 "UPDATE memories SET embedding = (SELECT v.embedding FROM memory_vectors v"
@@ -170,14 +175,64 @@ def test_a_store_written_before_vectors_were_shared_opens_and_reads_as_before(
         )
         conn.execute(text("DELETE FROM memory_vectors"))
         conn.execute(text("ALTER TABLE memories DROP COLUMN text_key"))
+        conn.execute(text("ALTER TABLE memory_vectors DROP COLUMN text"))
+
+
+def test_a_store_written_before_vectors_were_shared_opens_and_reads_as_before(
+    open_memory_store, tmp_path
+):
+    store = open_memory_store()
+    add_people(store)
+    queries = [RetrievalQuery("Klaus", "Valentine's party", T0 + timedelta(hours=8), 3)]
+    before = store.retrieve_many(queries, touch=False)
+    old_layout(store, vectors_shared=False)
     store.close()
     shutil.rmtree(tmp_path / "run" / "chroma")
     encoded = store.embedder.encoded
-    reopened = open_memory_store()  # the column is added; old rows keep their vectors
+    reopened = open_memory_store()  # the columns are added; old rows keep their vectors
     assert reopened.index.count() == 8 and reopened.embedder.encoded == encoded
-    assert_same_results(reopened.retrieve_many(queries, touch=False), before)
+    after = reopened.retrieve_many(queries, touch=False)
+    assert_same_results(after, before)
+    assert [s.record.text for s in after[0]] == [s.record.text for s in before[0]]
     reopened.add_many([NewMemory("Klaus", KLAUS[0][0], "observation", T0, 3)])
     assert vector_rows(reopened) == 1
+    assert [r.text for r in reopened.recent("Klaus", 2)] == [KLAUS[0][0], KLAUS[-1][0]]
+
+
+def stored_texts(store) -> list[str]:
+    """Every text column of the store's memory tables, as stored."""
+    with store.engine.connect() as conn:
+        rows = list(conn.execute(select(MemoryRow.text)).scalars())
+        return rows + list(conn.execute(select(MemoryVectorRow.text)).scalars())
+
+
+def test_a_text_that_many_remember_is_stored_once_and_read_by_each(memory_store):
+    text = "A loud bell rings in the town square at 9:03 on a Tuesday"
+    memory_store.add_many([NewMemory(f"agent{i}", text, "observation", T0, 3) for i in range(20)])
+    memory_store.add_many([NewMemory("agent21", text, "observation", T0, 3)])  # a later step
+    assert stored_texts(memory_store).count(text) == 1
+    for agent in ("agent0", "agent19", "agent21"):
+        [mine] = memory_store.recent(agent, 5)
+        assert mine.text == text
+        assert memory_store.important(agent, 1)[0].text == text
+        assert memory_store.get([mine.id])[0].text == text
+    [found] = memory_store.retrieve("agent7", "a bell in the square", T0, k=1)
+    assert found.record.text == text
+
+
+def test_a_store_written_before_texts_were_shared_gets_its_text_with_a_new_memory_of_it(
+    open_memory_store,
+):
+    store = open_memory_store()
+    add_people(store)
+    old_layout(store, vectors_shared=True)  # rows hold their texts, vectors none
+    store.close()
+    reopened = open_memory_store()
+    reopened.add_many([NewMemory("Maria", KLAUS[1][0], "observation", T0, 8)])
+    assert [r.text for r in reopened.recent("Klaus", 6)][::-1] == [t for t, _ in KLAUS]
+    [heard] = reopened.recent("Maria", 1)
+    assert heard.text == KLAUS[1][0]  # the key's stored text, filled in for the new row
+    assert stored_texts(reopened).count(KLAUS[1][0]) == 2  # the old row's own, the key's
 
 
 def test_a_vector_written_in_an_undone_transaction_is_written_again(memory_store):

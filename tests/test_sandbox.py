@@ -21,7 +21,7 @@ from concordia_like.llm.scripted import ScriptedBackend
 from concordia_like.sandbox.session import TownSession
 from concordia_like.sandbox.terminal import TownCompleter
 
-from support.engine import TOWN, lm_factory, query, store_path, timeline
+from support.engine import MEMORIES, TOWN, lm_factory, query, store_path, timeline
 
 SECRET = "the ledger under the floorboard"
 
@@ -156,7 +156,7 @@ async def test_whisper_is_a_memory_from_the_next_step_on(town):
     assert "Ines Marlowe will remember" in out
     rows = query(
         store_path(town.root, town.sim.run_id),
-        "SELECT agent FROM memories WHERE run_id = ? AND text = ?",
+        f"SELECT agent FROM {MEMORIES} WHERE run_id = ? AND text = ?",
         town.sim.run_id,
         SECRET,
     )

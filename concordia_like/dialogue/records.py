@@ -32,7 +32,7 @@ from sqlalchemy import select
 from concordia_like.agents.prompt import PERSONA_MAX
 from concordia_like.dialogue.secrets import leaked, secrets_of
 from concordia_like.engine.recorder import RunRecorder
-from concordia_like.store.memory_tables import MemoryRow
+from concordia_like.store.memory_tables import MEMORIES_WITH_VECTORS, TEXT, MemoryRow
 from concordia_like.store.run_tables import RunRow, UtteranceRow
 from concordia_like.world.loader import World
 
@@ -91,9 +91,9 @@ def situation_text(world: World, place: str, at: datetime, people: list[str], to
 def _knowledge(recorder: RunRecorder, run_id: str, agent: str) -> list[tuple[datetime, str]]:
     with recorder.sessions() as s:
         rows = s.execute(
-            select(MemoryRow.created, MemoryRow.text).where(
-                MemoryRow.run_id == run_id, MemoryRow.agent == agent
-            )
+            select(MemoryRow.created, TEXT)
+            .select_from(MEMORIES_WITH_VECTORS)
+            .where(MemoryRow.run_id == run_id, MemoryRow.agent == agent)
         ).all()
     return [(c, t) for c, t in rows]
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import String, bindparam, literal, null, select, type_coerce, union_all
 
 from concordia_like.memory.records import MemoryRecord
-from concordia_like.store.memory_tables import MEMORIES_WITH_VECTORS, VECTOR, MemoryRow
+from concordia_like.store.memory_tables import MEMORIES_WITH_VECTORS, TEXT, VECTOR, MemoryRow
 
 T = MemoryRow.__table__
 
@@ -26,7 +26,7 @@ T = MemoryRow.__table__
 #: datetimes per row is spared (scoring needs `last_retrieved` only, which
 #: `datetime.fromisoformat` reads)
 CANDIDATE_COLS = (
-    *(T.c.id, T.c.agent, T.c.text, T.c.kind),
+    *(T.c.id, T.c.agent, TEXT, T.c.kind),
     type_coerce(T.c.created, String).label("created"),
     type_coerce(T.c.last_retrieved, String).label("last_retrieved"),
     T.c.importance,
@@ -122,9 +122,9 @@ class CandidateReader:
             selects.append(select(*cols).select_from(MEMORIES_WITH_VECTORS).where(hits))
         if not selects:  # nothing to read: a statement that yields no rows
             selects.append(
-                select(
-                    *CANDIDATE_COLS, null().label("embedding"), literal(False).label("extra")
-                ).where(literal(False))
+                select(*CANDIDATE_COLS, null().label("embedding"), literal(False).label("extra"))
+                .select_from(MEMORIES_WITH_VECTORS)
+                .where(literal(False))
             )
         stmt = selects[0]
         if len(selects) > 1:

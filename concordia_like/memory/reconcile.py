@@ -19,13 +19,13 @@ from sqlalchemy import Engine, func, select
 from concordia_like.memory.embedder import Embedder, from_bytes
 from concordia_like.memory.exact import ExactIndex
 from concordia_like.memory.layouts import AutoIndex, VectorIndex
-from concordia_like.store.memory_tables import MEMORIES_WITH_VECTORS, VECTOR, MemoryRow
+from concordia_like.store.memory_tables import MEMORIES_WITH_VECTORS, TEXT, VECTOR, MemoryRow
 
 log = logging.getLogger(__name__)
 
 T = MemoryRow.__table__
 CHUNK = 5000
-_COLS = (T.c.id, T.c.agent, T.c.text, VECTOR)
+_COLS = (T.c.id, T.c.agent, TEXT, VECTOR)
 
 
 def _rows() -> Any:

@@ -6,7 +6,7 @@ indexing and scored retrieval on top."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -24,6 +24,7 @@ from concordia_like.memory.records import (
 from concordia_like.store.base import conflict_insert, dialect_name
 from concordia_like.store.memory_tables import (
     MEMORIES_WITH_VECTORS,
+    TEXT,
     VECTOR,
     MemoryRow,
     MemoryVectorRow,
@@ -37,7 +38,7 @@ T = cast(Table, MemoryRow.__table__)
 V = cast(Table, MemoryVectorRow.__table__)
 MARKS = cast(Table, ReflectionMarkRow.__table__)
 _RECORD_COLS = (
-    *(T.c.id, T.c.agent, T.c.text, T.c.kind, T.c.created, T.c.last_retrieved),
+    *(T.c.id, T.c.agent, TEXT, T.c.kind, T.c.created, T.c.last_retrieved),
     *(T.c.importance, T.c.evidence),
 )
 
@@ -70,18 +71,28 @@ def transaction(engine: Engine, session: Session | None) -> Iterator[Any]:
         yield conn
 
 
-def insert_vectors(conn: Any, run_id: str, vectors: dict[str, bytes]) -> None:
-    """Store texts' vectors (key -> float32 bytes) of run `run_id` through `conn`; a key
-    the store holds already keeps what it has (the same text, the same vector)."""
-    if not vectors:
+def insert_vectors(conn: Any, run_id: str, texts: Mapping[str, tuple[bytes, str | None]]) -> None:
+    """Store texts with their vectors (key -> (float32 bytes, text)) of run `run_id`
+    through `conn`. A key the store holds already keeps its vector (the same text, the
+    same vector) and gets the text if it was stored without one, so that once this
+    returns, every key given with a text has it in the store."""
+    if not texts:
         return
-    rows = [{"run_id": run_id, "key": k, "embedding": v} for k, v in vectors.items()]
+    rows = [{"run_id": run_id, "key": k, "embedding": v, "text": t} for k, (v, t) in texts.items()]
     stmt = conflict_insert(conn, V)
     if stmt is not None:
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "key"]), rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={"text": stmt.excluded.text},
+            where=V.c.text.is_(None),
+        )
+        conn.execute(stmt, rows)
         return
-    keys = V.c.key.in_(sorted(vectors))
-    held = set(conn.execute(select(V.c.key).where((V.c.run_id == run_id) & keys)).scalars())
+    keys = V.c.key.in_(sorted(texts))
+    held = dict(conn.execute(select(V.c.key, V.c.text).where((V.c.run_id == run_id) & keys)).all())
+    for key in [k for k, t in held.items() if t is None and texts[k][1] is not None]:
+        where = (V.c.run_id == run_id) & (V.c.key == key)
+        conn.execute(update(V).where(where).values(text=texts[key][1]))
     rows = [r for r in rows if r["key"] not in held]
     if rows:
         conn.execute(insert(V), rows)
@@ -167,8 +178,10 @@ class MemoryRows:
         after_id: int = 0,
     ) -> list[MemoryRecord]:
         """The agent's `n` newest memories (newest first), optionally of some kinds."""
-        stmt = select(*_RECORD_COLS).where(
-            (T.c.run_id == self.run_id) & (T.c.agent == agent) & (T.c.id > after_id)
+        stmt = (
+            select(*_RECORD_COLS)
+            .select_from(MEMORIES_WITH_VECTORS)
+            .where((T.c.run_id == self.run_id) & (T.c.agent == agent) & (T.c.id > after_id))
         )
         if kinds is not None:
             stmt = stmt.where(T.c.kind.in_(list(kinds)))
@@ -192,6 +205,7 @@ class MemoryRows:
         """The agent's `n` most important memories (newest first among equals)."""
         stmt = (
             select(*_RECORD_COLS)
+            .select_from(MEMORIES_WITH_VECTORS)
             .where((T.c.run_id == self.run_id) & (T.c.agent == agent))
             .order_by(T.c.importance.desc(), T.c.id.desc())
             .limit(n)
@@ -209,7 +223,7 @@ class MemoryRows:
         new_ids: dict[int, int] = {}
         olds: list[int] = []
         rows: list[dict[str, Any]] = []
-        vectors: dict[str, bytes] = {}
+        vectors: dict[str, tuple[bytes, str | None]] = {}
         copied_keys: set[str] = set()
 
         def write() -> None:
@@ -222,7 +236,7 @@ class MemoryRows:
 
         own = [c for c in T.c if c.name != "embedding"]
         stmt = (
-            select(*own, VECTOR)
+            select(*own, VECTOR, V.c.text.label("shared_text"))
             .select_from(MEMORIES_WITH_VECTORS)
             .where(T.c.run_id == self.run_id)
             .order_by(T.c.id)
@@ -231,9 +245,10 @@ class MemoryRows:
             for r in conn.execution_options(yield_per=COPY_SLICE).execute(stmt):
                 row = dict(r._mapping)
                 key = row["text_key"]
+                shared = row.pop("shared_text")
                 if key is not None:  # the copy refers to its own run's copy of the vector
                     if key not in copied_keys and row["embedding"] is not None:
-                        vectors[key] = row["embedding"]
+                        vectors[key] = (row["embedding"], shared)
                     row["embedding"] = None
                 cited = evidence_ids(row["evidence"])
                 if any(i not in new_ids and i < row["id"] for i in cited) and rows:

@@ -44,6 +44,7 @@ from concordia_like.memory.rows import (
 )
 from concordia_like.memory.scoring import Candidate, ScoringWeights, score_candidates
 from concordia_like.store.base import make_engine, sqlite_url
+from concordia_like.store.memory_tables import SHARED
 from concordia_like.text import text_key
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,11 @@ class MemoryStore(MemoryRows):
             for at in range(0, len(memories), INSERT_SLICE):
                 part = range(at, min(len(memories), at + INSERT_SLICE))
                 known = self._vector_keys
-                new = {keys[i]: to_bytes(vectors[i]) for i in part if keys[i] not in known}
+                new = {
+                    keys[i]: (to_bytes(vectors[i]), memories[i].text)
+                    for i in part
+                    if keys[i] not in known
+                }
                 insert_vectors(conn, self.run_id, new)
                 rows = [self._row(records[i], memories[i], keys[i]) for i in part]
                 ids += insert_rows(conn, self.run_id, rows)
@@ -186,7 +191,7 @@ class MemoryStore(MemoryRows):
             "run_id": self.run_id,
             "agent": record.agent,
             "kind": record.kind,
-            "text": record.text,
+            "text": SHARED,  # the text's, in memory_vectors
             "created": record.created,
             "last_retrieved": record.last_retrieved,
             "importance": record.importance,

@@ -22,7 +22,7 @@ class Base(DeclarativeBase):
 #: columns added to a table after stores were first made with it: (table, column, SQL
 #: type). Each is nullable, so rows written before read as they did; a store that lacks
 #: one gets it when opened (`create_all` makes missing tables, not missing columns).
-ADDED_COLUMNS = (("memories", "text_key", "VARCHAR(24)"),)
+ADDED_COLUMNS = (("memories", "text_key", "VARCHAR(24)"), ("memory_vectors", "text", "TEXT"))
 
 
 def _add_columns(engine: Engine) -> None:

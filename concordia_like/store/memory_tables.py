@@ -1,13 +1,16 @@
-"""Tables of associative memory: one row per memory, each text's vector, and each
-agent's reflection mark.
+"""Tables of associative memory: one row per memory, each text with its vector, and
+each agent's reflection mark.
 
 SQL is the source of truth: the Chroma index holds only ids, owners and vectors, and is
 rebuilt from these rows. The embedding is kept here too (float32 bytes), so that a lost
 index is rebuilt without the embedding model and with exactly the vectors it had. A
-vector is stored once per run and text (`memory_vectors`), however many memories hold
-the text: everyone at a place remembers the same lines. A memory row refers to it by
-`text_key`; a row written before vectors were shared (or by a tool) holds its own
-`embedding`, and `VECTOR` over `MEMORIES_WITH_VECTORS` reads either."""
+text and its vector are stored once per run (`memory_vectors`), however many memories
+hold the text: everyone at a place remembers the same lines. A memory row refers to
+them by `text_key` and leaves its own `text` empty (`SHARED`); a row written before
+texts were shared holds its own text, one written before vectors were shared (or by a
+tool) its own `embedding`, and `TEXT` and `VECTOR` over `MEMORIES_WITH_VECTORS` read
+either. An empty text cannot be a memory's own (`MemoryRecord` refuses one), so the
+two never mix up."""
 
 from __future__ import annotations
 
@@ -61,6 +64,9 @@ class MemoryVectorRow(Base):
     key: Mapped[str] = mapped_column(String(24), primary_key=True)
     #: float32 vector, little-endian
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    #: the text, which the rows of this key leave empty (NULL: stored before texts
+    #: were shared; those rows hold their own)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ReflectionMarkRow(Base):
@@ -80,3 +86,7 @@ _V = cast(Table, MemoryVectorRow.__table__)
 MEMORIES_WITH_VECTORS = _M.outerjoin(_V, (_V.c.run_id == _M.c.run_id) & (_V.c.key == _M.c.text_key))
 #: a memory's vector, its own or its text's (select from `MEMORIES_WITH_VECTORS`)
 VECTOR = func.coalesce(_M.c.embedding, _V.c.embedding).label("embedding")
+#: a memory row's `text` where its key's row in `memory_vectors` holds the text
+SHARED = ""
+#: a memory's text, its own or its key's (select from `MEMORIES_WITH_VECTORS`)
+TEXT = func.coalesce(func.nullif(_M.c.text, SHARED), _V.c.text).label("text")

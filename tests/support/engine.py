@@ -65,11 +65,21 @@ def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         con.close()
 
 
+#: the memories table with each row's text, its own or its key's in memory_vectors
+#: (`store.memory_tables.TEXT`), for raw SQL: `f"SELECT text FROM {MEMORIES} ..."`
+MEMORIES = (
+    "(SELECT m.id, m.run_id, m.agent, m.kind, COALESCE(NULLIF(m.text, ''), v.text) AS text,"
+    " m.created, m.importance FROM memories m LEFT JOIN memory_vectors v"
+    " ON v.run_id = m.run_id AND v.key = m.text_key)"
+)
+
+
 def memories(db: Path, run_id: str) -> list[tuple[Any, ...]]:
     """Every memory of a run as (agent, kind, text, created, importance), in id order."""
     return query(
         db,
-        "SELECT agent, kind, text, created, importance FROM memories WHERE run_id = ? ORDER BY id",
+        f"SELECT agent, kind, text, created, importance FROM {MEMORIES}"
+        " WHERE run_id = ? ORDER BY id",
         run_id,
     )
 
