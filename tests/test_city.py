@@ -18,10 +18,11 @@ from concordia_like.engine.runs import start_run
 from concordia_like.engine.upkeep import PLAN_PLACES, plan_places
 from concordia_like.generate.write import CARDS, WORLD, cards_text, generate, write_city
 from concordia_like.sandbox.commands import Hint, resolve, resolve_place
+from concordia_like.sandbox.seat import parse_action
 from concordia_like.world.loader import load_world
 from concordia_like.yaml_loader import ConfigFileError
 
-from support.engine import close, lm_factory, run_steps, timeline
+from support.engine import TOWN, close, lm_factory, run_steps, timeline
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "worlds" / "city" / "city.yaml"
@@ -191,6 +192,21 @@ def test_the_sandbox_asks_which_place_a_name_means_where_a_city_repeats_it(city)
         resolve(typo, residents, "resident")
     hint = str(unknown.value)
     assert residents[7] in hint and f"({len(residents)} in all)" in hint and len(hint) < 400
+
+
+def test_a_player_going_to_a_name_two_neighbours_bear_is_asked_which_by_id():
+    state = load_world(TOWN).state
+    player = "Ines Marlowe"
+    near = sorted(state.reachable(player))
+    assert len(near) >= 2
+    a, b = near[:2]
+    state.places[b].name = state.places[a].name  # as a city repeats a street's name
+    with pytest.raises(Hint, match="is the name of 2 places: name one of ") as asked:
+        parse_action(state, player, f"go to {state.places[a].name}")
+    assert a in str(asked.value) and b in str(asked.value)
+    assert parse_action(state, player, f"go {b}").to == b
+    with pytest.raises(Hint, match="you can go to: "):  # a name no neighbour bears
+        parse_action(state, player, "go to the moon")
 
 
 def test_the_same_seed_gives_the_same_world_and_the_population_command_its_cards(tmp_path):

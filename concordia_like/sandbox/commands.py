@@ -17,6 +17,10 @@ class Hint(ConcordiaError):
     """A mistake at the prompt: the line says what to type instead. Nothing changed."""
 
 
+class AmbiguousPlace(Hint):
+    """A place's name that several places bear; the hint names their ids."""
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -168,7 +172,9 @@ def resolve_place(text: str, names: Mapping[str, str]) -> tuple[str, str]:
         return found, rest
     ids = by_name[found]
     if len(ids) > 1:
-        raise Hint(f"{found!r} is the name of {len(ids)} places: name one of {', '.join(ids)}")
+        raise AmbiguousPlace(
+            f"{found!r} is the name of {len(ids)} places: name one of {', '.join(ids)}"
+        )
     return ids[0], rest
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from concordia_like.agents.actions import TEXT_MAX, WORDS_MAX, Give, Move, Other, Say, Use, Wait
 from concordia_like.engine.hooks import StepHook, StepInput
-from concordia_like.sandbox.commands import Hint, resolve, resolve_place
+from concordia_like.sandbox.commands import AmbiguousPlace, Hint, resolve, resolve_place
 from concordia_like.sandbox.phone import parse_app_action
 from concordia_like.text import clip, squash
 from concordia_like.world.state import WorldState
@@ -82,6 +82,8 @@ def parse_action(state: WorldState, actor: str, text: str) -> Any:
         reachable = state.reachable(actor)
         try:
             place, _ = resolve_place(target, {p: state.places[p].name for p in reachable})
+        except AmbiguousPlace:
+            raise  # it names the ids to choose from
         except Hint:
             here = state.places[state.location(actor)].name
             raise Hint(f"from {here} you can go to: {', '.join(reachable) or 'nowhere'}") from None
