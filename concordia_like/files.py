@@ -20,7 +20,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Literal, overload
 
@@ -181,17 +181,50 @@ def _temporary(path: Path) -> Iterator[tuple[int, Path]]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
+def atomic_folder(
+    path: str | Path, *, writes: Collection[str] = (), replace: bool = True
+) -> Iterator[Path]:
     """A fresh temporary folder beside `path` to fill; when the block ends without an
     error it is renamed to `path`, and on an error it is removed. A folder already at
-    `path` is removed first with `replace`; without it, the one there is kept and this
-    one dropped (another process made the same folder first, as a cache does)."""
-    with _reported(path), _folder(Path(path), replace) as tmp:
+    `path` is replaced with `replace`, but only one that `check_replaceable` allows (it
+    holds nothing but the names in `writes`): that is checked before the block runs and
+    again before the folder goes. Without `replace`, the one there is kept and this one
+    dropped (another process made the same folder first, as a cache does)."""
+    if replace:
+        check_replaceable(path, writes)
+    with _reported(path), _folder(Path(path), replace, writes) as tmp:
         yield tmp
 
 
+def check_replaceable(path: str | Path, writes: Collection[str]) -> None:
+    """Refuses (ConfigError) to replace `path` where that would take anything its writer
+    did not write: a folder holding an entry not named in `writes` (the names the writer
+    puts there, so all that an earlier run of it leaves), a file or link, or the folder
+    the command runs in or one above it. A mistyped output folder must never remove a
+    user's files; commands call this before their long work, so they fail at once."""
+    p = Path(path)
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        raise ConfigError(f"{p}: is not a folder; name a folder to write")
+    if not p.exists():
+        return
+    here = Path.cwd().resolve()
+    if p.resolve() == here or p.resolve() in here.parents:
+        raise ConfigError(
+            f"{p}: is the folder this command runs in, or holds it, and would be replaced "
+            "whole; name a new folder"
+        )
+    foreign = sorted(e.name for e in p.iterdir() if e.name not in writes)
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise ConfigError(
+            f"{p}: holds {', '.join(foreign[:3])}{more}, which this command does not "
+            "write, and the folder would be replaced whole; name a new folder, or one "
+            "it wrote before"
+        )
+
+
 @contextlib.contextmanager
-def _folder(path: Path, replace: bool) -> Iterator[Path]:
+def _folder(path: Path, replace: bool, writes: Collection[str]) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     try:
@@ -203,6 +236,7 @@ def _folder(path: Path, replace: bool) -> Iterator[Path]:
             if not replace:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
+            check_replaceable(path, writes)  # it may have changed while the block ran
             shutil.rmtree(path)
         try:
             os.replace(tmp, path)

@@ -6,6 +6,7 @@ form one walkable graph, and a short scripted run steps through it."""
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from itertools import pairwise
 from pathlib import Path
@@ -317,3 +318,18 @@ async def test_a_generated_city_of_50_steps_on_the_scripted_model(tmp_path, runs
     assert not [e for e in events if e[3] == "failure" and "no place" in e[6]]
     assert sim.state.clock.step_index == 4
     await close(sim)
+
+
+def test_an_output_folder_holding_a_users_files_is_refused_and_kept(tmp_path, monkeypatch):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for command in ("city", "population"):
+        res = runner.invoke(app, [command, str(SPEC), "--n", "5", "--out", str(mine)])
+        assert res.exit_code != 0
+        assert "mine: holds notes.txt, which this command does not write" in res.output
+    assert os.listdir(mine) == ["notes.txt"]
+    monkeypatch.chdir(mine)
+    res = runner.invoke(app, ["city", str(SPEC), "--n", "5", "--out", "."])
+    assert res.exit_code != 0 and "is the folder this command runs in" in res.output
+    assert os.listdir(mine) == ["notes.txt"]

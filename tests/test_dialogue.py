@@ -290,6 +290,26 @@ def test_parquet_folder_and_dataset_card(generated):
     assert '"dedup_threshold": 0.7' in card
 
 
+def test_parquet_folder_holding_a_users_files_is_refused_before_anything_is_written(generated):
+    folder = generated["folder"]
+    mine = folder / "mine"
+    mine.mkdir()
+    (mine / "notes.md").write_text("keep me")
+    common = ["--world", str(TOWN), "--conversations", str(N), "--turns", str(TURNS)]
+    common += ["--backend", "scripted", "--work", str(generated["work"])]
+    out = folder / "again.jsonl"
+    res = dialogues(*common, "--out", str(out), "--format", "openai", "--parquet", str(mine))
+    assert res.exit_code != 0
+    assert "mine: holds notes.md, which this command does not write" in res.output
+    assert os.listdir(mine) == ["notes.md"] and not out.exists()
+    # the folder it wrote before is replaced
+    res = dialogues(
+        *common, "--out", str(out), "--format", "openai", "--parquet", str(folder / "pq")
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(os.listdir(folder / "pq")) == ["README.md", "data"]
+
+
 def test_statistics_written_next_to_output(generated):
     stats = json.loads((generated["folder"] / "records.stats.json").read_text())
     assert stats["kept"] == N and stats["conversations"] == N

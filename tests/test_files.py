@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from concordia_like.errors import ConfigError
-from concordia_like.files import atomic_folder, atomic_path, atomic_writer, write_atomic
+from concordia_like.files import (
+    atomic_folder,
+    atomic_path,
+    atomic_writer,
+    check_replaceable,
+    write_atomic,
+)
 
 
 def test_write_atomic_writes_text_and_bytes_readable_by_others(tmp_path: Path) -> None:
@@ -79,9 +85,9 @@ def test_atomic_path_hands_a_tool_a_name_and_renames_it_at_the_end(tmp_path: Pat
 
 def test_atomic_folder_replaces_or_keeps_the_one_there(tmp_path: Path) -> None:
     target = tmp_path / "data"
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, writes={"a", "b"}) as tmp:
         (tmp / "a").write_text("1")
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, writes={"a", "b"}) as tmp:
         (tmp / "b").write_text("2")
     assert os.listdir(target) == ["b"]
     with atomic_folder(target, replace=False) as tmp:
@@ -90,3 +96,45 @@ def test_atomic_folder_replaces_or_keeps_the_one_there(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), atomic_folder(tmp_path / "half") as tmp:
         raise RuntimeError
     assert sorted(os.listdir(tmp_path)) == ["data"]
+
+
+def test_atomic_folder_refuses_to_replace_a_folder_holding_what_it_did_not_write(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "thesis"
+    target.mkdir()
+    (target / "chapter1.tex").write_text("years of work")
+    ran = False
+    refused = pytest.raises(ConfigError, match=r"thesis: holds chapter1\.tex, which")
+    with refused, atomic_folder(target, writes={"cards.jsonl"}):
+        ran = True
+    assert not ran  # refused before the block's work
+    assert (target / "chapter1.tex").read_text() == "years of work"
+    assert os.listdir(tmp_path) == ["thesis"]
+
+
+def test_atomic_folder_checks_again_before_replacing_a_folder_changed_meanwhile(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out"
+    with atomic_folder(target, writes={"a"}) as tmp:
+        (tmp / "a").write_text("1")
+    refused = pytest.raises(ConfigError, match=r"holds notes\.txt")
+    with refused, atomic_folder(target, writes={"a"}) as tmp:
+        (tmp / "a").write_text("2")
+        (target / "notes.txt").write_text("added by the user meanwhile")
+    assert sorted(os.listdir(target)) == ["a", "notes.txt"]
+    assert (target / "a").read_text() == "1"
+    assert os.listdir(tmp_path) == ["out"]
+
+
+def test_the_folder_a_command_runs_in_or_above_is_never_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for path in (Path("."), Path(".."), work):
+        with pytest.raises(ConfigError, match="is the folder this command runs in"):
+            check_replaceable(path, writes={"work"})
+    check_replaceable(Path("new"), writes=())  # not there yet: nothing to replace

@@ -17,6 +17,7 @@ from concordia_like.cli.common import (
     user_errors,
 )
 from concordia_like.cli.population import BackstoriesOpt, NOpt, OutOpt, SeedOpt, SpecArg, drawn
+from concordia_like.files import check_replaceable
 from concordia_like.llm import BackendOptions
 
 
@@ -36,8 +37,9 @@ def city(
 ) -> None:
     """Lay out a city for N residents drawn from SPEC into DIR: world.yaml (districts,
     homes, workplaces, amenities, a walkable graph), cards.jsonl and population.txt."""
-    from concordia_like.generate.write import WORLD, write_city
+    from concordia_like.generate.write import OUTPUTS, WORLD, write_city
 
+    check_replaceable(out, OUTPUTS)
     options = BackendOptions(backend, model, base_url, api_key, model_path)
     g = drawn(spec, n, seed, backstories, options)
     world = write_city(out, g)

@@ -30,6 +30,7 @@ from concordia_like.cli.common import (
 )
 from concordia_like.dialogue.exporters import (
     FORMATS,
+    PARQUET_OUTPUTS,
     TRAIN_ON,
     TRL_STYLES,
     all_samples,
@@ -39,7 +40,7 @@ from concordia_like.dialogue.exporters import (
 from concordia_like.dialogue.filters import FilterConfig, select, statistics_of
 from concordia_like.engine.runs import DEFAULT_ROOT, read_run, run_folder, store_url_for
 from concordia_like.errors import ConfigError
-from concordia_like.files import write_atomic
+from concordia_like.files import check_replaceable, write_atomic
 from concordia_like.llm.sampling import parse_overrides
 from concordia_like.text import shown
 from concordia_like.world.loader import World, load_world
@@ -192,6 +193,7 @@ def dialogues(
     except ValueError as exc:
         raise ConfigError(f"--sampling: {exc}") from None
     if parquet is not None:
+        check_replaceable(parquet, PARQUET_OUTPUTS)
         try:
             import pyarrow  # noqa: F401
         except ImportError:

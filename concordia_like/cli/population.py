@@ -21,6 +21,7 @@ from concordia_like.cli.common import (
     user_errors,
 )
 from concordia_like.errors import ConfigError
+from concordia_like.files import check_replaceable
 from concordia_like.llm import BackendOptions
 
 if TYPE_CHECKING:
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
 SpecArg = Annotated[Path, typer.Argument(help="a population spec (see worlds/city/city.yaml)")]
 NOpt = Annotated[int, typer.Option("--n", help="how many residents")]
 SeedOpt = Annotated[int, typer.Option(help="the same seed gives the same residents")]
-OutOpt = Annotated[Path, typer.Option(help="folder to write (replaced if it exists)")]
+OutOpt = Annotated[
+    Path,
+    typer.Option(help="folder to write (one it wrote before is replaced, any other refused)"),
+]
 BackstoriesOpt = Annotated[
     bool,
     typer.Option(
@@ -90,8 +94,9 @@ def population(
     """Draw N persona cards from SPEC into DIR (cards.jsonl and population.txt), homes
     and workplaces named as `concordia-like city` lays them out for the same spec, N
     and seed."""
-    from concordia_like.generate.write import CARDS, PERSONAS, SUMMARY, write_population
+    from concordia_like.generate.write import CARDS, OUTPUTS, PERSONAS, SUMMARY, write_population
 
+    check_replaceable(out, OUTPUTS)
     options = BackendOptions(backend, model, base_url, api_key, model_path)
     g = drawn(spec, n, seed, backstories, options)
     write_population(out, g, yaml_cards)

@@ -32,6 +32,8 @@ FORMATS = ("openai", "sharegpt", "trl", "records")
 TRL_STYLES = ("messages", "prompt_completion")
 TRAIN_ON = ("all", "last")
 SHARD_ROWS = 1000
+#: all that `write_parquet` puts in its folder: what it may replace
+PARQUET_OUTPUTS = frozenset({"data", "README.md"})
 
 
 def openai_name(name: str) -> str:
@@ -213,7 +215,7 @@ def write_parquet(
     import pyarrow.parquet as pq
 
     folder = Path(folder)
-    with atomic_folder(folder) as tmp:
+    with atomic_folder(folder, writes=PARQUET_OUTPUTS) as tmp:
         (tmp / "data").mkdir()
         n = max(1, -(-len(rows) // shard_rows))
         names = []

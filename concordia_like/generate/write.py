@@ -32,6 +32,8 @@ CARDS = "cards.jsonl"
 WORLD = "world.yaml"
 SUMMARY = "population.txt"
 PERSONAS = "personas"
+#: all that `population` and `city` write into their folder: what they may replace
+OUTPUTS = frozenset({CARDS, WORLD, SUMMARY, PERSONAS})
 
 try:  # libyaml's emitter, when PyYAML was built with it
     from yaml import CSafeDumper as _Dumper
@@ -118,7 +120,7 @@ def world_text(city: City) -> str:
 def write_population(out: str | Path, g: Generated, yaml_cards: bool = False) -> None:
     """The cards (`cards.jsonl`, or with `yaml_cards` one `personas/<name>.yaml` each)
     and the summary into `out`, each card read back as the loaders read it first."""
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, writes=OUTPUTS) as tmp:
         if yaml_cards:
             folder = tmp / PERSONAS
             folder.mkdir()
@@ -139,7 +141,7 @@ def write_population(out: str | Path, g: Generated, yaml_cards: bool = False) ->
 
 def write_city(out: str | Path, g: Generated) -> World:
     """The world file, its cards and the summary into `out`; the world as loaded back."""
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, writes=OUTPUTS) as tmp:
         write_atomic(tmp / CARDS, cards_text(g.city))
         write_atomic(tmp / WORLD, world_text(g.city))
         write_atomic(tmp / SUMMARY, g.summary + "\n")
