@@ -320,6 +320,33 @@ async def test_idle_residents_are_asked_now_and_then(runs_root):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+async def test_a_resident_asked_who_carries_on_is_no_news_and_costs_no_rating(runs_root, engine):
+    """Carrying on follows the plan by the same code as not being asked, so its line is
+    rated by rule as the autopilot's are: no importance call, and no replan even where
+    the model would call every memory poignant."""
+    backend = scripted()
+
+    def poignant(req):
+        n = sum(line.startswith("- ") for line in req.messages[-1].content.splitlines())
+        return {"scores": [9] * n}
+
+    force(backend, "importance", poignant)
+    sim = events_run(runs_root, backend, engine, places={ANN: "park", BOB: "square", CY: "lane"})
+    sim.attention = AttentionPolicy(idle_steps=3)
+    await run_steps(sim, 2)
+    rated, planned = calls(sim, "importance"), calls(sim, "plan")
+    await run_steps(sim, 1)
+    assert why_of(sim, 3, CY) == ["idle"]
+    (line,) = [e[6] for e in step_events(sim, 3) if e[4] == CY]
+    assert line.startswith("Cy Moss carries on: ")
+    assert sim.agents[CY].news.startswith("Cy Moss carries on")
+    assert calls(sim, "importance") == rated
+    assert calls(sim, "plan") == planned
+    assert not [e for e in step_events(sim, 3) if e[3] == "plan"]
+    await close(sim)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_a_resumed_events_run_equals_an_uninterrupted_one(tmp_path, runs_root, engine):
     places = {ANN: "park", BOB: "home_bob", CY: "square"}
     straight = events_run(runs_root, scripted({ANN: BOB, CY: ANN}), engine, places)

@@ -64,6 +64,9 @@ class Acting:
     #: per outcome of a conversation turn (by id, for the step under way): those of its
     #: addressees who had their say in the same conversation (spoke in it)
     _answered: dict[int, set[str]]
+    #: the residents asked what they do who chose to carry on with their plans (for the
+    #: step under way): their actions are their plans' by code, as if they were not asked
+    _kept_to_plan: set[str]
 
     @property
     def state(self) -> WorldState:  # the simulation's
@@ -204,7 +207,7 @@ class Acting:
         rng: random.Random,
         why: dict[str, list[str]],
     ) -> list[Outcome]:
-        self._answered = {}
+        self._answered, self._kept_to_plan = {}, set()
         asked, meeting, free = self._split(names, why)
         free_now = set(meeting) | set(piloted) if free is not None else set()
         meetings = self._meetings(meeting, free_now, step) if meeting else []
@@ -239,7 +242,7 @@ class Acting:
         rng: random.Random,
         why: dict[str, list[str]],
     ) -> list[Outcome]:
-        self._answered = {}
+        self._answered, self._kept_to_plan = {}, set()
         asked, meeting, free = self._split(names, why)
         free_now = set(meeting) | set(piloted) if free is not None else set()
         outcomes: list[Outcome] = []
@@ -348,6 +351,7 @@ class Acting:
                     actions.append(to_action(d, words.text))
             elif d.kind == "continue":  # carrying on with the plan: on its way, or at it
                 actions.append(follow_plan(self.agents[n], self.state))
+                self._kept_to_plan.add(n)
             else:
                 actions.append(to_action(d, self.agents[n].activity or "a moment"))
         return actions, failures, written

@@ -226,7 +226,7 @@ class Simulation(Acting):
         routine: set[str] = set()
         for out in outcomes:
             events.append(self._event(out, why.get(out.actor)))
-            if out.actor not in why:
+            if out.actor not in why or out.actor in self._kept_to_plan:
                 routine.add(out.text)
             self._route(out, perceived, utterances, now)
         self._code_rules(step, events, perceived)
@@ -381,8 +381,9 @@ class Simulation(Acting):
         """One observation memory per agent and step. Agents at one place perceive the
         same lines in the same order, so their memories share one text: embedded once,
         rated once, however many perceive it. A memory of nothing but residents following
-        their plans (`routine`) is rated by rule, with no call: a quiet step costs
-        nothing."""
+        their plans (`routine`: by code, or asked and choosing to carry on, which
+        follows the plan by the same code) is rated by rule, with no call: a quiet step
+        costs nothing, and a resident keeping to its plan is no news to replan for."""
         memories = []
         for name, lines in perceived.items():
             if not lines:
