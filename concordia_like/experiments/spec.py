@@ -51,10 +51,10 @@ from concordia_like.experiments.app_spec import (
     PostReach,
 )
 from concordia_like.experiments.spec_base import MeasureBase as _Measure
-from concordia_like.experiments.spec_base import Name, naive
-from concordia_like.experiments.spec_base import Strict as _Strict
+from concordia_like.experiments.spec_base import Name
 from concordia_like.experiments.spec_base import Timed as _Timed
 from concordia_like.llm.sampling import SamplingOverrides
+from concordia_like.strict import Strict, naive
 from concordia_like.world.code_rules import CodeRule
 from concordia_like.world.effects import Effect, PropertyValue
 from concordia_like.world.persona import SeedMemory, parse_hhmm
@@ -62,7 +62,7 @@ from concordia_like.world.persona import SeedMemory, parse_hhmm
 MAX_SEEDS = 1000
 
 
-class ResidentOverride(_Strict):
+class ResidentOverride(Strict):
     """What a scenario gives one resident on top of its persona card."""
 
     goals: list[str] = Field(default_factory=list, max_length=10)
@@ -336,7 +336,7 @@ CODE_KINDS = (
 # -- the rest --------------------------------------------------------------------------
 
 
-class Predicate(_Strict):
+class Predicate(Strict):
     """A code measurement compared with a value, e.g. {measure: bread, op: lt, value: 5}."""
 
     measure: Name
@@ -348,7 +348,7 @@ class Predicate(_Strict):
 MAX_STEPS = 100_000
 
 
-class Stop(_Strict):
+class Stop(Strict):
     """When a run ends: after `steps` steps, at time `until`, or once `when` holds
     (checked after each step), whichever comes first; `steps` or `until` is needed."""
 
@@ -368,13 +368,13 @@ class Stop(_Strict):
         return self
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     backend: Literal["embedded", "openai", "langchain", "vllm", "scripted"] = "embedded"
     model: str | None = None
     base_url: str | None = None
 
 
-class ScenarioSpec(_Strict):
+class ScenarioSpec(Strict):
     name: str = Field(min_length=1, max_length=80)
     description: str = Field("", max_length=2000)
     reference: str = Field("", max_length=1000)

@@ -1,5 +1,5 @@
-"""What every part of a scenario's schema shares: strict models, when an intervention
-happens and when a measurement is taken. Its own module so that the schema of the apps'
+"""What every part of a scenario's schema shares: when an intervention happens and when
+a measurement is taken. Its own module so that the schema of the apps'
 interventions and measurements (`experiments.app_spec`) and the rest
 (`experiments.spec`) build on one base without importing each other."""
 
@@ -8,23 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from concordia_like.strict import Strict, naive
 
 NAME = r"^[a-z][a-z0-9_\-]*$"
 Name = Annotated[str, Field(pattern=NAME, max_length=60)]
-
-
-class Strict(BaseModel):
-    # a NaN compares false with everything: a stop or check on it would never hold
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
-    )
-
-
-def naive(v: datetime | None) -> datetime | None:
-    if v is not None and v.tzinfo is not None:
-        raise ValueError("simulation times are local: write them without a timezone")
-    return v
 
 
 class Timed(Strict):

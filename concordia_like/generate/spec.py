@@ -35,11 +35,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
-from concordia_like.world.hours import OpeningHours
+from concordia_like.strict import Strict
 from concordia_like.world.persona import parse_hhmm
-from concordia_like.world.spec import AttributeSpec, HoursText, Weekday
+from concordia_like.world.spec import AttributeSpec, HoursText, Opening
 
 #: the fields a person is drawn on, each from a marginal or from one joint table
 PERSON_FIELDS = ("pronouns", "age_band", "occupation", "speaking_style")
@@ -64,13 +64,7 @@ def _age_range(v: tuple[int, int]) -> tuple[int, int]:
 AgeRange = Annotated[tuple[int, int], AfterValidator(_age_range)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
-    )
-
-
-class Step(_Strict):
+class Step(Strict):
     """One entry of a routine template: `place` is `home`, `work` or a place kind of the
     plan (the resident's nearest); `{place}` in the activity becomes that place's name."""
 
@@ -85,7 +79,7 @@ class Step(_Strict):
         return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-class Occupation(_Strict):
+class Occupation(Strict):
     """What a person does: the words on the card, where (a place kind of the plan, or
     none), whether they hold its keys, their day (a routine template) and goals."""
 
@@ -96,7 +90,7 @@ class Occupation(_Strict):
     goals: list[str] = Field(default_factory=list, max_length=20)
 
 
-class Pool(_Strict):
+class Pool(Strict):
     """Words a person gets `each` (at least, at most) of, drawn evenly without repeats."""
 
     pool: list[str] = Field(min_length=1, max_length=500)
@@ -110,14 +104,14 @@ class Pool(_Strict):
         return v
 
 
-class Joint(_Strict):
+class Joint(Strict):
     """Two fields drawn together: `table[a][b]` is the weight of (a, b)."""
 
     fields: tuple[JointField, JointField]
     table: dict[str | int, dict[str | int, Weight]] = Field(min_length=1)
 
 
-class Names(_Strict):
+class Names(Strict):
     """Name lists: a shipped list's name (`concordia_like/generate/names/<name>.txt`) or
     a file relative to the spec; given names per pronouns, family names shared by a
     household."""
@@ -134,7 +128,7 @@ class Names(_Strict):
     streets: list[str] = Field(default_factory=lambda: ["streets"], min_length=1)
 
 
-class PlaceKind(_Strict):
+class PlaceKind(Opening):
     """A kind of place the city has: how many (per district, per residents of a
     district, per city; more where its workers need them), named how, open when."""
 
@@ -145,15 +139,10 @@ class PlaceKind(_Strict):
     per_residents: int | None = Field(None, ge=1)
     per_city: int = Field(0, ge=0, le=10_000)
     staff: int = Field(20, ge=1, le=10_000, description="most workers one site employs")
-    hours: HoursText = None
-    closed_days: list[Weekday] = Field(default_factory=list)
     capacity: int | None = Field(None, ge=1, description="visitors, besides its staff")
 
-    def opening_hours(self) -> OpeningHours:
-        return OpeningHours.parse(self.hours, self.closed_days)
 
-
-class CityPlan(_Strict):
+class CityPlan(Strict):
     """How the city is laid out; the world file's own fields pass through."""
 
     name: str = Field(min_length=1, max_length=80)
@@ -170,7 +159,7 @@ class CityPlan(_Strict):
     attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
 
 
-class PopulationSpec(_Strict):
+class PopulationSpec(Strict):
     """The whole spec: who lives in the city, and the city's plan."""
 
     name: str = Field(min_length=1, max_length=80)

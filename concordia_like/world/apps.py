@@ -25,8 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from concordia_like.strict import Strict
 from concordia_like.world.state import name_key
 
 if TYPE_CHECKING:
@@ -37,9 +38,7 @@ APPS: tuple[str, ...] = ("messages", "feed", "bank")
 TEXT_LIMIT = 1000
 
 
-class _AppSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
+class _AppSpec(Strict):
     #: the most actions of this app one resident takes in one step
     max_per_step: int = Field(2, ge=1, le=100)
 
@@ -72,10 +71,8 @@ class BankSpec(_AppSpec):
     max_amount: int = Field(1000, ge=1, le=1_000_000)
 
 
-class AppsSpec(BaseModel):
+class AppsSpec(Strict):
     """The world file's `apps:` section (see the module's text)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     #: the item name that gives access; none: every resident has the apps
     device: str | None = Field("phone", min_length=1, max_length=80)

@@ -31,16 +31,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
+from concordia_like.strict import Strict
 from concordia_like.world.state import WorldState, name_key
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class RegrowRule(_Strict):
+class RegrowRule(Strict):
     """A renewable stock at a place (fish in a lake, grass on a common)."""
 
     kind: Literal["regrow"] = "regrow"
@@ -73,14 +70,14 @@ class RegrowRule(_Strict):
         return max(0.0, stock - max(stock / self.factor, float(self.collapse_below)))
 
 
-class SilenceRule(_Strict):
+class SilenceRule(Strict):
     """No speech between residents at these places (thinking aloud is still allowed)."""
 
     kind: Literal["silence"] = "silence"
     places: list[str] = Field(default_factory=list, max_length=100)
 
 
-class ConserveRule(_Strict):
+class ConserveRule(Strict):
     """Goods that only change hands: a create or destroy of them is refused, whoever
     proposes it (a resident's action, a scheduled event, an intervention)."""
 
@@ -88,7 +85,7 @@ class ConserveRule(_Strict):
     items: list[str] = Field(min_length=1, max_length=100)
 
 
-class MakeRule(_Strict):
+class MakeRule(Strict):
     """What a resident's action may bring into being (a create effect with an actor):
     `items`, at `places` by those who keep them (or by anyone at a public one), or
     anywhere by anyone when no place is listed. The world itself (scheduled events,

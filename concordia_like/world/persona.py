@@ -33,8 +33,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from concordia_like.strict import Strict
 from concordia_like.text import clip, squash
 from concordia_like.yaml_loader import ConfigFileError, ReadBudget, YamlDoc, load_model
 
@@ -50,11 +51,7 @@ def parse_hhmm(text: str) -> int:
     return int(m.group(1)) * 60 + int(m.group(2))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class RoutineItem(_Strict):
+class RoutineItem(Strict):
     """One entry of a typical day: from `at` on, the person does `activity` (at `place`)."""
 
     at: str = Field(description="start time, HH:MM")
@@ -72,14 +69,14 @@ class RoutineItem(_Strict):
         return parse_hhmm(self.at)
 
 
-class SeedMemory(_Strict):
+class SeedMemory(Strict):
     """A memory the person starts with; importance on the 1-10 scale memories use."""
 
     text: str = Field(min_length=1, max_length=500)
     importance: int = Field(5, ge=1, le=10)
 
 
-class PersonaCard(_Strict):
+class PersonaCard(Strict):
     """One resident, as written in `personas/<name>.yaml`."""
 
     name: str = Field(min_length=1, max_length=60)

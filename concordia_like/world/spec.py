@@ -47,9 +47,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from concordia_like.llm.sampling import SamplingOverrides
+from concordia_like.strict import Strict, naive
 from concordia_like.world.apps import AppsSpec
 from concordia_like.world.code_rules import CodeRule
 from concordia_like.world.effects import Effect, PropertyValue
@@ -64,19 +65,6 @@ RUN_SPAN = timedelta(days=36525)
 LATEST_START = datetime.max - RUN_SPAN  # noqa: DTZ901 (simulation times are local)
 
 
-class _Strict(BaseModel):
-    # an infinite or NaN number is no quantity, bound or price: refused where it is read
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
-    )
-
-
-def _naive(v: datetime) -> datetime:
-    if v.tzinfo is not None:
-        raise ValueError("simulation times are local: write them without a timezone")
-    return v
-
-
 def _opening_hours(text: str | None) -> str | None:
     OpeningHours.parse(text)
     return text
@@ -87,23 +75,29 @@ def _opening_hours(text: str | None) -> str | None:
 HoursText = Annotated[str | None, AfterValidator(_opening_hours)]
 
 
-class PlaceSpec(_Strict):
-    name: str | None = Field(None, max_length=80)
-    kind: str = Field("place", max_length=40)
-    description: str = Field("", max_length=1000)
-    connections: list[str] = Field(default_factory=list)
+class Opening(Strict):
+    """When a place opens: a world's place, and a kind of place a population spec's
+    city builds."""
+
     hours: HoursText = None
     closed_days: list[Weekday] = Field(default_factory=list)
-    capacity: int | None = Field(None, ge=1)
-    keyholders: list[str] = Field(default_factory=list)
-    #: where the viewer's map draws the place (any units; laid out when absent)
-    pos: tuple[float, float] | None = None
 
     def opening_hours(self) -> OpeningHours:
         return OpeningHours.parse(self.hours, self.closed_days)
 
 
-class ItemSpec(_Strict):
+class PlaceSpec(Opening):
+    name: str | None = Field(None, max_length=80)
+    kind: str = Field("place", max_length=40)
+    description: str = Field("", max_length=1000)
+    connections: list[str] = Field(default_factory=list)
+    capacity: int | None = Field(None, ge=1)
+    keyholders: list[str] = Field(default_factory=list)
+    #: where the viewer's map draws the place (any units; laid out when absent)
+    pos: tuple[float, float] | None = None
+
+
+class ItemSpec(Strict):
     id: str | None = Field(None, pattern=r"^[a-z][a-z0-9_\-]*$", max_length=80)
     name: str = Field(min_length=1, max_length=80)
     holder: str = Field(min_length=1, description="an agent's name or a place id")
@@ -111,7 +105,7 @@ class ItemSpec(_Strict):
     properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=16)
 
 
-class AttributeSpec(_Strict):
+class AttributeSpec(Strict):
     min: Number
     max: Number
     initial: Number
@@ -120,14 +114,14 @@ class AttributeSpec(_Strict):
     description: str = Field("", max_length=200)
 
 
-class ResidentSpec(_Strict):
+class ResidentSpec(Strict):
     persona: str = Field(min_length=1, description="path of the card, relative to this file")
     start: str | None = Field(None, description="starting place id (default: home)")
     home: str | None = Field(None, description="overrides the card's home")
     attributes: dict[str, Number] = Field(default_factory=dict)
 
 
-class ScheduledEventSpec(_Strict):
+class ScheduledEventSpec(Strict):
     id: str | None = Field(None, max_length=80)
     at: datetime
     text: str = Field(min_length=1, max_length=500)
@@ -139,10 +133,10 @@ class ScheduledEventSpec(_Strict):
     @field_validator("at", "until")
     @classmethod
     def _local(cls, v: datetime | None) -> datetime | None:
-        return v if v is None else _naive(v)
+        return naive(v)
 
 
-class WorldSpec(_Strict):
+class WorldSpec(Strict):
     name: str = Field(min_length=1, max_length=80)
     description: str = Field("", max_length=2000)
     start: datetime
@@ -172,7 +166,7 @@ class WorldSpec(_Strict):
     @field_validator("start")
     @classmethod
     def _local(cls, v: datetime) -> datetime:
-        v = _naive(v)
+        v = naive(v)
         if v > LATEST_START:
             raise ValueError(
                 f"{v} leaves the clock no room to run: a start must be {LATEST_START:%Y-%m-%d} "
