@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from concordia_like.agents.actions import Message
+from concordia_like.agents.actions import Message, Wait
 from concordia_like.engine.hooks import StepHook, StepInput
 from concordia_like.engine.runs import start_run
 from concordia_like.engine.simulation import StepAborted
@@ -131,13 +131,15 @@ def test_reach_follows_reads_and_cascade_follows_messages():
 
 
 class TryToMessage(StepHook):
-    """Ann messages Bob at every step (refused while the messages app is down)."""
+    """Ann messages Bob at every step (refused while the messages app is down); Bob
+    waits for it, so that he keeps his phone (the scripted model might give it away)."""
 
     name = "try"
 
     async def before_acting(self, sim, step):
         text = f"Step {step}: are you at the square?"
-        return StepInput(actions={"Ann Reed": Message(kind="message", to="Bob Vale", text=text)})
+        ann = Message(kind="message", to="Bob Vale", text=text)
+        return StepInput(actions={"Ann Reed": ann, "Bob Vale": Wait(kind="wait", text="reads")})
 
 
 async def _run(scenario, condition, root, steps=5):
