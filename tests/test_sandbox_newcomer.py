@@ -253,8 +253,9 @@ async def test_degraded_call_warnings_go_to_the_log_file_not_the_screen(runs_roo
         assert warned >= 1
         # the screen: the step, and one line saying how many and where
         notices = [line for line in out.splitlines() if "such as a degraded model call" in line]
+        what = "warning" if warned == 1 else "warnings"
         assert notices == [
-            f"  ({warned} warnings, such as a degraded model call, in {folder / LOG_NAME})"
+            f"  ({warned} {what}, such as a degraded model call, in {folder / LOG_NAME})"
         ]
         assert "unusable model output" not in out
         assert "unusable model output" not in capsys.readouterr().err
