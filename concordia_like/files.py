@@ -207,8 +207,8 @@ def check_replaceable(path: str | Path, writes: Collection[str]) -> None:
         raise ConfigError(f"{p}: is not a folder; name a folder to write")
     if not p.exists():
         return
-    here = Path.cwd().resolve()
-    if p.resolve() == here or p.resolve() in here.parents:
+    here, full = Path.cwd().resolve(), p.resolve()
+    if full == here or full in here.parents:
         raise ConfigError(
             f"{p}: is the folder this command runs in, or holds it, and would be replaced "
             "whole; name a new folder"
@@ -230,13 +230,14 @@ def _folder(path: Path, replace: bool, writes: Collection[str]) -> Iterator[Path
     try:
         yield tmp
         os.chmod(tmp, FOLDER_MODE)
-        if path.is_symlink() or path.is_file():
+        if replace:  # what is there may have changed while the block ran
+            check_replaceable(path, writes)
+        elif path.is_symlink() or path.is_file():
             raise ConfigError(f"{path}: is not a folder; name a folder to write")
         if path.exists():
             if not replace:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return
-            check_replaceable(path, writes)  # it may have changed while the block ran
             shutil.rmtree(path)
         try:
             os.replace(tmp, path)
