@@ -196,12 +196,15 @@ def atomic_folder(
         yield tmp
 
 
-def check_replaceable(path: str | Path, writes: Collection[str]) -> None:
-    """Refuses (ConfigError) to replace `path` where that would take anything its writer
-    did not write: a folder holding an entry not named in `writes` (the names the writer
-    puts there, so all that an earlier run of it leaves), a file or link, or the folder
-    the command runs in or one above it. A mistyped output folder must never remove a
-    user's files; commands call this before their long work, so they fail at once."""
+def check_replaceable(
+    path: str | Path, writes: Collection[str], *, risk: str = "the folder would be replaced whole"
+) -> None:
+    """Refuses (ConfigError) to take over `path` where that would take anything its
+    writer did not write: a folder holding an entry not named in `writes` (the names the
+    writer puts there, so all that an earlier run of it leaves), a file or link, or the
+    folder the command runs in or one above it. `risk` says what taking it over would
+    do. A mistyped output folder must never remove a user's files; commands call this
+    before their long work, so they fail at once."""
     p = Path(path)
     if p.is_symlink() or (p.exists() and not p.is_dir()):
         raise ConfigError(f"{p}: is not a folder; name a folder to write")
@@ -210,16 +213,14 @@ def check_replaceable(path: str | Path, writes: Collection[str]) -> None:
     here, full = Path.cwd().resolve(), p.resolve()
     if full == here or full in here.parents:
         raise ConfigError(
-            f"{p}: is the folder this command runs in, or holds it, and would be replaced "
-            "whole; name a new folder"
+            f"{p}: is the folder this command runs in, or holds it, and {risk}; name a new folder"
         )
     foreign = sorted(e.name for e in p.iterdir() if e.name not in writes)
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
         raise ConfigError(
             f"{p}: holds {', '.join(foreign[:3])}{more}, which this command does not "
-            "write, and the folder would be replaced whole; name a new folder, or one "
-            "it wrote before"
+            f"write, and {risk}; name a new folder, or one it wrote before"
         )
 
 

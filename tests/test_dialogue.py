@@ -379,6 +379,33 @@ def test_work_folder_of_another_job_is_refused(generated, tmp_path):
     assert not out.exists()
 
 
+def test_a_folder_no_job_made_is_refused_as_work_folder_and_kept(tmp_path):
+    # an experiment's folder: its runs/ holds runs no dialogue job journaled, which a job
+    # would clear as unfinished ones of its own
+    folder = tmp_path / "experiment"
+    (folder / "runs" / "seed-1").mkdir(parents=True)
+    (folder / "runs" / "seed-1" / "results.csv").write_text("seed,score\n1,3\n")
+    (folder / "summary.csv").write_text("score\n3\n")
+    (tmp_path / "runs-only" / "runs" / "seed-1").mkdir(parents=True)
+    before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    out = tmp_path / "d.jsonl"
+    res = dialogues(
+        "--world", str(TOWN), "--conversations", "2", "--backend", "scripted",
+        "--work", str(folder), "--out", str(out),
+    )  # fmt: skip
+    assert res.exit_code == 1
+    errors = [x for x in res.output.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "runs, summary.csv" in errors[0], res.output
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == before
+    assert not (folder / "job.json").exists() and not out.exists()
+    res = dialogues(
+        "--world", str(TOWN), "--conversations", "2", "--backend", "scripted",
+        "--work", str(tmp_path / "runs-only"), "--out", str(out),
+    )  # fmt: skip
+    assert res.exit_code == 1 and "holds runs," in res.output, res.output
+    assert (tmp_path / "runs-only" / "runs" / "seed-1").is_dir()
+
+
 # -- resuming -------------------------------------------------------------------------------
 
 

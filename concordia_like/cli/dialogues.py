@@ -210,6 +210,9 @@ def dialogues(
             raise ConfigError("--conversations N is needed to generate")
         if not world.exists():
             raise ConfigError(f"world file {world} does not exist")
+        from concordia_like.dialogue.job import check_work
+
+        check_work(work or work_path(out))
         loaded = load_world(world)
         if len(loaded.personas) < 2:
             raise ConfigError(f"world file {world}: a conversation needs two residents")

@@ -19,7 +19,7 @@ from concordia_like.dialogue.generate import JOURNAL, Journal, generate
 from concordia_like.dialogue.plan import plan_conversation
 from concordia_like.dialogue.records import world_hash
 from concordia_like.errors import ConfigError
-from concordia_like.files import write_atomic
+from concordia_like.files import check_replaceable, write_atomic
 from concordia_like.llm import LanguageModel
 from concordia_like.world.loader import World
 
@@ -34,8 +34,19 @@ class JobResult:
     attempted: int
 
 
+def check_work(work: Path) -> None:
+    """Refuse (ConfigError) a folder no job made as a work folder: a job clears its work
+    folder's `runs/` of runs it did not journal, so a folder of the user's (an
+    experiment's, with its own `runs/`) must never become one. A job writes its
+    `job.json` before anything else, so a folder without one is a job's only while empty."""
+    if not (work / "job.json").exists():
+        check_replaceable(work, (), risk="a job would clear its runs/ of what it did not journal")
+
+
 def check_job(work: Path, job: dict[str, Any]) -> None:
-    """Record the job in `work/job.json`, or refuse a work folder of another job."""
+    """Record the job in `work/job.json`, or refuse a work folder of another job or of
+    none (`check_work`)."""
+    check_work(work)
     path = work / "job.json"
     if path.exists():
         try:
