@@ -5,6 +5,7 @@ file, line and field with nothing written."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from concordia_like.cli.main import app
 from concordia_like.generate.fit import chi2_sf, fits
 from concordia_like.generate.names import read_list, shipped_lists
+from concordia_like.generate.population import draw_population, household_sizes, person_draws
 from concordia_like.generate.spec import ADULT_AGE
 from concordia_like.generate.write import CARDS, cards_text, generate, load_spec
 from concordia_like.world.card_lines import load_card_lines
@@ -81,6 +83,23 @@ def test_realised_distributions_fit_the_spec_at_2000():
     for f in fits(generate(SPEC, 2000, 11).population):
         assert f.tvd < 0.1, (f.field, f.tvd)
         assert f.p_value > 1e-4, (f.field, f.chi2)
+
+
+def test_tables_are_drawn_stratified_each_value_within_two_of_its_share():
+    # independent draws would stray by about ten people from a 12% share of 1,000
+    spec, names = load_spec(SPEC)
+    for n, seed in ((1000, 1), (333, 4), (50, 7)):
+        pop = draw_population(spec, names, n, seed)
+        for fields, weights in person_draws(spec):  # each table's own cells
+            counts = Counter(tuple(getattr(p, f) for f in fields) for p in pop.people)
+            for value, share in weights.probabilities().items():
+                assert abs(counts[value] - share * n) < 2, (n, fields, value, counts[value])
+        sizes = household_sizes(spec).probabilities()
+        counts = Counter(len(h) for h in pop.households)
+        for size, share in sizes.items():
+            assert abs(counts[size] - share * len(pop.households)) < 2, (n, size)
+        mean = sum(size * share for size, share in sizes.items())
+        assert abs(len(pop.households) - n / mean) < 2
 
 
 def test_chi_square_tail_matches_known_values():

@@ -4,9 +4,11 @@ spec's, with the total variation distance and a chi-square test's p-value.
 The total variation distance (half the sum of the absolute differences of the shares)
 is how far apart the two distributions are, whatever the size; the p-value says
 whether a difference that large is what chance gives at this size (a tiny one with a
-large population means a bug, not bad luck). Traits and values are drawn evenly
-without repeats, so every pick is compared with the even share of the pool; a
-household size is counted per household, the last one cut to fit the population.
+large population means a bug, not bad luck). The spec's tables are drawn stratified,
+so their fields fit to within about one person and their p-values are near 1; traits
+and values are drawn evenly without repeats, independently, so every pick is compared
+with the even share of the pool. A household size is counted per household, the last
+one cut to fit the population.
 """
 
 from __future__ import annotations
