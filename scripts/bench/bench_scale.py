@@ -4,8 +4,9 @@ Everything but the model is real (the scripted model answers at once): the sente
 embedder, the memory index, the store (SQLite, or PostgreSQL through the embedded
 server the tests use), the Game Master, attention and autopilot, planning, one commit
 per step. The world is the city generated from `worlds/city/city.yaml` at each size
-(`--world town`: the town's residents replicated); runs start at a working hour
-(`--start`).
+(`--world town`: the town's residents replicated). By default a run starts at the
+city's start of day (06:00) and is timed over the working hour after 10:00, when
+residents are where their day has taken them (`--start`, `--warmup`, `--steps`).
 
 Each size runs in a process of its own, so that its resident memory is its own. Per
 size it prints: seconds to build the world and to create the run (seed memories
@@ -22,8 +23,10 @@ per step, memories stored per step and bytes per memory stored. `--backend embed
 costs: seconds and calls per step (and every minute within a step, the calls answered
 so far by purpose), no resume.
 
-    .venv/bin/python scripts/bench/bench_scale.py --sizes 1000          # a few minutes
-    .venv/bin/python scripts/bench/bench_scale.py --sizes 1000 --backend embedded --steps 2
+    .venv/bin/python scripts/bench/bench_scale.py --sizes 1000          # about five minutes
+    .venv/bin/python scripts/bench/bench_scale.py --start 10:00 --warmup 1   # the walk to work
+    .venv/bin/python scripts/bench/bench_scale.py --sizes 1000 --start 10:00 --warmup 0 \\
+        --steps 2 --backend embedded
     .venv/bin/python scripts/bench/bench_scale.py                       # 1,000 and 10,000
     .venv/bin/python scripts/bench/bench_scale.py --store postgres
     .venv/bin/python scripts/bench/bench_scale.py --seed 2               # another city
@@ -291,12 +294,38 @@ def _per(row: dict[str, Any]) -> float:
     return row["store_kb_per_step"] / max(row["memories_per_step"], 1)
 
 
+def targets(small: dict[str, Any], big: dict[str, Any]) -> str:
+    """Issue 25's targets at 10,000 residents, each with its figure and whether it is met."""
+    checks = [
+        ("run created", big["create_s"], "s", "<", 60.0),
+        ("agent-steps/s", big["agent_steps_per_s"], "", ">=", 300.0),
+        ("RSS", big["rss_mb"], "MB", "<=", 8192.0),
+        ("store bytes per step vs 1,000", big["store_kb_per_step"] / small["store_kb_per_step"],
+         "x", "<=", 10.0),
+        ("resume", big["resume_s"], "s", "<", 30.0),
+        ("agent-steps/s vs 1,000", big["agent_steps_per_s"] / small["agent_steps_per_s"],
+         "x", ">=", 0.7),
+    ]  # fmt: skip
+    ops = {"<": float.__lt__, "<=": float.__le__, ">=": float.__ge__}
+    out = []
+    for name, value, unit, op, bound in checks:
+        digits = {"x": 3, "s": 1}.get(unit, 0)
+        shown = f"x{value:.{digits}f}" if unit == "x" else f"{value:.{digits}f} {unit}".rstrip()
+        verdict = "met" if ops[op](float(value), bound) else "NOT met"
+        out.append(f"{name} {shown} ({op} {bound:g}: {verdict})")
+    return "targets at 10000: " + "; ".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,10000", help="residents per run (default 1000,10000)")
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per size (default 3)")
-    ap.add_argument("--warmup", type=int, default=1, help="steps before the timing (default 1)")
-    ap.add_argument("--start", default="10:00", help="time of day the runs start (default 10:00)")
+    ap.add_argument("--steps", type=int, default=9, help="timed steps per size (default 9)")
+    ap.add_argument(
+        "--warmup", type=int, default=24, help="steps before the timing (default 24: to 10:00)"
+    )
+    ap.add_argument(
+        "--start", default="06:00", help="time of day the runs start (default 06:00, the city's)"
+    )
     ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument(
         "--seed",
@@ -378,10 +407,12 @@ def main() -> None:
 
         print(
             f"{sizes[-1]} against {sizes[0]}: agent-steps/s x{times('agent_steps_per_s'):.2f}, "
-            f"store bytes per step x{times('store_kb_per_step'):.1f}, memories stored per step "
-            f"x{times('memories_per_step'):.1f}, bytes per memory stored "
+            f"store bytes per step x{times('store_kb_per_step'):.3f}, memories stored per step "
+            f"x{times('memories_per_step'):.2f}, bytes per memory stored "
             f"x{_per(big) / _per(small):.2f}"
         )
+        if sizes[-1] == 10000 and not on_model(args):
+            print(targets(small, big))
     big = rows.get(10000, {})
     nan = float("nan")
     print(
