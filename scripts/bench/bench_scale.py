@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import operator
 import os
 import resource
 import shutil
@@ -306,12 +307,12 @@ def targets(small: dict[str, Any], big: dict[str, Any]) -> str:
         ("agent-steps/s vs 1,000", big["agent_steps_per_s"] / small["agent_steps_per_s"],
          "x", ">=", 0.7),
     ]  # fmt: skip
-    ops = {"<": float.__lt__, "<=": float.__le__, ">=": float.__ge__}
+    ops = {"<": operator.lt, "<=": operator.le, ">=": operator.ge}
     out = []
     for name, value, unit, op, bound in checks:
         digits = {"x": 3, "s": 1}.get(unit, 0)
         shown = f"x{value:.{digits}f}" if unit == "x" else f"{value:.{digits}f} {unit}".rstrip()
-        verdict = "met" if ops[op](float(value), bound) else "NOT met"
+        verdict = "met" if ops[op](value, bound) else "NOT met"
         out.append(f"{name} {shown} ({op} {bound:g}: {verdict})")
     return "targets at 10000: " + "; ".join(out)
 
